@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Cohort(models.TextChoices):
+    CLINICAL = "clinical", "Clinical (postoperative patients)"
+    SIMULATED = "simulated", "Simulated (volunteers)"
+
+
+class Consent(models.TextChoices):
+    GRANTED = "granted", "Granted"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class PatientQuerySet(models.QuerySet):
+    def consented(self) -> PatientQuerySet:
+        return self.filter(consent=Consent.GRANTED)
+
+
+class Patient(models.Model):
+    """A pseudonymous patient or volunteer. `code` is the only identifier PainSite stores."""
+
+    code = models.CharField(max_length=64, unique=True)
+    cohort = models.CharField(max_length=16, choices=Cohort.choices)
+    consent = models.CharField(max_length=16, choices=Consent.choices, default=Consent.GRANTED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PatientQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(cohort__in=Cohort.values), name="patient_cohort_valid"),
+            models.CheckConstraint(condition=Q(consent__in=Consent.values), name="patient_consent_valid"),
+            models.CheckConstraint(condition=~Q(code=""), name="patient_code_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def has_consent(self) -> bool:
+        return self.consent == Consent.GRANTED
+
+
+class ImageQuerySet(models.QuerySet):
+    def consented(self) -> ImageQuerySet:
+        return self.filter(patient__consent=Consent.GRANTED)
+
+
+class Image(models.Model):
+    """A stored face image: re-encoded, EXIF stripped, orientation applied."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="images")
+    file = models.FileField(upload_to="images/%Y/%m/", max_length=255)
+    thumbnail = models.FileField(upload_to="thumbnails/%Y/%m/", max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64, unique=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    # Face box [x, y, w, h] in stored-image pixels, or null when no face was found.
+    face_box = models.JSONField(null=True, blank=True)
+    captured_at = models.DateTimeField(null=True, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+    # Denormalised for the labeling queue: kept current by annotation.services when labels are
+    # recorded, so "never labeled first" is an index scan, not a count over 150,000 labels.
+    label_count = models.PositiveIntegerField(default=0)
+    observer_rater_count = models.PositiveIntegerField(default=0)
+
+    objects = ImageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-uploaded_at", "-id"]
+        permissions = [("view_withdrawn_images", "Can view images of patients who withdrew consent")]
+        indexes = [
+            models.Index(fields=["label_count", "id"], name="image_queue_idx"),
+            models.Index(fields=["observer_rater_count", "id"], name="image_second_rater_idx"),
+            models.Index(fields=["patient", "uploaded_at"], name="image_patient_time_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="image_size_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"image {self.pk} of {self.patient_id}"
+
+
+class LabelKind(models.TextChoices):
+    SELF_REPORT = "self_report", "Self-report"
+    OBSERVER = "observer", "Observer"
+
+
+class PainLabel(models.Model):
+    """One NRS score. Append-only: a correction is a new row superseding the rater's previous one."""
+
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="labels")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="pain_labels")
+    nrs = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=16, choices=LabelKind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("export_labels", "Can export labels")]
+        indexes = [
+            models.Index(fields=["image", "rater", "-created_at"], name="label_image_rater_idx"),
+            models.Index(fields=["rater", "-created_at"], name="label_rater_time_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(nrs__gte=0) & Q(nrs__lte=10), name="painlabel_nrs_0_10"),
+            models.CheckConstraint(condition=Q(kind__in=LabelKind.values), name="painlabel_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"NRS {self.nrs} ({self.kind}) on image {self.image_id}"

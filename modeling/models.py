@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from annotation.models import Image, Patient
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "Train"
+    VAL = "val", "Validation"
+    TEST = "test", "Test (locked)"
+
+
+class SplitAssignment(models.Model):
+    """Which split a patient belongs to. Assigned once, never reshuffled."""
+
+    patient = models.OneToOneField(Patient, on_delete=models.PROTECT, related_name="split_assignment")
+    split = models.CharField(max_length=8, choices=Split.choices)
+    seed = models.IntegerField()
+    assigned_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(split__in=Split.values), name="split_valid")]
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} -> {self.split}"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class TrainingRunQuerySet(models.QuerySet):
+    def active(self) -> TrainingRunQuerySet:
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+
+class TrainingRun(models.Model):
+    """One request to train a model. This row, not the broker, is the source of truth."""
+
+    config = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    progress = models.FloatField(default=0.0)
+    epoch = models.PositiveIntegerField(default=0)
+    loss = models.FloatField(null=True, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    history = models.JSONField(default=list, blank=True)
+    data_manifest = models.JSONField(default=dict, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    objects = TrainingRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("cancel_trainingrun", "Can cancel training runs")]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1), name="run_progress_0_1"),
+            models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="run_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"training run {self.pk} ({self.status})"
+
+
+class Stage(models.TextChoices):
+    CANDIDATE = "candidate", "Candidate"
+    PRODUCTION = "production", "Production"
+    ARCHIVED = "archived", "Archived"
+
+
+class ModelVersion(models.Model):
+    """A trained model with everything needed to reproduce and audit it. Immutable once written,
+    except for `stage`, which changes only through a promotion (see PromotionEvent)."""
+
+    name = models.CharField(max_length=32, unique=True)
+    training_run = models.OneToOneField(TrainingRun, on_delete=models.PROTECT, related_name="model_version")
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.CANDIDATE, db_index=True)
+    cohorts = models.JSONField(default=list)
+    mode = models.CharField(max_length=16)
+    data_manifest = models.JSONField(default=dict)
+    data_manifest_sha256 = models.CharField(max_length=64)
+    split_sha256 = models.CharField(max_length=64)
+    label_rule = models.CharField(max_length=32)
+    pain_levels = models.JSONField(default=list)
+    hyperparameters = models.JSONField(default=dict)
+    seed = models.IntegerField()
+    code_version = models.CharField(max_length=64, blank=True)
+    library_versions = models.JSONField(default=dict)
+    device = models.CharField(max_length=64)
+    backbone = models.CharField(max_length=128)
+    backbone_sha256 = models.CharField(max_length=64, blank=True)
+    weights_path = models.CharField(max_length=500)
+    weights_sha256 = models.CharField(max_length=64)
+    n_train_images = models.PositiveIntegerField(default=0)
+    n_train_patients = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict)
+    test_predictions = models.JSONField(default=list)
+    training_history = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("promote_modelversion", "Can promote model versions")]
+        constraints = [
+            models.CheckConstraint(condition=Q(stage__in=Stage.values), name="modelversion_stage_valid"),
+            # At most one production model at any time.
+            models.UniqueConstraint(
+                fields=["stage"], condition=Q(stage="production"), name="one_production_model_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_random_init(self) -> bool:
+        return self.backbone == "random-init"
+
+
+class PromotionEvent(models.Model):
+    """One stage change of a model version. Append-only."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotions")
+    from_stage = models.CharField(max_length=16, choices=Stage.choices)
+    to_stage = models.CharField(max_length=16, choices=Stage.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} {self.from_stage} -> {self.to_stage}"
+
+
+class Assessment(models.Model):
+    """One assessment of an image by a model version."""
+
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="assessments")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="assessments")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="assessments")
+    level = models.CharField(max_length=32)
+    probabilities = models.JSONField(default=dict)
+    face_found = models.BooleanField(default=False)
+    assessed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["patient", "created_at"], name="assessment_patient_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.level} by {self.model_version} on image {self.image_id}"

@@ -1,0 +1,26 @@
+"""The Celery app: two queues, `default` (imports, face crops, features) and `training`."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "painsite.settings")
+
+app = Celery("painsite")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+# Tasks that train or evaluate a network go to GPU-capable `training` workers; everything
+# else runs on `default` workers.
+TRAINING_TASKS = frozenset({"modeling.tasks.run_training"})
+
+
+def route_task(name: str, args, kwargs, options, task=None, **kw) -> dict[str, str]:
+    return {"queue": "training" if name in TRAINING_TASKS else "default"}
+
+
+app.conf.task_queues = (Queue("default"), Queue("training"))
+app.conf.task_routes = (route_task,)
+app.autodiscover_tasks()

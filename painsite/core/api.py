@@ -1,0 +1,71 @@
+"""API plumbing shared by every app: error shape and role-based permissions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import permissions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def error_response(message: str, *, status_code: int = 400, details: Any = None) -> Response:
+    return Response({"error": message, "details": details}, status=status_code)
+
+
+def exception_handler(exc, context):
+    """Every API error is `{"error": "...", "details": ...}` with its 4xx status."""
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    if isinstance(data, dict) and set(data) == {"detail"}:
+        response.data = {"error": str(data["detail"]), "details": None}
+    elif isinstance(data, dict) and "error" in data:
+        pass
+    else:
+        response.data = {"error": _summary(data), "details": data}
+    return response
+
+
+def _summary(data: Any) -> str:
+    if isinstance(data, dict):
+        field, problems = next(iter(data.items()), ("", ""))
+        problem = problems[0] if isinstance(problems, list) and problems else problems
+        if field == "non_field_errors":
+            return str(problem)
+        return f"{field}: {problem}"
+    if isinstance(data, list) and data:
+        return str(data[0])
+    return "invalid request"
+
+
+class HasPermission(permissions.BasePermission):
+    """Allow a request when the user holds every Django permission the view lists.
+
+    Views set `required_permissions = {"GET": [...], "POST": [...]}`; a method not listed is
+    checked against the "*" entry. An authenticated user without them gets 403.
+    """
+
+    def has_permission(self, request, view) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        required = getattr(view, "required_permissions", {})
+        names = required.get(request.method, required.get("*", []))
+        return request.user.has_perms(names)
+
+
+def permission_classes_for(**by_method: list[str]):
+    """Shortcut used by function API views: @permission_classes(permission_classes_for(GET=[...]))."""
+
+    class _Required(HasPermission):
+        def has_permission(self, request, view) -> bool:
+            if not (request.user and request.user.is_authenticated):
+                return False
+            names = by_method.get(request.method, by_method.get("*", []))
+            return request.user.has_perms(names)
+
+    return [_Required]
+
+
+__all__ = ["error_response", "exception_handler", "HasPermission", "permission_classes_for", "status"]

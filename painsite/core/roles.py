@@ -1,0 +1,82 @@
+"""Roles are Django groups. Each role's permissions are listed here, in one place.
+
+clinician < researcher < admin: each role holds the permissions of the one before it.
+Admins are also staff (the Django admin) and hold every permission of the PainSite apps.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AnonymousUser, Group, Permission, User
+
+CLINICIAN = "clinician"
+RESEARCHER = "researcher"
+ADMIN = "admin"
+ROLES = (CLINICIAN, RESEARCHER, ADMIN)
+
+CLINICIAN_PERMISSIONS = [
+    "annotation.view_patient",
+    "annotation.add_patient",
+    "annotation.change_patient",
+    "annotation.view_image",
+    "annotation.add_image",
+    "annotation.view_painlabel",
+    "annotation.add_painlabel",
+    "modeling.view_assessment",
+    "modeling.add_assessment",
+]
+RESEARCHER_PERMISSIONS = CLINICIAN_PERMISSIONS + [
+    "annotation.export_labels",
+    "modeling.view_trainingrun",
+    "modeling.add_trainingrun",
+    "modeling.cancel_trainingrun",
+    "modeling.view_modelversion",
+    "modeling.view_promotionevent",
+]
+ADMIN_PERMISSIONS = RESEARCHER_PERMISSIONS + [
+    "modeling.promote_modelversion",
+    "core.view_auditevent",
+    "annotation.view_withdrawn_images",
+]
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    CLINICIAN: CLINICIAN_PERMISSIONS,
+    RESEARCHER: RESEARCHER_PERMISSIONS,
+    ADMIN: ADMIN_PERMISSIONS,
+}
+
+
+def _permissions(names: list[str]) -> list[Permission]:
+    found = []
+    for name in names:
+        app_label, codename = name.split(".", 1)
+        permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+        if permission is not None:
+            found.append(permission)
+    return found
+
+
+def sync_role_groups(using: str = "default") -> None:
+    """Create the role groups and give each exactly the permissions ROLE_PERMISSIONS lists."""
+    for role, names in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.using(using).get_or_create(name=role)
+        group.permissions.set(_permissions(names))
+
+
+def role_of(user: User | AnonymousUser) -> str | None:
+    """The highest role the user holds, or None for an outsider or anonymous user."""
+    if not user.is_authenticated:
+        return None
+    names = {group.name for group in user.groups.all()}
+    for role in reversed(ROLES):
+        if role in names:
+            return role
+    return None
+
+
+def assign_role(user: User, role: str) -> None:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; valid roles: {', '.join(ROLES)}")
+    user.groups.remove(*Group.objects.filter(name__in=ROLES))
+    user.groups.add(Group.objects.get(name=role))
+    if role == ADMIN and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.models import User
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from painsite.core.models import AuditEvent
+from painsite.core.selectors import dashboard_counts
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "core/dashboard.html", {"counts": dashboard_counts()})
+
+
+def _parse_day(value: str | None) -> datetime | None:
+    try:
+        day = datetime.strptime(value or "", "%Y-%m-%d").date()
+    except ValueError:
+        return None
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+@login_required
+@permission_required("core.view_auditevent", raise_exception=True)
+def audit_log(request: HttpRequest) -> HttpResponse:
+    events = AuditEvent.objects.all()
+    user_filter = request.GET.get("user", "")
+    action_filter = request.GET.get("action", "")
+    if user_filter:
+        events = events.filter(actor_username=user_filter)
+    if action_filter:
+        events = events.filter(action=action_filter)
+    since = _parse_day(request.GET.get("since"))
+    until = _parse_day(request.GET.get("until"))
+    if since:
+        events = events.filter(created_at__gte=since)
+    if until:
+        events = events.filter(created_at__lt=until + timezone.timedelta(days=1))
+    page = Paginator(events, 100).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "actions": AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct(),
+        "usernames": User.objects.order_by("username").values_list("username", flat=True),
+        "filters": {
+            "user": user_filter,
+            "action": action_filter,
+            "since": request.GET.get("since", ""),
+            "until": request.GET.get("until", ""),
+        },
+    }
+    return render(request, "core/audit.html", context)

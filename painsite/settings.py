@@ -1,0 +1,255 @@
+"""PainSite settings: one file, every value from the environment, embedded defaults.
+
+With no environment at all a fresh clone runs on SQLite, an embedded SQLite broker and local
+media under ./var/. Production sets PAINSITE_ENV=production plus plain URLs for PostgreSQL and
+Redis/RabbitMQ (see README.md and docs/deploy.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+
+def envbool(name: str, default: str) -> bool:
+    return os.getenv(name, default).strip().lower() in ("1", "true", "yes", "on")
+
+
+def envint(name: str, default: str) -> int:
+    return int(os.getenv(name, default))
+
+
+def envfloat(name: str, default: str) -> float:
+    return float(os.getenv(name, default))
+
+
+def envlist(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
+
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.getenv("PAINSITE_VAR_DIR", BASE_DIR / "var"))
+
+PRODUCTION = os.getenv("PAINSITE_ENV", "development") == "production"
+DEBUG = envbool("DEBUG", "False" if PRODUCTION else "True")
+
+SECRET_KEY = os.getenv("SECRET_KEY", "")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY must be set when PAINSITE_ENV=production")
+    SECRET_KEY = "development-only-key-do-not-use-in-production-0123456789abcdef"
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_results",
+    "painsite.core",
+    "annotation",
+    "modeling",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "painsite.urls"
+WSGI_APPLICATION = "painsite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "painsite.core.context_processors.roles",
+            ],
+        },
+    },
+]
+
+# Database: SQLite by default. The web process and the worker write at the same time (labels,
+# progress, heartbeats), so SQLite runs in WAL mode with a busy timeout and takes its write lock
+# at the start of each transaction: neither side ever sees "database is locked".
+SQLITE_PATH = VAR_DIR / "painsite.sqlite3"
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.getenv("DATABASE_URL", f"sqlite:///{SQLITE_PATH}"),
+        conn_max_age=envint("DATABASE_CONN_MAX_AGE", "0"),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = str(VAR_DIR / "test-painsite.sqlite3")
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.getenv("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(os.getenv("PAINSITE_STATIC_ROOT", VAR_DIR / "static"))
+
+# Face images are protected health information: MEDIA_ROOT is never mapped to a URL. Files
+# leave the server only through annotation's authenticated image view.
+MEDIA_ROOT = Path(os.getenv("PAINSITE_MEDIA_ROOT", VAR_DIR / "media"))
+MEDIA_URL = None
+PAINSITE_DATA_DIR = Path(os.getenv("PAINSITE_DATA_DIR", VAR_DIR / "data"))
+
+STORAGE_BACKEND = os.getenv("PAINSITE_STORAGE", "local")
+if STORAGE_BACKEND == "s3":
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.getenv("PAINSITE_S3_BUCKET", ""),
+            "endpoint_url": os.getenv("PAINSITE_S3_ENDPOINT_URL") or None,
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+elif STORAGE_BACKEND == "local":
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": None},
+    }
+else:
+    raise ImproperlyConfigured(f"PAINSITE_STORAGE must be 'local' or 's3', not {STORAGE_BACKEND!r}")
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# Uploads: bytes and pixels are capped before anything is stored (see annotation/intake.py).
+PAINSITE_MAX_UPLOAD_BYTES = envint("PAINSITE_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024))
+PAINSITE_MAX_IMAGE_PIXELS = envint("PAINSITE_MAX_IMAGE_PIXELS", str(40_000_000))
+PAINSITE_MAX_ARCHIVE_BYTES = envint("PAINSITE_MAX_ARCHIVE_BYTES", str(2 * 1024 * 1024 * 1024))
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# Pain levels: "none:0,mild:1-3,moderate:4-6,severe:7-10".
+PAINSITE_PAIN_LEVELS = os.getenv("PAINSITE_PAIN_LEVELS", "none:0,mild:1-3,moderate:4-6,severe:7-10")
+PAINSITE_SEVERE_ALERT_THRESHOLD = envfloat("PAINSITE_SEVERE_ALERT_THRESHOLD", "0.5")
+PAINSITE_VGG16_WEIGHTS = os.getenv("PAINSITE_VGG16_WEIGHTS", "")
+
+# Celery. The embedded default is kombu's SQLAlchemy transport on a SQLite file: a real
+# `celery worker` process with no broker server. Production: redis://… or amqp://….
+CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", "")
+if not CELERY_BROKER_URL:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}"
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", str(6 * 3600))
+CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", str(6 * 3600 + 300))
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis redelivers unacknowledged tasks only after the visibility timeout: keep it above the
+# longest training run.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", str(12 * 3600))}
+CELERY_TASK_ALWAYS_EAGER = False
+
+REST_FRAMEWORK = {
+    # Token first, so an anonymous API request gets 401 with a WWW-Authenticate header.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "painsite.core.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PainSite API",
+    "DESCRIPTION": "Postoperative pain assessment from facial images: patients, images, labels, "
+    "training runs, model versions and assessments.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", str(8 * 3600))
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "True")
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", str(365 * 24 * 3600))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
