@@ -1,3 +1,5 @@
-from django.urls import path
+from modeling.urls_assessment import urlpatterns as assessment_urlpatterns
+from modeling.urls_results import urlpatterns as results_urlpatterns
+from modeling.urls_training import urlpatterns as training_urlpatterns
 
-urlpatterns: list = []
+urlpatterns = [*training_urlpatterns, *results_urlpatterns, *assessment_urlpatterns]
