@@ -48,6 +48,8 @@ class TrainingRun(models.Model):
     """One request to train a model. This row, not the broker, is the source of truth."""
 
     config = models.JSONField(default=dict)
+    # The Celery queue the run is sent to; at most one run is queued or running per queue.
+    queue = models.CharField(max_length=32, default="training")
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
     progress = models.FloatField(default=0.0)
     epoch = models.PositiveIntegerField(default=0)
@@ -60,6 +62,10 @@ class TrainingRun(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     celery_task_id = models.CharField(max_length=64, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    # Seconds spent inside the ML core (training, prediction, metrics), to measure orchestration
+    # overhead: the run's wall time minus this.
+    ml_seconds = models.FloatField(null=True, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -76,10 +82,18 @@ class TrainingRun(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1), name="run_progress_0_1"),
             models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="run_status_valid"),
+            # A second request while a run is queued or running is refused, not silently stacked.
+            models.UniqueConstraint(
+                fields=["queue"], condition=Q(status__in=ACTIVE_STATUSES), name="one_active_run_per_queue"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"training run {self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
 
 
 class Stage(models.TextChoices):
