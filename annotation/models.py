@@ -121,3 +121,57 @@ class PainLabel(models.Model):
 
     def __str__(self) -> str:
         return f"NRS {self.nrs} ({self.kind}) on image {self.image_id}"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class ImportJob(models.Model):
+    """One bulk import of an archive or folder: its progress and, when done, its report.
+
+    Small archives run inside the request; large ones on a `default` worker. Either way the row
+    is the record: `report` lists every created image, duplicate and rejected row with its reason.
+    """
+
+    source_name = models.CharField(max_length=255, blank=True)
+    # Name of the uploaded archive in the default storage while it waits for a worker; cleared
+    # (and the file deleted) once the import has finished.
+    archive = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    duplicate_count = models.PositiveIntegerField(default=0)
+    rejected_count = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ImportStatus.values), name="importjob_status_valid"),
+            models.CheckConstraint(
+                condition=Q(processed_rows__lte=models.F("total_rows")), name="importjob_processed_within_total"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (ImportStatus.SUCCEEDED, ImportStatus.FAILED)
+
+    @property
+    def progress(self) -> float:
+        return self.processed_rows / self.total_rows if self.total_rows else (1.0 if self.is_finished else 0.0)
