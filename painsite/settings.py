@@ -253,3 +253,28 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Training runs (modeling/services.py, modeling/training_runner.py): defaults for a run's config
+# (each run records the values it used) and the crash-recovery policy. A worker writes a heartbeat
+# every PAINSITE_TRAINING_HEARTBEAT_SECONDS; a running run whose heartbeat is older than
+# PAINSITE_TRAINING_STALE_SECONDS lost its worker and is resumed from its last epoch checkpoint,
+# or failed after PAINSITE_TRAINING_MAX_ATTEMPTS attempts. Celery beat runs the check (`worker -B`
+# in `make run`, one `celery beat` process in production: docs/deploy.md).
+PAINSITE_TRAINING_EPOCHS = envint("PAINSITE_TRAINING_EPOCHS", "30")
+PAINSITE_TRAINING_LR = envfloat("PAINSITE_TRAINING_LR", "0.001")
+PAINSITE_TRAINING_BATCH_SIZE = envint("PAINSITE_TRAINING_BATCH_SIZE", "32")
+PAINSITE_TRAINING_IMAGE_SIZE = envint("PAINSITE_TRAINING_IMAGE_SIZE", "224")
+PAINSITE_TRAINING_PATIENCE = envint("PAINSITE_TRAINING_PATIENCE", "5")
+PAINSITE_TRAINING_SEED = envint("PAINSITE_TRAINING_SEED", "0")
+PAINSITE_BOOTSTRAP_RESAMPLES = envint("PAINSITE_BOOTSTRAP_RESAMPLES", "2000")
+PAINSITE_SPLIT_SEED = envint("PAINSITE_SPLIT_SEED", "0")
+PAINSITE_TRAINING_HEARTBEAT_SECONDS = envfloat("PAINSITE_TRAINING_HEARTBEAT_SECONDS", "5")
+PAINSITE_TRAINING_STALE_SECONDS = envfloat("PAINSITE_TRAINING_STALE_SECONDS", "120")
+PAINSITE_TRAINING_MAX_ATTEMPTS = envint("PAINSITE_TRAINING_MAX_ATTEMPTS", "3")
+PAINSITE_REAPER_INTERVAL_SECONDS = envfloat("PAINSITE_REAPER_INTERVAL_SECONDS", "30")
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-training-runs": {
+        "task": "modeling.tasks.reap_stale_runs",
+        "schedule": PAINSITE_REAPER_INTERVAL_SECONDS,
+    },
+}
