@@ -95,8 +95,20 @@ class LabelKind(models.TextChoices):
     OBSERVER = "observer", "Observer"
 
 
+class PainLabelQuerySet(models.QuerySet):
+    def current(self) -> PainLabelQuerySet:
+        """Each rater's standing score per image: the head of its chain, unless it was taken back."""
+        return self.filter(superseded_by__isnull=True, is_retraction=False)
+
+
 class PainLabel(models.Model):
-    """One NRS score. Append-only: a correction is a new row superseding the rater's previous one."""
+    """One NRS score. Append-only: a correction is a new row superseding the rater's previous one.
+
+    Each (image, rater) pair has one chain of rows linked by `supersedes`; its last row is the
+    rater's standing score. Undo appends a row too (`is_undo`): it restores the value before the
+    undone one, or, when there was none, is a retraction (`is_retraction`: the rater has no score
+    on the image; nrs and kind repeat the score taken back, so the history reads plainly).
+    """
 
     image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="labels")
     rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="pain_labels")
@@ -106,6 +118,10 @@ class PainLabel(models.Model):
     supersedes = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
     )
+    is_undo = models.BooleanField(default=False)
+    is_retraction = models.BooleanField(default=False)
+
+    objects = PainLabelQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -117,6 +133,17 @@ class PainLabel(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(nrs__gte=0) & Q(nrs__lte=10), name="painlabel_nrs_0_10"),
             models.CheckConstraint(condition=Q(kind__in=LabelKind.values), name="painlabel_kind_valid"),
+            # One chain per (image, rater): only its first row supersedes nothing, and `supersedes`
+            # being one-to-one means no row is superseded twice, even by concurrent requests.
+            models.UniqueConstraint(
+                fields=["image", "rater"], condition=Q(supersedes__isnull=True), name="painlabel_one_chain_per_rater"
+            ),
+            models.CheckConstraint(
+                condition=Q(is_retraction=False) | Q(is_undo=True), name="painlabel_retraction_only_by_undo"
+            ),
+            models.CheckConstraint(
+                condition=Q(is_undo=False) | Q(supersedes__isnull=False), name="painlabel_undo_supersedes_a_label"
+            ),
         ]
 
     def __str__(self) -> str:
