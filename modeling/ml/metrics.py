@@ -1,0 +1,350 @@
+"""Evaluation metrics for one cohort's test predictions, and the paired comparison of two models.
+
+Point metrics come from scikit-learn; confidence intervals from the patient-cluster bootstrap
+(``bootstrap.py``); the paired p-value from DeLong's test (``delong.py``). Every returned value is
+plain JSON: ints, floats, lists, None; never NaN and never a NumPy scalar. The schema is
+documented field by field in docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    mean_absolute_error,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    roc_curve,
+)
+
+from . import bootstrap, delong
+
+DEFAULT_LEVEL_NAMES = ("none", "mild", "moderate", "severe")
+DEFAULT_LEVEL_RANGES = ((0, 0), (1, 3), (4, 6), (7, 10))
+BINARY_THRESHOLDS = {"nrs_ge_4": 4, "nrs_ge_7": 7}
+ROC_MAX_POINTS = 101
+CALIBRATION_BINS = 10
+# Stored probabilities may be rounded; a larger gap means the columns are not probabilities.
+PROBABILITY_SUM_TOLERANCE = 1e-3
+
+
+def evaluate_predictions(
+    levels_true: Sequence[int],
+    nrs: Sequence[int],
+    probabilities: Sequence[Sequence[float]],
+    patients: Sequence[object],
+    level_names: Sequence[str],
+    n_bootstrap: int = bootstrap.N_RESAMPLES,
+    seed: int = 0,
+    *,
+    level_ranges: Sequence[tuple[int, int]] | None = None,
+) -> dict[str, Any]:
+    """All metrics of one cohort. ``level_ranges`` gives each level's NRS range (low, high),
+    needed for the NRS >= 4 and >= 7 AUROCs; it defaults to none 0, mild 1-3, moderate 4-6,
+    severe 7-10 when the level names are those four."""
+    y, probs, patients = _validated(levels_true, probabilities, patients, level_names)
+    n_levels = len(level_names)
+    if len(y) == 0:
+        return {"n_images": 0, "n_patients": 0, "unavailable": "no test images in this cohort"}
+    nrs_values = np.asarray(nrs, dtype=np.int64)
+    if nrs_values.shape != y.shape:
+        raise ValueError(f"nrs has {nrs_values.size} values for {y.size} images")
+    predicted = probs.argmax(axis=1)
+    resamples = bootstrap.ClusterResamples.draw(patients, n_resamples=n_bootstrap, seed=seed)
+    dropped: dict[str, dict[str, int]] = {"auroc": {}, "f1": {}}
+
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y, predicted, labels=list(range(n_levels)), zero_division=0
+    )
+    f1_resamples = bootstrap.f1_per_level(resamples, y, predicted, n_levels)
+    levels: dict[str, Any] = {}
+    aurocs: dict[int, float] = {}
+    auroc_resamples: dict[int, np.ndarray] = {}
+    for level, name in enumerate(level_names):
+        is_level = y == level
+        auroc = _auroc_with_interval(is_level, probs[:, level], resamples)
+        if auroc["auroc"] is not None:
+            dropped["auroc"][name] = auroc["dropped"]
+            aurocs[level] = auroc["auroc"]
+            auroc_resamples[level] = auroc["resamples"]
+        f1_interval, dropped["f1"][name] = bootstrap.percentile_interval(f1_resamples[:, level])
+        levels[name] = {
+            "auroc": auroc["auroc"],
+            "ci": auroc["ci"],
+            "auroc_unavailable": auroc["unavailable"],
+            "precision": float(precision[level]),
+            "recall": float(recall[level]),
+            "f1": float(f1[level]),
+            "f1_ci": _as_list(f1_interval),
+            "support": int(support[level]),
+            "roc": _roc_points(is_level, probs[:, level]) if auroc["auroc"] is not None else {"fpr": [], "tpr": []},
+        }
+
+    macro_auroc, macro_auroc_ci = None, None
+    if aurocs:
+        macro_auroc = float(np.mean(list(aurocs.values())))
+        macro_values = np.mean(np.vstack(list(auroc_resamples.values())), axis=0)
+        interval, dropped["auroc"]["macro"] = bootstrap.percentile_interval(macro_values)
+        macro_auroc_ci = _as_list(interval)
+    macro_f1_interval, dropped["f1"]["macro"] = bootstrap.percentile_interval(
+        bootstrap.macro_f1(resamples, y, predicted, n_levels)
+    )
+
+    binary: dict[str, Any] = {}
+    ranges, ranges_problem = _level_ranges(level_names, level_ranges, y, nrs_values)
+    for key, threshold in BINARY_THRESHOLDS.items():
+        problem = ranges_problem or _threshold_problem(ranges, level_names, threshold)
+        if problem:
+            binary[key] = {"auroc": None, "ci": None, "unavailable": problem}
+            continue
+        at_or_above = [level for level, (low, _) in enumerate(ranges) if low >= threshold]
+        result = _auroc_with_interval(nrs_values >= threshold, probs[:, at_or_above].sum(axis=1), resamples)
+        if result["auroc"] is not None:
+            dropped["auroc"][key] = result["dropped"]
+        binary[key] = {"auroc": result["auroc"], "ci": result["ci"], "unavailable": result["unavailable"]}
+
+    return {
+        "n_images": int(len(y)),
+        "n_patients": int(resamples.n_patients),
+        "level_names": list(level_names),
+        "levels": levels,
+        "macro_auroc": macro_auroc,
+        "macro_auroc_ci": macro_auroc_ci,
+        "macro_auroc_levels": [level_names[level] for level in aurocs],
+        "macro_f1": float(f1_score(y, predicted, average="macro", zero_division=0)),
+        "macro_f1_ci": _as_list(macro_f1_interval),
+        "kappa_quadratic": _quadratic_kappa(y, predicted, n_levels),
+        "mae_level": float(mean_absolute_error(y, predicted)),
+        "binary": binary,
+        "confusion_matrix": confusion_matrix(y, predicted, labels=list(range(n_levels))).tolist(),
+        "calibration": calibration(y, probs),
+        "bootstrap": _bootstrap_description(resamples, dropped),
+    }
+
+
+def compare_predictions(
+    levels_true: Sequence[int],
+    probabilities_a: Sequence[Sequence[float]],
+    probabilities_b: Sequence[Sequence[float]],
+    patients: Sequence[object],
+    level_names: Sequence[str],
+    n_bootstrap: int = bootstrap.N_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Model b against model a on the same images in the same order: differences are b - a."""
+    y, probs_a, patients = _validated(levels_true, probabilities_a, patients, level_names)
+    _, probs_b, _ = _validated(levels_true, probabilities_b, patients, level_names)
+    if len(y) == 0:
+        return {"n_images": 0, "n_patients": 0, "unavailable": "no test images in this cohort"}
+    n_levels = len(level_names)
+    predicted_a, predicted_b = probs_a.argmax(axis=1), probs_b.argmax(axis=1)
+    f1_a = f1_score(y, predicted_a, labels=list(range(n_levels)), average=None, zero_division=0)
+    f1_b = f1_score(y, predicted_b, labels=list(range(n_levels)), average=None, zero_division=0)
+    resamples = bootstrap.ClusterResamples.draw(patients, n_resamples=n_bootstrap, seed=seed)
+    dropped: dict[str, int] = {}
+
+    levels: dict[str, Any] = {}
+    deltas: list[np.ndarray] = []
+    aurocs_a: list[float] = []
+    aurocs_b: list[float] = []
+    for level, name in enumerate(level_names):
+        is_level = y == level
+        entry: dict[str, Any] = {
+            "auroc_a": None, "auroc_b": None, "delta_auroc": None, "delta_ci": None, "delong_p": None,
+            "f1_a": float(f1_a[level]), "f1_b": float(f1_b[level]),
+            "delta_f1": float(f1_b[level] - f1_a[level]),
+            "unavailable": _auroc_problem(is_level),
+        }
+        levels[name] = entry
+        if entry["unavailable"]:
+            continue
+        auroc_a = float(roc_auc_score(is_level, probs_a[:, level]))
+        auroc_b = float(roc_auc_score(is_level, probs_b[:, level]))
+        delta_resamples = bootstrap.auroc(resamples, is_level, probs_b[:, level]) - bootstrap.auroc(
+            resamples, is_level, probs_a[:, level]
+        )
+        interval, dropped[name] = bootstrap.percentile_interval(delta_resamples)
+        entry.update(auroc_a=auroc_a, auroc_b=auroc_b, delta_auroc=auroc_b - auroc_a, delta_ci=_as_list(interval))
+        if min(is_level.sum(), (~is_level).sum()) >= 2:
+            entry["delong_p"] = delong.paired_test(is_level, probs_a[:, level], probs_b[:, level]).p_value
+        aurocs_a.append(auroc_a)
+        aurocs_b.append(auroc_b)
+        deltas.append(delta_resamples)
+
+    macro: dict[str, Any] = {"auroc_a": None, "auroc_b": None, "delta_auroc": None, "delta_ci": None}
+    if deltas:
+        interval, dropped["macro"] = bootstrap.percentile_interval(np.mean(np.vstack(deltas), axis=0))
+        macro_a, macro_b = float(np.mean(aurocs_a)), float(np.mean(aurocs_b))
+        macro.update(auroc_a=macro_a, auroc_b=macro_b, delta_auroc=macro_b - macro_a, delta_ci=_as_list(interval))
+
+    return {
+        "n_images": int(len(y)),
+        "n_patients": int(resamples.n_patients),
+        "level_names": list(level_names),
+        "levels": levels,
+        "macro": macro,
+        "bootstrap": _bootstrap_description(resamples, {"delta_auroc": dropped}),
+    }
+
+
+def calibration(levels_true: np.ndarray, probabilities: np.ndarray, n_bins: int = CALIBRATION_BINS) -> dict[str, Any]:
+    """Top-label expected calibration error over equal-width confidence bins, and the multi-class Brier score.
+
+    ECE = sum over bins of (images in bin / images) * |accuracy in bin - mean confidence in bin|,
+    where confidence is the highest level probability and a bin holds confidences in
+    (lower, upper] (the first bin also holds 0). Brier = mean over images of the sum over levels
+    of (probability - [level is the true one])^2, from 0 (perfect) to 2.
+    """
+    levels_true = np.asarray(levels_true)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == levels_true
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bin_of_image = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    bins: list[dict[str, Any]] = []
+    ece = 0.0
+    for index in range(n_bins):
+        in_bin = bin_of_image == index
+        count = int(in_bin.sum())
+        mean_confidence = float(confidence[in_bin].mean()) if count else None
+        accuracy = float(correct[in_bin].mean()) if count else None
+        if count:
+            ece += count / len(confidence) * abs(accuracy - mean_confidence)
+        bins.append(
+            {"lower": float(edges[index]), "upper": float(edges[index + 1]),
+             "confidence": mean_confidence, "accuracy": accuracy, "count": count}
+        )
+    one_hot = np.eye(probabilities.shape[1])[levels_true]
+    brier = float(np.mean(np.sum((probabilities - one_hot) ** 2, axis=1)))
+    return {"ece": float(ece), "brier": brier, "bins": bins}
+
+
+def downsample_roc(fpr: np.ndarray, tpr: np.ndarray, max_points: int = ROC_MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` points of the curve, evenly spaced along it, first and last kept.
+
+    Along a ROC curve fpr + tpr rises from 0 to 2, so points picked at equal steps of it are
+    spread evenly in both dense and sparse stretches; the drawn curve stays within 2 / (max_points
+    - 1) of the full one.
+    """
+    if len(fpr) <= max_points:
+        return fpr, tpr
+    travelled = fpr + tpr
+    targets = np.linspace(travelled[0], travelled[-1], max_points)
+    chosen = np.unique(np.clip(np.searchsorted(travelled, targets, side="left"), 0, len(fpr) - 1))
+    return fpr[chosen], tpr[chosen]
+
+
+def _validated(
+    levels_true: Sequence[int],
+    probabilities: Sequence[Sequence[float]],
+    patients: Sequence[object],
+    level_names: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray, list[object]]:
+    n_levels = len(level_names)
+    if n_levels < 2:
+        raise ValueError(f"need at least 2 pain levels, got {list(level_names)}")
+    y = np.asarray(levels_true, dtype=np.int64).reshape(-1)
+    probs = np.asarray(probabilities, dtype=np.float64)
+    if len(y) == 0:
+        probs = probs.reshape(0, n_levels)
+    patients = list(patients)
+    if probs.ndim != 2 or probs.shape != (len(y), n_levels):
+        raise ValueError(
+            f"probabilities must have one row per image and one column per level {list(level_names)}: "
+            f"expected shape {(len(y), n_levels)}, got {probs.shape}"
+        )
+    if len(patients) != len(y):
+        raise ValueError(f"{len(patients)} patients given for {len(y)} images")
+    if len(y) and (y.min() < 0 or y.max() >= n_levels):
+        raise ValueError(f"true levels must be between 0 and {n_levels - 1}, got {sorted(set(y.tolist()))}")
+    if not np.all(np.isfinite(probs)) or np.any(probs < 0):
+        raise ValueError("probabilities must be finite and non-negative")
+    if len(y) and np.max(np.abs(probs.sum(axis=1) - 1)) > PROBABILITY_SUM_TOLERANCE:
+        raise ValueError("each image's probabilities must sum to 1")
+    return y, probs, patients
+
+
+def _auroc_problem(y_binary: np.ndarray) -> str | None:
+    if not y_binary.any():
+        return "no positive cases in the test set"
+    if y_binary.all():
+        return "no negative cases in the test set"
+    return None
+
+
+def _auroc_with_interval(y_binary: np.ndarray, scores: np.ndarray, resamples: bootstrap.ClusterResamples) -> dict[str, Any]:
+    problem = _auroc_problem(y_binary)
+    if problem:
+        return {"auroc": None, "ci": None, "unavailable": problem, "dropped": None, "resamples": None}
+    values = bootstrap.auroc(resamples, y_binary, scores)
+    interval, dropped = bootstrap.percentile_interval(values)
+    return {
+        "auroc": float(roc_auc_score(y_binary, scores)),
+        "ci": _as_list(interval),
+        "unavailable": None,
+        "dropped": dropped,
+        "resamples": values,
+    }
+
+
+def _roc_points(y_binary: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
+    fpr, tpr, _ = roc_curve(y_binary, scores)
+    fpr, tpr = downsample_roc(fpr, tpr)
+    return {"fpr": [float(value) for value in fpr], "tpr": [float(value) for value in tpr]}
+
+
+def _quadratic_kappa(y: np.ndarray, predicted: np.ndarray, n_levels: int) -> float | None:
+    # Kappa is undefined (0/0) when truth and prediction are one and the same single level.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kappa = cohen_kappa_score(y, predicted, labels=list(range(n_levels)), weights="quadratic")
+    return float(kappa) if np.isfinite(kappa) else None
+
+
+def _level_ranges(
+    level_names: Sequence[str],
+    level_ranges: Sequence[tuple[int, int]] | None,
+    y: np.ndarray,
+    nrs: np.ndarray,
+) -> tuple[list[tuple[int, int]], str | None]:
+    if level_ranges is None:
+        if tuple(level_names) != DEFAULT_LEVEL_NAMES:
+            return [], "the NRS range of each level was not given"
+        ranges = [tuple(map(int, bounds)) for bounds in DEFAULT_LEVEL_RANGES]
+    else:
+        ranges = [(int(low), int(high)) for low, high in level_ranges]
+        if len(ranges) != len(level_names):
+            raise ValueError(f"{len(ranges)} NRS ranges given for {len(level_names)} levels")
+    lows = np.array([low for low, _ in ranges])[y]
+    highs = np.array([high for _, high in ranges])[y]
+    if np.any((nrs < lows) | (nrs > highs)):
+        message = "NRS scores do not fall inside their level's NRS range"
+        if level_ranges is not None:
+            raise ValueError(message)
+        return [], message + " (assumed none 0, mild 1-3, moderate 4-6, severe 7-10)"
+    return ranges, None
+
+
+def _threshold_problem(ranges: list[tuple[int, int]], level_names: Sequence[str], threshold: int) -> str | None:
+    for name, (low, high) in zip(level_names, ranges):
+        if low < threshold <= high:
+            return f"NRS {threshold} splits level '{name}' ({low}-{high}), so no level probabilities add up to NRS >= {threshold}"
+    return None
+
+
+def _bootstrap_description(resamples: bootstrap.ClusterResamples, dropped: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resamples": int(resamples.n_resamples),
+        "seed": int(resamples.seed),
+        "method": bootstrap.METHOD,
+        "confidence": bootstrap.CONFIDENCE,
+        "dropped": dropped,
+    }
+
+
+def _as_list(interval: bootstrap.Interval | None) -> list[float] | None:
+    return None if interval is None else interval.as_list()
