@@ -146,6 +146,6 @@ def percentile_interval(values: np.ndarray, *, confidence: float = CONFIDENCE) -
     dropped = int(values.size - valid.size)
     if valid.size == 0 or valid.size < MIN_VALID_SHARE * values.size:
         return None, dropped
-    tail = (1 - confidence) / 2 * 100
+    tail = round(50 * (1 - confidence), 10)  # 2.5 exactly, not 2.5000000000000027
     low, high = np.percentile(valid, [tail, 100 - tail])
     return Interval(float(low), float(high)), dropped
