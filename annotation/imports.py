@@ -1,0 +1,303 @@
+"""Bulk imports: a ZIP archive (browser or API) or a data set folder (`manage.py import_images`).
+
+Every import is an ImportJob row. The manifest is checked before the job exists, so a broken
+archive is refused at once; the images are then imported row by row through `store_image`, and
+each row ends up in exactly one list of the report: created, duplicates or rejected (with the
+reason). One bad row never stops the good ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.archive import (
+    ArchiveRejected,
+    Manifest,
+    ManifestRow,
+    MemberRejected,
+    SafeArchive,
+    parse_manifest,
+    safe_member_path,
+)
+from annotation.intake import DuplicateImage, ImageRejected, store_image
+from annotation.models import Consent, ImportJob, ImportStatus, Patient
+from annotation.services import PatientError, create_patient, record_label
+from painsite.core.services import record_event
+
+logger = logging.getLogger(__name__)
+
+# Archives up to this many rows and bytes are imported while the uploader waits (about a second
+# per 20 images); anything larger goes to a `default` worker and the uploader watches progress.
+INLINE_MAX_ROWS = getattr(settings, "PAINSITE_IMPORT_INLINE_MAX_ROWS", 25)
+INLINE_MAX_BYTES = getattr(settings, "PAINSITE_IMPORT_INLINE_MAX_BYTES", 25 * 1024 * 1024)
+PROGRESS_EVERY_ROWS = 10
+PROGRESS_EVERY_SECONDS = 2.0
+# Files zip tools add on their own; not worth a line in the report.
+TOOL_LITTER = ("__MACOSX/", ".DS_Store", "Thumbs.db")
+
+ReadFile = Callable[[str], bytes]
+
+
+@dataclass
+class ImportReport:
+    created: list[dict] = field(default_factory=list)
+    duplicates: list[dict] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+    unlisted: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ImportReport:
+        return cls(
+            created=list(data.get("created", [])),
+            duplicates=list(data.get("duplicates", [])),
+            rejected=list(data.get("rejected", [])),
+            unlisted=list(data.get("unlisted", [])),
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "created": self.created,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "unlisted": self.unlisted,
+        }
+
+
+def _archive_limits() -> dict[str, int]:
+    return {
+        "max_total_bytes": settings.PAINSITE_MAX_ARCHIVE_BYTES,
+        "max_member_bytes": settings.PAINSITE_MAX_UPLOAD_BYTES,
+    }
+
+
+def start_archive_import(*, archive: IO[bytes], size: int, source_name: str, actor: User) -> ImportJob:
+    """Check an uploaded ZIP and its manifest, then import it now (small) or on a worker (large).
+
+    Raises ArchiveRejected when the archive as a whole is unusable; nothing is stored then.
+    """
+    if size > settings.PAINSITE_MAX_ARCHIVE_BYTES:
+        raise ArchiveRejected(
+            f"the archive is {size:,} bytes; the limit is {settings.PAINSITE_MAX_ARCHIVE_BYTES:,} bytes"
+        )
+    with SafeArchive(archive, **_archive_limits()) as zipped:
+        manifest_text, folder = zipped.find_manifest()
+        manifest = parse_manifest(manifest_text)
+        unlisted = _unlisted_members(zipped.names, manifest, folder)
+    job = _create_job(source_name=source_name, manifest=manifest, actor=actor, unlisted=unlisted)
+    if len(manifest.rows) <= INLINE_MAX_ROWS and size <= INLINE_MAX_BYTES:
+        archive.seek(0)
+        return _run_archive(job, archive)
+    archive.seek(0)
+    job.archive = default_storage.save(f"imports/{job.pk}.zip", File(archive))
+    job.save(update_fields=["archive"])
+    from annotation.tasks import import_archive
+
+    transaction.on_commit(lambda: import_archive.delay(job.pk))
+    return job
+
+
+def import_folder(*, folder: Path, manifest_path: Path, actor: User) -> ImportJob:
+    """Import a data set folder (CPD/SPD style) described by a manifest CSV, right away."""
+    try:
+        manifest_text = manifest_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ArchiveRejected(f"cannot read the manifest {manifest_path}: {error}") from None
+    manifest = parse_manifest(manifest_text)
+    job = _create_job(source_name=str(folder)[-255:], manifest=manifest, actor=actor, unlisted=[])
+    return _run(job, manifest, _folder_reader(folder))
+
+
+def run_import_job(*, job_id: int) -> ImportJob:
+    """Finish a queued archive import (called by the worker). Safe to call again after a crash:
+    it resumes after the last row whose progress was saved."""
+    job = ImportJob.objects.select_related("created_by").get(pk=job_id)
+    if not job.is_finished:
+        if not job.archive:
+            return _fail(job, "the uploaded archive is no longer stored")
+        try:
+            with default_storage.open(job.archive, "rb") as archive:
+                job = _run_archive(job, archive)
+        except (OSError, ArchiveRejected) as error:
+            job = _fail(job, str(error))
+    if job.archive:
+        # The archive holds face images: it is kept only while the import needs it.
+        default_storage.delete(job.archive)
+        job.archive = ""
+        job.save(update_fields=["archive"])
+    return job
+
+
+def _create_job(*, source_name: str, manifest: Manifest, actor: User, unlisted: list[str]) -> ImportJob:
+    report = ImportReport(rejected=[problem.as_dict() for problem in manifest.problems], unlisted=unlisted)
+    job = ImportJob.objects.create(
+        source_name=source_name[:255],
+        created_by=actor,
+        total_rows=len(manifest.rows) + len(manifest.problems),
+        processed_rows=len(manifest.problems),
+        rejected_count=len(manifest.problems),
+        report=report.as_dict(),
+    )
+    record_event(actor=actor, action="import.start", target=job, details={"rows": job.total_rows})
+    return job
+
+
+def _run_archive(job: ImportJob, archive: IO[bytes]) -> ImportJob:
+    with SafeArchive(archive, **_archive_limits()) as zipped:
+        manifest_text, folder = zipped.find_manifest()
+        manifest = parse_manifest(manifest_text)
+
+        def read(name: str) -> bytes:
+            return zipped.read(str(PurePosixPath(folder) / name) if folder else name)
+
+        return _run(job, manifest, read)
+
+
+def _run(job: ImportJob, manifest: Manifest, read_file: ReadFile) -> ImportJob:
+    job.status = ImportStatus.RUNNING
+    job.started_at = job.started_at or timezone.now()
+    job.save(update_fields=["status", "started_at"])
+    report = ImportReport.from_dict(job.report)
+    already_done = job.processed_rows - len(manifest.problems)
+    patients: dict[str, Patient] = {}
+    last_saved = time.monotonic()
+    try:
+        for index, row in enumerate(manifest.rows):
+            if index < already_done:
+                continue
+            _import_row(row, read_file, job.created_by, patients, report)
+            job.processed_rows += 1
+            if job.processed_rows % PROGRESS_EVERY_ROWS == 0 or time.monotonic() - last_saved > PROGRESS_EVERY_SECONDS:
+                _save_progress(job, report)
+                last_saved = time.monotonic()
+    except ArchiveRejected as error:
+        _save_progress(job, report)
+        return _fail(job, str(error))
+    except Exception as error:
+        # Say so on the progress page instead of leaving the job "running" forever.
+        _save_progress(job, report)
+        _fail(job, f"the import stopped unexpectedly: {error}")
+        raise
+    job.status = ImportStatus.SUCCEEDED
+    job.finished_at = timezone.now()
+    _save_progress(job, report, extra_fields=["status", "finished_at"])
+    record_event(
+        actor=job.created_by,
+        action="import.finish",
+        target=job,
+        details={"created": job.created_count, "duplicates": job.duplicate_count, "rejected": job.rejected_count},
+    )
+    return job
+
+
+def _import_row(
+    row: ManifestRow, read_file: ReadFile, actor: User | None, patients: dict[str, Patient], report: ImportReport
+) -> None:
+    where = {"line": row.line, "filename": row.filename}
+    try:
+        patient = _patient_for(row, actor, patients)
+        stored = store_image(
+            data=read_file(row.filename),
+            filename=row.filename,
+            patient=patient,
+            uploaded_by=actor,
+            captured_at=row.captured_at,
+        )
+    except (MemberRejected, ImageRejected) as problem:
+        reason = problem.reason if isinstance(problem, ImageRejected) else str(problem)
+        report.rejected.append({**where, "reason": reason})
+        return
+    except DuplicateImage as duplicate:
+        report.duplicates.append({**where, "existing_id": duplicate.existing_image.pk})
+        return
+    created = {**where, "image_id": stored.image.pk, "patient": patient.code, "nrs": row.nrs}
+    if row.nrs is not None:
+        try:
+            record_label(image=stored.image, rater=actor, nrs=row.nrs, kind=row.kind)
+        except (ValueError, ValidationError) as problem:
+            # The image is good and stays; only its score is refused, and the report says so.
+            created["nrs"] = None
+            created["label_error"] = "; ".join(getattr(problem, "messages", [str(problem)]))
+    report.created.append(created)
+
+
+def _patient_for(row: ManifestRow, actor: User | None, patients: dict[str, Patient]) -> Patient:
+    patient = patients.get(row.patient)
+    if patient is None:
+        patient = Patient.objects.filter(code=row.patient).first()
+        if patient is None:
+            if not row.cohort:
+                raise MemberRejected(f"patient {row.patient} is new and the manifest gives no cohort")
+            try:
+                patient = create_patient(code=row.patient, cohort=row.cohort, actor=actor)
+            except PatientError as problem:
+                # Another import may have created the same patient a moment ago.
+                patient = Patient.objects.filter(code=row.patient).first()
+                if patient is None:
+                    raise MemberRejected(str(problem)) from None
+        patients[row.patient] = patient
+    if row.cohort and row.cohort != patient.cohort:
+        raise MemberRejected(f"patient {patient.code} is in the {patient.cohort} cohort, not {row.cohort}")
+    if patient.consent == Consent.WITHDRAWN:
+        raise MemberRejected(f"patient {patient.code} has withdrawn consent")
+    return patient
+
+
+def _save_progress(job: ImportJob, report: ImportReport, extra_fields: list[str] | None = None) -> None:
+    job.report = report.as_dict()
+    job.created_count = len(report.created)
+    job.duplicate_count = len(report.duplicates)
+    job.rejected_count = len(report.rejected)
+    fields = ["report", "processed_rows", "created_count", "duplicate_count", "rejected_count"]
+    job.save(update_fields=fields + (extra_fields or []))
+
+
+def _fail(job: ImportJob, error: str) -> ImportJob:
+    job.status = ImportStatus.FAILED
+    job.error = error
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "error", "finished_at"])
+    record_event(actor=job.created_by, action="import.fail", target=job, details={"error": error})
+    return job
+
+
+def _unlisted_members(names: list[str], manifest: Manifest, folder: str) -> list[str]:
+    listed = {str(PurePosixPath(folder) / row.filename) if folder else row.filename for row in manifest.rows}
+    listed |= {str(PurePosixPath(folder) / p.filename) if folder else p.filename for p in manifest.problems}
+    return [
+        name
+        for name in names
+        if name not in listed
+        and PurePosixPath(name).name.lower() != "manifest.csv"
+        and not any(litter in name for litter in TOOL_LITTER)
+    ]
+
+
+def _folder_reader(folder: Path) -> ReadFile:
+    root = folder.resolve()
+    max_bytes = settings.PAINSITE_MAX_UPLOAD_BYTES
+
+    def read(name: str) -> bytes:
+        path = (root / safe_member_path(name)).resolve()
+        if not path.is_relative_to(root):
+            raise MemberRejected("the path leads outside the data folder")
+        if not path.is_file():
+            raise MemberRejected("not found in the data folder")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise MemberRejected(f"the file is {size:,} bytes; the limit is {max_bytes:,} bytes")
+        return path.read_bytes()
+
+    return read

@@ -1,0 +1,236 @@
+"""Image intake: every face image enters PainSite through `store_image`.
+
+The bytes a user sends are never stored. They are decoded with Pillow (the file name and content
+type are not trusted), checked against the byte and pixel limits, turned upright, converted to
+RGB and re-encoded as a fresh JPEG without EXIF, GPS or any other metadata. The sha256 of that
+stored JPEG identifies the image: the same picture uploaded twice is reported, not stored twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from PIL import Image as PILImage
+from PIL import ImageCms, ImageOps, UnidentifiedImageError
+
+from annotation.models import Image, Patient
+from modeling.ml.face import detect_face
+from painsite.core.services import record_event
+
+logger = logging.getLogger(__name__)
+
+JPEG_QUALITY = 92
+THUMBNAIL_SIZE = (256, 256)
+THUMBNAIL_QUALITY = 80
+# Raster formats a camera, phone or research data set produces. Anything else (SVG, HTML, PDF,
+# exotic formats with a history of decoder bugs) is refused before a decoder sees it.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
+
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+class ImageRejected(ValueError):
+    """The upload is not an image PainSite will store; `reason` says why, in plain words."""
+
+    def __init__(self, filename: str, reason: str) -> None:
+        super().__init__(f"{filename}: {reason}")
+        self.filename = filename
+        self.reason = reason
+
+
+class DuplicateImage(Exception):
+    """The same picture is already stored (same sha256 of the stored JPEG)."""
+
+    def __init__(self, existing_image: Image) -> None:
+        super().__init__(f"this image is already stored as image {existing_image.pk}")
+        self.existing_image = existing_image
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    image: Image
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An upload after decoding and re-encoding, before anything is written."""
+
+    jpeg: bytes
+    sha256: str
+    width: int
+    height: int
+    picture: PILImage.Image
+
+
+def prepare_image(*, data: bytes, filename: str) -> PreparedImage:
+    """Decode, check, turn upright, convert to RGB and re-encode; raise ImageRejected if unusable."""
+    max_bytes = settings.PAINSITE_MAX_UPLOAD_BYTES
+    if not data:
+        raise ImageRejected(filename, "the file is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise ImageRejected(filename, f"the file is {len(data):,} bytes; the limit is {max_bytes:,} bytes")
+    picture = _decode(data, filename)
+    buffer = io.BytesIO()
+    # No exif=, icc_profile= or comment: the stored JPEG carries pixels and nothing else.
+    picture.save(buffer, "JPEG", quality=JPEG_QUALITY)
+    jpeg = buffer.getvalue()
+    return PreparedImage(
+        jpeg=jpeg,
+        sha256=hashlib.sha256(jpeg).hexdigest(),
+        width=picture.width,
+        height=picture.height,
+        picture=picture,
+    )
+
+
+def read_upload(upload: UploadedFile) -> bytes:
+    """The uploaded file's bytes, refusing an oversize file before reading any of it."""
+    max_bytes = settings.PAINSITE_MAX_UPLOAD_BYTES
+    if upload.size is not None and upload.size > max_bytes:
+        raise ImageRejected(upload.name or "upload", f"the file is {upload.size:,} bytes; the limit is {max_bytes:,} bytes")
+    return upload.read(max_bytes + 1)
+
+
+def _decode(data: bytes, filename: str) -> PILImage.Image:
+    max_pixels = settings.PAINSITE_MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns below its own bomb limit; ours is stricter and checked below.
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            opened = PILImage.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+            # Image.open reads only the header: the pixel count is checked before any decoding.
+            pixels = opened.width * opened.height
+            if pixels > max_pixels:
+                raise ImageRejected(
+                    filename,
+                    f"the image is {opened.width}x{opened.height} ({pixels:,} pixels); "
+                    f"the limit is {max_pixels:,} pixels",
+                )
+            if pixels == 0:
+                raise ImageRejected(filename, "the image has no pixels")
+            opened.load()
+            upright = ImageOps.exif_transpose(opened)
+            return _to_rgb(upright)
+    except ImageRejected:
+        raise
+    except PILImage.DecompressionBombError:
+        raise ImageRejected(filename, f"the image has more than {max_pixels:,} pixels") from None
+    except UnidentifiedImageError:
+        raise ImageRejected(
+            filename, f"not a readable image; accepted formats: {', '.join(ACCEPTED_FORMATS)}"
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        # Truncated or corrupt data surfaces from the decoder as one of these.
+        raise ImageRejected(filename, f"the image data is damaged or truncated ({error})") from None
+
+
+def _to_rgb(picture: PILImage.Image) -> PILImage.Image:
+    """8-bit sRGB, whatever the source: CMYK, 16-bit, palette, grayscale, with or without alpha."""
+    icc = picture.info.get("icc_profile")
+    if icc and picture.mode in ("RGB", "CMYK", "L"):
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(picture, source, _SRGB, outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            logger.warning("ignoring an unusable embedded colour profile")
+    if picture.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit samples: Pillow's convert() would clip everything above 255 to white; scale
+        # the 0-65535 range to 0-255 instead.
+        samples = np.asarray(picture, dtype=np.uint32)
+        picture = PILImage.fromarray((samples // 257).clip(0, 255).astype(np.uint8), mode="L")
+    elif picture.mode == "F":
+        picture = PILImage.fromarray(np.asarray(picture).clip(0, 255).astype(np.uint8), mode="L")
+    if picture.mode == "P":
+        picture = picture.convert("RGBA")
+    if picture.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        # Transparent areas become white, not whatever colour hides under alpha 0.
+        rgba = picture.convert("RGBA")
+        background = PILImage.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return PILImage.alpha_composite(background, rgba).convert("RGB")
+    return picture.convert("RGB")
+
+
+def make_thumbnail(picture: PILImage.Image) -> bytes:
+    small = picture.copy()
+    small.thumbnail(THUMBNAIL_SIZE, PILImage.LANCZOS)
+    buffer = io.BytesIO()
+    small.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
+    return buffer.getvalue()
+
+
+def store_image(
+    *,
+    data: bytes,
+    filename: str,
+    patient: Patient,
+    uploaded_by: User | None,
+    captured_at: datetime | None = None,
+) -> StoredImage:
+    """Validate, re-encode and store one image with its face box and thumbnail.
+
+    Raises ImageRejected for unusable input and DuplicateImage when the stored JPEG's sha256 is
+    already known. Either way nothing is left behind: no row and no file.
+    """
+    prepared = prepare_image(data=data, filename=filename)
+    # Cheap early answer for the common case; the unique constraint below settles races.
+    existing = Image.objects.filter(sha256=prepared.sha256).first()
+    if existing is not None:
+        raise DuplicateImage(existing)
+    face_box = detect_face(prepared.picture)
+    thumbnail = make_thumbnail(prepared.picture)
+
+    # Names come from the content hash, never from the user's file name.
+    month = timezone.now().strftime("%Y/%m")
+    written: list[str] = []
+    try:
+        written.append(default_storage.save(f"images/{month}/{prepared.sha256}.jpg", ContentFile(prepared.jpeg)))
+        written.append(default_storage.save(f"thumbnails/{month}/{prepared.sha256}.jpg", ContentFile(thumbnail)))
+        with transaction.atomic():
+            image = Image.objects.create(
+                patient=patient,
+                file=written[0],
+                thumbnail=written[1],
+                sha256=prepared.sha256,
+                width=prepared.width,
+                height=prepared.height,
+                face_box=list(face_box) if face_box else None,
+                captured_at=captured_at,
+                uploaded_by=uploaded_by,
+            )
+            record_event(
+                actor=uploaded_by,
+                action="image.upload",
+                target=image,
+                details={"patient": patient.code, "sha256": prepared.sha256, "face_found": face_box is not None},
+            )
+    except IntegrityError:
+        _delete_files(written)
+        existing = Image.objects.filter(sha256=prepared.sha256).first()
+        if existing is not None:
+            raise DuplicateImage(existing) from None
+        raise
+    except BaseException:
+        _delete_files(written)
+        raise
+    return StoredImage(image=image)
+
+
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            logger.exception("could not delete %s after a failed upload", name)
