@@ -134,6 +134,9 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.getenv("PAINSITE_STATIC_ROOT", VAR_DIR / "static"))
+if not PRODUCTION:
+    # WhiteNoise serves from finders in development but warns when this folder is missing.
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Face images are protected health information: MEDIA_ROOT is never mapped to a URL. Files
 # leave the server only through annotation's authenticated image view.
@@ -203,7 +206,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers unacknowledged tasks only after the visibility timeout: keep it above the
 # longest training run.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", str(12 * 3600))}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", str(12 * 3600))}
+elif CELERY_BROKER_URL.startswith("sqla+sqlite"):
+    # kombu hands these to SQLAlchemy's create_engine: wait for SQLite's lock instead of failing.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"connect_args": {"timeout": 30}}
 CELERY_TASK_ALWAYS_EAGER = False
 
 REST_FRAMEWORK = {
@@ -224,10 +231,18 @@ SPECTACULAR_SETTINGS = {
     "training runs, model versions and assessments.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "CohortEnum": "annotation.models.Cohort",
+        "ConsentEnum": "annotation.models.Consent",
+        "LabelKindEnum": "annotation.models.LabelKind",
+        "StageEnum": "modeling.models.Stage",
+        "RunStatusEnum": "modeling.models.RunStatus",
+    },
 }
 
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", str(8 * 3600))

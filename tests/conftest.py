@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
@@ -63,3 +65,16 @@ def api_client_for(user: User | None) -> APIClient:
     if user is not None:
         client.force_authenticate(user)
     return client
+
+
+@pytest.fixture(scope="session")
+def test_broker_url(tmp_path_factory) -> str:
+    """The broker real worker processes and this test process share (see tests/workers.py)."""
+    from tests.workers import use_test_broker
+
+    return use_test_broker(tmp_path_factory.mktemp("broker"))
+
+
+@pytest.fixture
+def worker_log_dir(tmp_path) -> Path:
+    return tmp_path / "worker-logs"

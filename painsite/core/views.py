@@ -4,17 +4,21 @@ from datetime import datetime, time
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from painsite.core.models import AuditEvent
+from painsite.core.roles import role_of
 from painsite.core.selectors import dashboard_counts
 
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
+    if role_of(request.user) is None:
+        raise PermissionDenied("Your account has no role yet. Ask an administrator to make you a clinician, researcher or admin.")
     return render(request, "core/dashboard.html", {"counts": dashboard_counts()})
 
 

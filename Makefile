@@ -1,0 +1,73 @@
+# PainSite: `make run` starts a demo on this machine, `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_PATIENTS ?= 60
+DEMO_IMAGES_PER_PATIENT ?= 6
+HOST ?= 127.0.0.1
+PORT ?= 8000
+VAR_DIR := $(or $(PAINSITE_VAR_DIR),var)
+
+.PHONY: run test install install-test browser migrate demo bench clean help
+
+help:
+	@echo "make run   - install, migrate, seed a synthetic demo, create demo users, start web + worker"
+	@echo "make test  - install and run the whole test suite (SQLite, or PostgreSQL via DATABASE_URL)"
+	@echo "make bench - run the benchmarks in bench/ (slow; results in bench/results/)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: requirements.txt requirements-test.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+# Browser tests use Debian's chromium. Install it when missing and apt-get is usable; otherwise the
+# browser tests skip and say why (CI sets PAINSITE_REQUIRE_BROWSER=1 to make that a failure).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			echo "Installing Debian's chromium for the browser tests..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+				|| echo "apt-get could not install chromium: browser tests will be skipped"; \
+		elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then \
+			sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+				|| echo "apt-get could not install chromium: browser tests will be skipped"; \
+		else \
+			echo "chromium is missing and apt-get is not usable here: browser tests will be skipped"; \
+		fi; \
+	fi
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+demo: migrate
+	@if [ ! -f $(VAR_DIR)/.demo-seeded ]; then \
+		$(BIN)/python manage.py seed_demo --patients $(DEMO_PATIENTS) --images-per-patient $(DEMO_IMAGES_PER_PATIENT) --seed 1 \
+		&& touch $(VAR_DIR)/.demo-seeded; \
+	else echo "Demo data already seeded ($(VAR_DIR)/.demo-seeded)."; fi
+
+run: demo
+	@echo "Demo users (passwords are new each time you run this):"
+	@$(BIN)/python manage.py create_demo_users
+	$(BIN)/python manage.py runstack --host $(HOST) --port $(PORT)
+
+test: install-test browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install-test
+	$(BIN)/python bench/ml.py
+	$(BIN)/python bench/import_rate.py
+
+clean:
+	rm -rf $(VAR_DIR) test-artifacts .pytest_cache

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PAINSITE_", "SECRET_KEY"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
+    )
+
+
+def test_production_mode_passes_check_deploy_with_no_warnings(tmp_path):
+    result = run_manage(
+        "check", "--deploy", "--fail-level", "WARNING",
+        PAINSITE_ENV="production",
+        SECRET_KEY="x" * 20 + "-a-long-random-production-secret-key-0123456789",
+        ALLOWED_HOSTS="painsite.example.org",
+        PAINSITE_VAR_DIR=str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_mode_refuses_to_start_without_a_secret_key(tmp_path):
+    result = run_manage("check", PAINSITE_ENV="production", PAINSITE_VAR_DIR=str(tmp_path))
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_the_embedded_defaults_need_no_server(settings):
+    if os.environ.get("DATABASE_URL") or os.environ.get("CELERY_BROKER_URL"):
+        pytest.skip("this run points at external servers")
+    assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert settings.DATABASES["default"]["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in settings.DATABASES["default"]["OPTIONS"]["init_command"]
+    assert settings.CELERY_BROKER_URL.startswith("sqla+sqlite:///")
+
+
+def test_media_is_never_mapped_to_a_public_url(settings, client):
+    assert settings.MEDIA_URL in (None, "")
+    assert client.get("/media/images/anything.jpg").status_code in (302, 404)
