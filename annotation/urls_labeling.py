@@ -1,3 +1,21 @@
-from django.urls import path  # noqa: F401
+from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from annotation import api_labeling, views_labeling
+
+urlpatterns = [
+    path("label/", views_labeling.label_page, name="label"),
+    path("patients/", views_labeling.patients_page, name="patients"),
+    path("patients/<str:code>/", views_labeling.patient_detail_page, name="patient-detail"),
+    path("patients/<str:code>/consent/", views_labeling.patient_consent, name="patient-consent"),
+    path("agreement/", views_labeling.agreement_page, name="agreement"),
+    path("api/patients/", api_labeling.patients, name="api-patients"),
+    path("api/patients/<str:code>/", api_labeling.patient_detail, name="api-patient-detail"),
+    path("api/queue/next/", api_labeling.queue_next, name="api-queue-next"),
+    path("api/images/<int:image_id>/labels/", api_labeling.image_labels, name="api-image-labels"),
+    path("api/labels/", api_labeling.labels, name="api-labels"),
+    path("api/labels/undo/", api_labeling.undo_label, name="api-labels-undo"),
+    path("api/export/labels.csv", api_labeling.export_labels, name="api-export-labels"),
+    path("api/agreement/", api_labeling.agreement, name="api-agreement"),
+]

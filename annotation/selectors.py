@@ -1,0 +1,199 @@
+"""Reads for labeling: the queue, standing scores and training targets.
+
+`target_nrs` is the single definition of a training target per label rule; the training side
+calls it (through `targets_for_images`) when it snapshots a data manifest.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from django.contrib.auth.models import User
+from django.conf import settings
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+
+from annotation.models import Consent, Image, LabelKind, PainLabel, Patient
+
+QUEUE_UNLABELED = "unlabeled"
+QUEUE_SECOND_OBSERVER = "second_observer"
+
+SELF_REPORT_FIRST = "self_report_first"
+SELF_REPORT_ONLY = "self_report_only"
+OBSERVER_MEDIAN = "observer_median"
+LABEL_RULES = (SELF_REPORT_FIRST, SELF_REPORT_ONLY, OBSERVER_MEDIAN)
+
+
+class Score(Protocol):
+    rater_id: int
+    nrs: int
+    kind: str
+    created_at: datetime
+
+
+def next_image_for(user: User, *, skip: Iterable[int] = ()) -> Image | None:
+    """The next image `user` should label, or None when their queue is empty.
+
+    Never-labeled images come first, then images with exactly one observer score (they need a
+    second rater for agreement), oldest first; images the user holds a score on and images of
+    patients who withdrew consent are left out; `skip` holds ids the user passed over this
+    session. Each step is an index range scan on Image's queue counters, so the cost does not
+    grow with the number of images or labels.
+    """
+    candidates = (
+        Image.objects.filter(patient__consent=Consent.GRANTED)
+        .exclude(pk__in=list(skip))
+        .select_related("patient")
+        .order_by("id")
+    )
+    # Nobody holds a score on a never-labeled image, the user included: no label lookup needed.
+    image = candidates.filter(label_count=0).first()
+    if image is not None:
+        image.queue_reason = QUEUE_UNLABELED
+        return image
+    rated_by_user = PainLabel.objects.current().filter(image=OuterRef("pk"), rater=user)
+    image = candidates.filter(observer_rater_count=1).filter(~Exists(rated_by_user)).first()
+    if image is not None:
+        image.queue_reason = QUEUE_SECOND_OBSERVER
+    return image
+
+
+def current_labels(image: Image) -> list[PainLabel]:
+    """Each rater's standing score on `image` (the latest, not superseded, not retracted)."""
+    return list(PainLabel.objects.current().filter(image=image).select_related("rater").order_by("created_at", "id"))
+
+
+def label_history(*, image_id: int | None = None, include_withdrawn: bool = False) -> QuerySet[PainLabel]:
+    """Every label row, superseded ones included, newest first."""
+    labels = PainLabel.objects.select_related("rater", "image__patient").order_by("-created_at", "-id")
+    if image_id is not None:
+        labels = labels.filter(image_id=image_id)
+    if not include_withdrawn:
+        labels = labels.filter(image__patient__consent=Consent.GRANTED)
+    return labels
+
+
+def _latest_per_rater(image_labels: Iterable[Score]) -> list[Score]:
+    latest: dict[int, Score] = {}
+    for label in image_labels:
+        key = (label.created_at, getattr(label, "id", 0) or 0)
+        held = latest.get(label.rater_id)
+        if held is None or key > (held.created_at, getattr(held, "id", 0) or 0):
+            latest[label.rater_id] = label
+    return [label for label in latest.values() if not getattr(label, "is_retraction", False)]
+
+
+def _median_nrs(values: Sequence[int]) -> int:
+    # With an even number of observers the median can fall between two scores; it is rounded
+    # half up, so a split between two raters never lowers the pain level the model learns.
+    return int(math.floor(statistics.median(values) + 0.5))
+
+
+def target_nrs(image_labels: Iterable[Score], rule: str = SELF_REPORT_FIRST) -> int | None:
+    """The training target for one image under `rule`, or None when the rule finds no score.
+
+    `image_labels` are the image's labels (its current ones, or its whole history: only each
+    rater's latest row counts, and a retracted score counts as none).
+    - self_report_first: the latest self-report, else the median of the observers' scores;
+    - self_report_only: the latest self-report;
+    - observer_median: the median of the observers' scores.
+    """
+    if rule not in LABEL_RULES:
+        raise ValueError(f"unknown label rule {rule!r}; valid rules: {', '.join(LABEL_RULES)}")
+    standing = _latest_per_rater(image_labels)
+    self_reports = [label for label in standing if label.kind == LabelKind.SELF_REPORT]
+    observer_scores = [label.nrs for label in standing if label.kind == LabelKind.OBSERVER]
+    if rule in (SELF_REPORT_FIRST, SELF_REPORT_ONLY) and self_reports:
+        latest = max(self_reports, key=lambda label: (label.created_at, getattr(label, "id", 0) or 0))
+        return latest.nrs
+    if rule in (SELF_REPORT_FIRST, OBSERVER_MEDIAN) and observer_scores:
+        return _median_nrs(observer_scores)
+    return None
+
+
+def current_labels_by_image(images: QuerySet[Image] | Iterable[int]) -> dict[int, list[PainLabel]]:
+    """Standing scores of many images in one query; withdrawn patients' images are left out."""
+    labels = PainLabel.objects.current().filter(image__patient__consent=Consent.GRANTED)
+    if isinstance(images, QuerySet):
+        labels = labels.filter(image__in=images.values("pk"))
+    else:
+        labels = labels.filter(image_id__in=list(images))
+    grouped: dict[int, list[PainLabel]] = defaultdict(list)
+    for label in labels.order_by("image_id", "created_at", "id").only(
+        "id", "image_id", "rater_id", "nrs", "kind", "created_at", "is_retraction"
+    ):
+        grouped[label.image_id].append(label)
+    return dict(grouped)
+
+
+def targets_for_images(images: QuerySet[Image] | Iterable[int], rule: str = SELF_REPORT_FIRST) -> dict[int, int]:
+    """{image id: target NRS} for every given image that has a target under `rule`, in one query.
+
+    Images of patients who withdrew consent never get a target, so no training run can use them.
+    """
+    if rule not in LABEL_RULES:
+        raise ValueError(f"unknown label rule {rule!r}; valid rules: {', '.join(LABEL_RULES)}")
+    targets = {}
+    for image_id, labels in current_labels_by_image(images).items():
+        target = target_nrs(labels, rule)
+        if target is not None:
+            targets[image_id] = target
+    return targets
+
+
+def patients_with_counts() -> QuerySet[Patient]:
+    return Patient.objects.annotate(
+        image_count=Count("images", distinct=True),
+        labeled_image_count=Count("images", filter=Q(images__label_count__gt=0), distinct=True),
+    ).order_by("code")
+
+
+def patient_timeline(patient: Patient) -> list[dict[str, object]]:
+    """The patient's standing scores and model assessments in time order, one dict per point.
+
+    A score is placed at the time its image was captured (upload time when unknown); a model
+    assessment at the image's capture time, else when it was made. Assessments carry the NRS
+    range of their level, so scores and assessments share one 0-10 axis.
+    """
+    from modeling.ml.levels import PainLevels
+    from modeling.models import Assessment
+
+    level_ranges = dict(zip(*_level_table(PainLevels.parse(settings.PAINSITE_PAIN_LEVELS))))
+    points: list[dict[str, object]] = []
+    labels = PainLabel.objects.current().filter(image__patient=patient).select_related("image", "rater")
+    for label in labels:
+        points.append(
+            {
+                "time": label.image.captured_at or label.image.uploaded_at,
+                "source": label.kind,
+                "nrs": label.nrs,
+                "low": label.nrs,
+                "high": label.nrs,
+                "image_id": label.image_id,
+                "who": label.rater.get_username(),
+            }
+        )
+    assessments = Assessment.objects.filter(patient=patient).select_related("image", "model_version")
+    for assessment in assessments:
+        low, high = level_ranges.get(assessment.level, (None, None))
+        points.append(
+            {
+                "time": assessment.image.captured_at or assessment.created_at,
+                "source": "model",
+                "level": assessment.level,
+                "probability": (assessment.probabilities or {}).get(assessment.level),
+                "low": low,
+                "high": high,
+                "image_id": assessment.image_id,
+                "who": assessment.model_version.name,
+            }
+        )
+    return sorted(points, key=lambda point: (point["time"], point["image_id"]))
+
+
+def _level_table(levels) -> tuple[list[str], list[tuple[int, int]]]:
+    return levels.names, list(levels.ranges)

@@ -1,0 +1,215 @@
+"""Writes for patients and pain labels: one transaction each, every change audit-logged.
+
+Labels are append-only. Each (image, rater) pair has one chain of rows linked by `supersedes`;
+its last row is the rater's standing score for the image. A correction, an undo and a retraction
+are all new rows at the end of the chain, so the history is never lost and the queue counters on
+Image (label_count, observer_rater_count) follow from the chain heads alone.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from annotation.models import Cohort, Consent, Image, LabelKind, PainLabel, Patient
+from painsite.core.services import record_event
+
+NRS_MIN, NRS_MAX = 0, 10
+# Pseudonymous codes only: letters, digits, '.', '_' and '-', no spaces, so "Jane Doe" cannot be
+# typed in as a code by mistake.
+PATIENT_CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class LabelingError(ValueError):
+    """A label that cannot be recorded; the message says why."""
+
+
+class ConsentWithdrawnError(LabelingError):
+    """The image belongs to a patient who withdrew consent."""
+
+
+class PatientError(ValueError):
+    """A patient that cannot be created or changed; the message says why."""
+
+
+def validate_nrs(nrs: object) -> int:
+    # bool is an int subclass: True must not be stored as NRS 1.
+    if isinstance(nrs, bool) or not isinstance(nrs, int):
+        raise LabelingError(f"nrs must be a whole number from {NRS_MIN} to {NRS_MAX}, not {nrs!r}")
+    if not NRS_MIN <= nrs <= NRS_MAX:
+        raise LabelingError(f"nrs must be a whole number from {NRS_MIN} to {NRS_MAX}, not {nrs}")
+    return nrs
+
+
+def validate_kind(kind: object) -> str:
+    if kind not in LabelKind.values:
+        raise LabelingError(f"kind must be one of {', '.join(LabelKind.values)}, not {kind!r}")
+    return str(kind)
+
+
+def _chain_head(*, image_id: int, rater: User) -> PainLabel | None:
+    return PainLabel.objects.filter(image_id=image_id, rater=rater, superseded_by__isnull=True).first()
+
+
+def _standing_kind(head: PainLabel | None) -> str | None:
+    """The kind of the score a chain head stands for, or None when the rater holds no score."""
+    if head is None or head.is_retraction:
+        return None
+    return head.kind
+
+
+def _update_queue_counts(*, image_id: int, before: str | None, after: str | None) -> None:
+    """Move Image's counters from the rater's old standing score to the new one.
+
+    F() expressions make the change relative, so two raters labeling the same image at the same
+    moment both count; the caller also holds the image row lock, so the chain read is current.
+    """
+    label_delta = (after is not None) - (before is not None)
+    observer_delta = (after == LabelKind.OBSERVER) - (before == LabelKind.OBSERVER)
+    if label_delta or observer_delta:
+        Image.objects.filter(pk=image_id).update(
+            label_count=F("label_count") + label_delta,
+            observer_rater_count=F("observer_rater_count") + observer_delta,
+        )
+
+
+def _lock_image(image_id: int) -> Image:
+    return Image.objects.select_for_update(of=("self",)).select_related("patient").get(pk=image_id)
+
+
+def record_label(*, image: Image, rater: User, nrs: int, kind: str) -> PainLabel:
+    """Record `rater`'s NRS score for `image`; a second score by the same rater is a correction.
+
+    One rater holds one standing score per image, of either kind: a clinician who has heard the
+    patient's self-report is no longer a blind observer of that face.
+    """
+    nrs = validate_nrs(nrs)
+    kind = validate_kind(kind)
+    with transaction.atomic():
+        # The image row lock serialises writers of the same image (on SQLite the immediate
+        # transaction already does), so the chain head read below cannot go stale.
+        locked = _lock_image(image.pk)
+        if locked.patient.consent != Consent.GRANTED:
+            raise ConsentWithdrawnError(
+                f"patient {locked.patient.code} withdrew consent: their images cannot be labeled"
+            )
+        previous = _chain_head(image_id=locked.pk, rater=rater)
+        label = PainLabel.objects.create(image=locked, rater=rater, nrs=nrs, kind=kind, supersedes=previous)
+        _update_queue_counts(image_id=locked.pk, before=_standing_kind(previous), after=kind)
+        record_event(
+            actor=rater,
+            action="label.create",
+            target=label,
+            details={
+                "image": locked.pk,
+                "patient": locked.patient.code,
+                "nrs": nrs,
+                "kind": kind,
+                "supersedes": previous.pk if previous else None,
+            },
+        )
+    return label
+
+
+def undo_last_label(*, rater: User) -> PainLabel | None:
+    """Take back the rater's most recent score that still stands; None when there is none.
+
+    The undo is a new row at the end of that chain: it restores the score the undone one
+    replaced, or, when the undone score was the rater's first for the image, retracts it (the
+    image goes back into the rater's queue). Rows written by undo are never undone themselves,
+    so pressing undo again walks further back through the rater's labeling, one score at a time.
+    """
+    with transaction.atomic():
+        for _attempt in range(3):
+            target = (
+                PainLabel.objects.filter(rater=rater, is_undo=False, superseded_by__isnull=True)
+                .order_by("-created_at", "-id")
+                .first()
+            )
+            if target is None:
+                return None
+            locked = _lock_image(target.image_id)
+            head = _chain_head(image_id=locked.pk, rater=rater)
+            if head is not None and head.pk == target.pk:
+                break
+            # A concurrent request (a second tab) moved this chain on while we waited for the lock.
+        else:
+            raise LabelingError("labels changed while undoing; try again")
+
+        previous = target.supersedes
+        restores = previous is not None and not previous.is_retraction
+        undo = PainLabel.objects.create(
+            image=locked,
+            rater=rater,
+            nrs=previous.nrs if restores else target.nrs,
+            kind=previous.kind if restores else target.kind,
+            supersedes=target,
+            is_undo=True,
+            is_retraction=not restores,
+        )
+        _update_queue_counts(image_id=locked.pk, before=target.kind, after=previous.kind if restores else None)
+        record_event(
+            actor=rater,
+            action="label.undo",
+            target=undo,
+            details={
+                "image": locked.pk,
+                "undone": target.pk,
+                "undone_nrs": target.nrs,
+                "restored_nrs": undo.nrs if restores else None,
+            },
+        )
+    return undo
+
+
+def create_patient(*, code: str, cohort: str, actor: User) -> Patient:
+    code = (code or "").strip()
+    if not PATIENT_CODE_PATTERN.match(code):
+        raise PatientError(
+            "code must be a pseudonymous code of 1-64 letters, digits, '.', '_' or '-' (no names, no spaces)"
+        )
+    if cohort not in Cohort.values:
+        raise PatientError(f"cohort must be one of {', '.join(Cohort.values)}, not {cohort!r}")
+    try:
+        with transaction.atomic():
+            patient = Patient.objects.create(code=code, cohort=cohort)
+            record_event(actor=actor, action="patient.create", target=patient, details={"code": code, "cohort": cohort})
+    except IntegrityError:
+        raise PatientError(f"a patient with code {code!r} already exists") from None
+    return patient
+
+
+def _set_consent(*, patient: Patient, consent: str, actor: User, reason: str) -> Patient:
+    with transaction.atomic():
+        locked = Patient.objects.select_for_update().get(pk=patient.pk)
+        if locked.consent != consent:
+            before = locked.consent
+            locked.consent = consent
+            locked.save(update_fields=["consent"])
+            action = "consent.withdraw" if consent == Consent.WITHDRAWN else "consent.grant"
+            record_event(
+                actor=actor,
+                action=action,
+                target=locked,
+                details={"code": locked.code, "from": before, "to": consent, "reason": reason},
+            )
+    patient.consent = locked.consent
+    return locked
+
+
+def withdraw_consent(*, patient: Patient, actor: User, reason: str = "") -> Patient:
+    """Hide the patient's images from labeling, export and every future training run."""
+    return _set_consent(patient=patient, consent=Consent.WITHDRAWN, actor=actor, reason=reason)
+
+
+def grant_consent(*, patient: Patient, actor: User, reason: str = "") -> Patient:
+    return _set_consent(patient=patient, consent=Consent.GRANTED, actor=actor, reason=reason)
+
+
+def set_consent(*, patient: Patient, consent: str, actor: User, reason: str = "") -> Patient:
+    if consent not in Consent.values:
+        raise PatientError(f"consent must be one of {', '.join(Consent.values)}, not {consent!r}")
+    return _set_consent(patient=patient, consent=consent, actor=actor, reason=reason)
