@@ -1,0 +1,156 @@
+"""Plot specifications for static/js/plots.js, built from stored metrics.
+
+A spec is plain JSON: the browser draws it as SVG and the template lists the same numbers in a
+table beside the plot (the text alternative), so the picture and the table cannot disagree.
+Colours are CSS custom properties from the Okabe–Ito palette; every series also has its own dash
+pattern or marker, so nothing depends on colour alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modeling.results import calibration, confusion, roc_curves
+
+LEVEL_COLOURS = ["--level-none", "--level-mild", "--level-moderate", "--level-severe"]
+EXTRA_COLOURS = ["--okabe-purple", "--okabe-yellow", "--okabe-blue", "--okabe-black"]
+LEVEL_DASHES = ["", "6 3", "2 3", "10 3 2 3"]
+VERSION_STYLE = {"a": ("--version-a", ""), "b": ("--version-b", "7 4")}
+
+
+def _level_style(index: int) -> tuple[str, str]:
+    colours = LEVEL_COLOURS + EXTRA_COLOURS
+    return colours[index % len(colours)], LEVEL_DASHES[index % len(LEVEL_DASHES)]
+
+
+def _auroc_label(name: str, auroc: float | None) -> str:
+    return f"{name} (AUROC {auroc:.3f})" if auroc is not None else f"{name} (AUROC n/a)"
+
+
+def roc_levels_spec(metrics: dict[str, Any], title: str) -> dict[str, Any]:
+    """One ROC plot with a curve per pain level (one-vs-rest)."""
+    series = []
+    for index, curve in enumerate(roc_curves(metrics)):
+        if not curve["fpr"]:
+            continue
+        colour, dash = _level_style(index)
+        series.append(
+            {
+                "label": _auroc_label(curve["level"], curve["auroc"]),
+                "colour": colour,
+                "dash": dash,
+                "points": list(zip(curve["fpr"], curve["tpr"], strict=True)),
+            }
+        )
+    return _roc_spec(title, series)
+
+
+def roc_overlay_spec(level: str, sides: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One level's ROC curves of versions A and B on the same axes."""
+    series = []
+    for side, (version_name, metrics) in sides.items():
+        curve = next((c for c in roc_curves(metrics) if c["level"] == level), None)
+        if curve is None or not curve["fpr"]:
+            continue
+        colour, dash = VERSION_STYLE[side]
+        series.append(
+            {
+                "label": f"{side.upper()}: " + _auroc_label(version_name, curve["auroc"]),
+                "colour": colour,
+                "dash": dash,
+                "points": list(zip(curve["fpr"], curve["tpr"], strict=True)),
+            }
+        )
+    return _roc_spec(f"ROC: {level} vs rest", series)
+
+
+def _roc_spec(title: str, series: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "kind": "lines",
+        "title": title,
+        "x_label": "False positive rate (1 − specificity)",
+        "y_label": "True positive rate (sensitivity)",
+        "x_domain": [0, 1],
+        "y_domain": [0, 1],
+        "diagonal": "chance",
+        "series": series,
+    }
+
+
+def calibration_spec(sides: list[tuple[str, str, str, dict[str, Any]]], title: str) -> dict[str, Any]:
+    """Reliability diagram: per confidence bin, mean confidence against accuracy.
+
+    `sides` lists (label, colour, dash, metrics) so one or two versions share the axes.
+    """
+    series = []
+    for label, colour, dash, metrics in sides:
+        found = calibration(metrics)
+        points = [
+            [bin_["confidence"], bin_["accuracy"]]
+            for bin_ in found["bins"]
+            if bin_.get("count") and bin_.get("confidence") is not None and bin_.get("accuracy") is not None
+        ]
+        ece = found["ece"]
+        suffix = f" (ECE {ece:.3f})" if ece is not None else ""
+        series.append({"label": label + suffix, "colour": colour, "dash": dash, "markers": True, "points": points})
+    return {
+        "kind": "lines",
+        "title": title,
+        "x_label": "Mean predicted probability (confidence)",
+        "y_label": "Observed accuracy",
+        "x_domain": [0, 1],
+        "y_domain": [0, 1],
+        "diagonal": "perfect calibration",
+        "series": series,
+    }
+
+
+def confusion_spec(metrics: dict[str, Any], title: str) -> dict[str, Any]:
+    found = confusion(metrics)
+    return {
+        "kind": "heatmap",
+        "title": title,
+        "x_label": "Predicted level",
+        "y_label": "True level",
+        "labels": found["labels"],
+        "rows": [
+            {
+                "label": label,
+                "cells": [{"count": count, "share": share} for count, share in zip(counts, shares, strict=True)],
+            }
+            for label, counts, shares in zip(found["labels"], found["counts"], found["row_normalised"], strict=True)
+        ],
+    }
+
+
+def training_specs(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Loss and validation macro AUROC per epoch, as two plots: one axis each reads more plainly
+    than a shared plot with two y-axes."""
+    loss = [[entry["epoch"], entry["loss"]] for entry in history if entry.get("loss") is not None]
+    auroc = [[entry["epoch"], entry["val_macro_auroc"]] for entry in history if entry.get("val_macro_auroc") is not None]
+    epochs = [entry["epoch"] for entry in history if entry.get("epoch") is not None] or [1]
+    x_domain = [min(epochs), max(max(epochs), min(epochs) + 1)]
+    return [
+        {
+            "kind": "lines",
+            "title": "Training loss per epoch",
+            "x_label": "Epoch",
+            "y_label": "Training loss",
+            "x_domain": x_domain,
+            "y_domain": [0, max([y for _, y in loss] or [1]) * 1.05],
+            "integer_x": True,
+            "series": [{"label": "training loss", "colour": "--version-a", "dash": "", "markers": True, "points": loss}],
+        },
+        {
+            "kind": "lines",
+            "title": "Validation macro AUROC per epoch",
+            "x_label": "Epoch",
+            "y_label": "Validation macro AUROC",
+            "x_domain": x_domain,
+            "y_domain": [0, 1],
+            "integer_x": True,
+            "series": [
+                {"label": "validation macro AUROC", "colour": "--version-b", "dash": "7 4", "markers": True, "points": auroc}
+            ],
+        },
+    ]

@@ -1,0 +1,180 @@
+"""Results pages: versions × metrics, the paper table, a paired comparison, one version's detail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils.text import slugify
+
+from modeling import results
+from modeling.models import ModelVersion, Stage
+from modeling.results_plots import (
+    VERSION_STYLE,
+    calibration_spec,
+    confusion_spec,
+    roc_levels_spec,
+    roc_overlay_spec,
+    training_specs,
+)
+
+VIEW_RESULTS = "modeling.view_modelversion"
+
+
+def _chosen_cohort(request: HttpRequest) -> str:
+    cohort = request.GET.get("cohort", "")
+    return cohort if cohort in results.COHORTS else results.DEFAULT_COHORT
+
+
+def _version_choices() -> list[dict[str, Any]]:
+    return list(ModelVersion.objects.values("id", "name", "stage", "cohorts"))
+
+
+@login_required
+@permission_required(VIEW_RESULTS, raise_exception=True)
+def results_list(request: HttpRequest) -> HttpResponse:
+    stage = request.GET.get("stage", "")
+    if stage not in Stage.values:
+        stage = ""
+    versions = list(results.versions_for_results(stage=stage))
+    context = {
+        "tables": results.results_tables(versions),
+        "versions": versions,
+        "cohort": _chosen_cohort(request),
+        "stage": stage,
+        "stages": Stage.choices,
+    }
+    return render(request, "modeling/results.html", context)
+
+
+@login_required
+@permission_required(VIEW_RESULTS, raise_exception=True)
+def results_paper(request: HttpRequest) -> HttpResponse:
+    everything = list(results.versions_for_results())
+    requested = {value for value in request.GET.getlist("version") if value.isdigit()}
+    if requested:
+        chosen = [version for version in everything if str(version.pk) in requested]
+    else:
+        chosen = results.default_paper_versions(everything)
+    level_names = results.level_names_of(chosen)
+    rows = results.paper_rows(chosen)
+
+    export = request.GET.get("format", "")
+    if export:
+        if export not in results.PAPER_FORMATS:
+            return HttpResponse(
+                f"Unknown format {export!r}; choose one of: {', '.join(results.PAPER_FORMATS)}.",
+                status=400,
+                content_type="text/plain; charset=utf-8",
+            )
+        content_type, extension, render_table = results.PAPER_FORMATS[export]
+        response = HttpResponse(render_table(rows, level_names), content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="painsite-results.{extension}"'
+        return response
+
+    context = {
+        "rows": [(row, results.paper_cells(row, level_names)) for row in rows],
+        "header": results.paper_header(level_names),
+        "versions": everything,
+        "chosen_ids": {version.pk for version in chosen},
+        "query": request.GET.urlencode() if requested else "",
+        "formats": [("csv", "CSV"), ("md", "Markdown"), ("tex", "LaTeX")],
+    }
+    return render(request, "modeling/results_paper.html", context)
+
+
+def _version_or_none(value: str | None) -> ModelVersion | None:
+    if not value:
+        return None
+    if not value.isdigit():
+        raise Http404("model version ids are whole numbers")
+    # Predictions load only when the comparison is not cached yet (deferred fields load on use).
+    versions = ModelVersion.objects.select_related("created_by").defer(*results.HEAVY_FIELDS)
+    return get_object_or_404(versions, pk=int(value))
+
+
+def _with_id(spec: dict[str, Any], *parts: object) -> dict[str, Any]:
+    """Give a plot spec the element id its json_script and canvas share."""
+    return {**spec, "id": "plot-" + "-".join(slugify(str(part)) for part in parts)}
+
+
+def _comparison_section(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[str, Any]:
+    comparison = results.compare_versions(a, b, cohort)
+    metrics_a, metrics_b = results.cohort_metrics(a, cohort), results.cohort_metrics(b, cohort)
+    label = results.COHORT_LABELS[cohort]
+    section: dict[str, Any] = {"cohort": cohort, "label": label, "comparison": comparison}
+    if results.is_available(metrics_a) and results.is_available(metrics_b):
+        sides = {"a": (a.name, metrics_a), "b": (b.name, metrics_b)}
+        section["roc_specs"] = [
+            _with_id(roc_overlay_spec(level, sides), cohort, "roc", level) for level in comparison["level_names"]
+        ]
+        section["confusion"] = [
+            (a, _with_id(confusion_spec(metrics_a, f"A: {a.name}, {label}"), cohort, "confusion", "a")),
+            (b, _with_id(confusion_spec(metrics_b, f"B: {b.name}, {label}"), cohort, "confusion", "b")),
+        ]
+        section["calibration"] = _with_id(
+            calibration_spec(
+                [(f"A: {a.name}", *VERSION_STYLE["a"], metrics_a), (f"B: {b.name}", *VERSION_STYLE["b"], metrics_b)],
+                f"Reliability, {label}",
+            ),
+            cohort,
+            "calibration",
+        )
+        section["calibration_rows"] = [(a, results.calibration(metrics_a)), (b, results.calibration(metrics_b))]
+    return section
+
+
+@login_required
+@permission_required(VIEW_RESULTS, raise_exception=True)
+def results_compare(request: HttpRequest) -> HttpResponse:
+    a = _version_or_none(request.GET.get("a"))
+    b = _version_or_none(request.GET.get("b"))
+    context: dict[str, Any] = {
+        "choices": _version_choices(),
+        "a": a,
+        "b": b,
+        "cohort": _chosen_cohort(request),
+        "cohorts": results.COHORT_LABELS,
+    }
+    if a is not None and b is not None:
+        context["sections"] = [_comparison_section(a, b, cohort) for cohort in results.COHORTS]
+        context["sides"] = [("a", a), ("b", b)]
+        context["keep"] = {"a": a.pk, "b": b.pk}
+    return render(request, "modeling/compare.html", context)
+
+
+@login_required
+@permission_required(VIEW_RESULTS, raise_exception=True)
+def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(ModelVersion.objects.select_related("created_by", "training_run"), pk=pk)
+    sections = []
+    for cohort in results.COHORTS:
+        metrics = results.cohort_metrics(version, cohort)
+        section: dict[str, Any] = {"cohort": cohort, "label": results.COHORT_LABELS[cohort], "metrics": metrics}
+        if results.is_available(metrics):
+            label = results.COHORT_LABELS[cohort]
+            section["rows"] = results.level_rows(metrics)
+            section["roc"] = _with_id(roc_levels_spec(metrics, f"ROC per pain level, {label}"), cohort, "roc")
+            section["confusion"] = _with_id(confusion_spec(metrics, f"Confusion matrix, {label}"), cohort, "confusion")
+            section["calibration"] = _with_id(
+                calibration_spec([(version.name, *VERSION_STYLE["a"], metrics)], f"Reliability, {label}"),
+                cohort,
+                "calibration",
+            )
+            section["calibration_table"] = results.calibration(metrics)
+        sections.append(section)
+    history = results.training_curve(version)
+    context = {
+        "version": version,
+        "sections": sections,
+        "cohort": _chosen_cohort(request),
+        "history": history,
+        "training_specs": [_with_id(spec, "training", index) for index, spec in enumerate(training_specs(history))]
+        if history
+        else [],
+        "promotions": version.promotions.select_related("actor"),
+        "trained_on": results.trained_on_label(version.cohorts),
+    }
+    return render(request, "modeling/version_detail.html", context)
