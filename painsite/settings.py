@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "painsite.core.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "painsite.urls"
@@ -121,6 +122,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+AUTHENTICATION_BACKENDS = ["painsite.core.auth.ThrottledModelBackend"]
+PAINSITE_LOGIN_FAILURE_LIMIT = envint("PAINSITE_LOGIN_FAILURE_LIMIT", "5")
+PAINSITE_LOGIN_LOCKOUT_SECONDS = envint("PAINSITE_LOGIN_LOCKOUT_SECONDS", "900")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
@@ -184,6 +189,13 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Pain levels: "none:0,mild:1-3,moderate:4-6,severe:7-10".
 PAINSITE_PAIN_LEVELS = os.getenv("PAINSITE_PAIN_LEVELS", "none:0,mild:1-3,moderate:4-6,severe:7-10")
 PAINSITE_SEVERE_ALERT_THRESHOLD = envfloat("PAINSITE_SEVERE_ALERT_THRESHOLD", "0.5")
+# Assessment: /monitor/ assesses a camera frame every PAINSITE_MONITOR_INTERVAL_SECONDS and raises
+# its alert when severe pain persists over PAINSITE_MONITOR_ALERT_CONSECUTIVE assessments in a row.
+# A web process keeps PAINSITE_INFERENCE_CACHE_VERSIONS model versions loaded (~0.5 GB each).
+PAINSITE_MONITOR_INTERVAL_SECONDS = envfloat("PAINSITE_MONITOR_INTERVAL_SECONDS", "5")
+PAINSITE_MONITOR_ALERT_CONSECUTIVE = envint("PAINSITE_MONITOR_ALERT_CONSECUTIVE", "3")
+PAINSITE_INFERENCE_DEVICE = os.getenv("PAINSITE_INFERENCE_DEVICE", "auto")
+PAINSITE_INFERENCE_CACHE_VERSIONS = envint("PAINSITE_INFERENCE_CACHE_VERSIONS", "2")
 PAINSITE_VGG16_WEIGHTS = os.getenv("PAINSITE_VGG16_WEIGHTS", "")
 
 # Celery. The embedded default is kombu's SQLAlchemy transport on a SQLite file: a real
@@ -249,6 +261,13 @@ SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", str(8 * 3600))
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
+# Styles may be inline (SVG plots set colours per element); scripts never are.
+PAINSITE_CONTENT_SECURITY_POLICY = os.getenv(
+    "PAINSITE_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if PRODUCTION:

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from painsite.core.services import record_event
+
+
+class TokenView(ObtainAuthToken):
+    """POST {username, password} -> {token}; DELETE revokes the token the request used."""
+
+    def get_permissions(self):
+        return [IsAuthenticated()] if self.request.method == "DELETE" else [AllowAny()]
+
+    @extend_schema(responses={204: None}, summary="Revoke the caller's API token")
+    def delete(self, request: Request) -> Response:
+        deleted, _ = Token.objects.filter(user=request.user).delete()
+        record_event(actor=request.user, action="auth.token.revoke", target=request.user, details={"revoked": bool(deleted)})
+        return Response(status=status.HTTP_204_NO_CONTENT)
