@@ -78,19 +78,43 @@ def auroc(resamples: ClusterResamples, y_true: np.ndarray, scores: np.ndarray) -
     """AUROC of ``scores`` for the binary ``y_true`` in every resample; NaN where a class is absent.
 
     AUROC = sum over (positive, negative) pairs of w_pos * w_neg * [s_pos > s_neg] (ties count
-    1/2), divided by (sum of w_pos) * (sum of w_neg), where w is an image's draw count. With the
-    images grouped by equal score in ascending order, each group's positive weight meets the
-    negative weight of all lower groups plus half of its own: one cumulative sum per resample.
+    1/2), divided by (sum of w_pos) * (sum of w_neg), where w is an image's draw count. Only the
+    distinct positive scores matter: each meets the negative weight strictly below it plus half of
+    the negative weight tied with it. So the negatives are binned between consecutive positive
+    scores, and one running sum over those bins, for all resamples at once, gives the numerator.
     """
     y_true = np.asarray(y_true, dtype=bool)
-    _, score_group = np.unique(np.asarray(scores, dtype=np.float64), return_inverse=True)
-    n_groups = int(score_group.max()) + 1
-    positive = resamples.group_totals(score_group, y_true, n_groups)
-    negative = resamples.group_totals(score_group, ~y_true, n_groups)
-    negative_below = np.cumsum(negative, axis=0)
-    negative_below -= 0.5 * negative
-    numerator = np.einsum("gb,gb->b", positive, negative_below)
-    denominator = positive.sum(axis=0) * negative.sum(axis=0)
+    scores = np.asarray(scores, dtype=np.float64)
+    if y_true.sum() > (~y_true).sum():
+        # AUROC(y, s) = AUROC(not y, -s); counting from the smaller class leaves fewer bins.
+        y_true, scores = ~y_true, -scores
+    distinct = np.unique(scores[y_true])
+    n_distinct = distinct.size
+    negative_scores = scores[~y_true]
+    # Negative j lies strictly below the k-th distinct positive score for every k >= at_or_below[j].
+    at_or_below = np.searchsorted(distinct, negative_scores, side="right")
+    tied = (at_or_below > 0) & (distinct[np.maximum(at_or_below - 1, 0)] == negative_scores)
+
+    # Rows 0..K-1: positive weight at each distinct positive score; rows K..2K: negative weight
+    # per bin, bin b holding the negatives below exactly the distinct scores k >= b.
+    row = np.empty(scores.size, dtype=np.intp)
+    row[y_true] = np.searchsorted(distinct, scores[y_true])
+    row[~y_true] = n_distinct + at_or_below
+    weight = resamples.group_totals(row, np.ones(scores.size), 2 * n_distinct + 1)
+    tie_row = np.zeros(scores.size, dtype=np.intp)
+    tie_row[~y_true] = np.maximum(at_or_below - 1, 0)
+    tie_value = np.zeros(scores.size)
+    tie_value[~y_true] = tied
+    tied_weight = resamples.group_totals(tie_row, tie_value, max(n_distinct, 1))[:n_distinct]
+
+    positive = weight[:n_distinct]
+    denominator = positive.sum(axis=0) * weight[n_distinct:].sum(axis=0)
+    negative_below = weight[n_distinct : 2 * n_distinct]
+    # Running sum row by row: NumPy's cumsum along the first axis is several times slower here.
+    for k in range(1, n_distinct):
+        negative_below[k] += negative_below[k - 1]
+    negative_below += 0.5 * tied_weight
+    numerator = np.einsum("kb,kb->b", positive, negative_below)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denominator > 0, numerator / denominator, np.nan)
 
