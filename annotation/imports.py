@@ -41,8 +41,9 @@ logger = logging.getLogger(__name__)
 
 # Archives up to this many rows and bytes are imported while the uploader waits (about a second
 # per 20 images); anything larger goes to a `default` worker and the uploader watches progress.
-INLINE_MAX_ROWS = getattr(settings, "PAINSITE_IMPORT_INLINE_MAX_ROWS", 25)
-INLINE_MAX_BYTES = getattr(settings, "PAINSITE_IMPORT_INLINE_MAX_BYTES", 25 * 1024 * 1024)
+# Settings PAINSITE_IMPORT_INLINE_MAX_ROWS / _BYTES override them.
+INLINE_MAX_ROWS = 25
+INLINE_MAX_BYTES = 25 * 1024 * 1024
 PROGRESS_EVERY_ROWS = 10
 PROGRESS_EVERY_SECONDS = 2.0
 # Files zip tools add on their own; not worth a line in the report.
@@ -97,7 +98,9 @@ def start_archive_import(*, archive: IO[bytes], size: int, source_name: str, act
         manifest = parse_manifest(manifest_text)
         unlisted = _unlisted_members(zipped.names, manifest, folder)
     job = _create_job(source_name=source_name, manifest=manifest, actor=actor, unlisted=unlisted)
-    if len(manifest.rows) <= INLINE_MAX_ROWS and size <= INLINE_MAX_BYTES:
+    max_rows = getattr(settings, "PAINSITE_IMPORT_INLINE_MAX_ROWS", INLINE_MAX_ROWS)
+    max_bytes = getattr(settings, "PAINSITE_IMPORT_INLINE_MAX_BYTES", INLINE_MAX_BYTES)
+    if len(manifest.rows) <= max_rows and size <= max_bytes:
         archive.seek(0)
         return _run_archive(job, archive)
     archive.seek(0)
