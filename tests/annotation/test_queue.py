@@ -1,0 +1,132 @@
+"""The labeling queue: which image a clinician gets next, through the selector and the API."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotation.models import Consent
+from annotation.selectors import QUEUE_SECOND_OBSERVER, QUEUE_UNLABELED, next_image_for
+from annotation.services import undo_last_label, withdraw_consent
+from tests.annotation.factories import make_image, make_label, make_patient
+from tests.conftest import api_client_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def patient():
+    return make_patient("P001")
+
+
+def test_never_labeled_images_come_first_oldest_first(patient, clinician, clinician2):
+    labeled_once = make_image(patient)
+    make_label(labeled_once, clinician2, nrs=4)
+    first_unlabeled, second_unlabeled = make_image(patient), make_image(patient)
+    image = next_image_for(clinician)
+    assert (image, image.queue_reason) == (first_unlabeled, QUEUE_UNLABELED)
+    make_label(first_unlabeled, clinician2, nrs=4)
+    assert next_image_for(clinician) == second_unlabeled
+
+
+def test_then_images_needing_a_second_observer(patient, clinician, clinician2, researcher):
+    needs_second = make_image(patient)
+    make_label(needs_second, clinician2, nrs=4)
+    has_two = make_image(patient)
+    make_label(has_two, clinician2, nrs=4)
+    make_label(has_two, researcher, nrs=5)
+    image = next_image_for(clinician)
+    assert (image, image.queue_reason) == (needs_second, QUEUE_SECOND_OBSERVER)
+
+
+def test_it_skips_images_the_user_already_rated(patient, clinician):
+    image = make_image(patient)
+    make_label(image, clinician, nrs=4)
+    assert next_image_for(clinician) is None
+
+
+def test_a_self_report_alone_does_not_ask_for_observers(patient, clinician, clinician2):
+    image = make_image(patient)
+    make_label(image, clinician2, nrs=4, kind="self_report")
+    assert next_image_for(clinician) is None
+
+
+def test_an_undone_score_puts_the_image_back_in_the_users_queue(patient, clinician, clinician2):
+    image = make_image(patient)
+    make_label(image, clinician2, nrs=4)
+    make_label(image, clinician, nrs=6)
+    assert next_image_for(clinician) is None
+    undo_last_label(rater=clinician)
+    assert next_image_for(clinician) == image
+
+
+def test_withdrawn_consent_hides_images_from_the_queue(patient, clinician):
+    withdrawn = make_patient("P002")
+    make_image(withdrawn)
+    kept = make_image(patient)
+    withdraw_consent(patient=withdrawn, actor=clinician)
+    assert next_image_for(clinician) == kept
+    patient.consent = Consent.WITHDRAWN
+    patient.save()
+    assert next_image_for(clinician) is None
+
+
+def test_skipped_images_are_passed_over(patient, clinician):
+    first, second = make_image(patient), make_image(patient)
+    assert next_image_for(clinician, skip=[first.pk]) == second
+    assert next_image_for(clinician, skip=[first.pk, second.pk]) is None
+
+
+def test_the_queue_query_count_does_not_depend_on_the_data(patient, clinician, clinician2, django_assert_num_queries):
+    for _ in range(3):
+        make_label(make_image(patient), clinician2, nrs=3)
+    with django_assert_num_queries(2):  # the unlabeled step finds nothing, the second-observer step finds one
+        assert next_image_for(clinician) is not None
+
+
+# API --------------------------------------------------------------------------------------------
+
+
+def test_the_api_returns_the_next_image_with_what_the_page_needs(patient, clinician):
+    image = make_image(patient)
+    response = api_client_for(clinician).get("/api/queue/next/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == image.pk
+    assert body["patient"] == "P001"
+    assert (body["width"], body["height"]) == (image.width, image.height)
+    assert "face_box" in body
+    assert body["file_url"] == f"/api/images/{image.pk}/file/"
+    assert body["reason"] == "unlabeled"
+
+
+def test_the_api_answers_204_when_the_queue_is_empty(clinician):
+    response = api_client_for(clinician).get("/api/queue/next/")
+    assert response.status_code == 204
+
+
+def test_the_api_honours_skip(patient, clinician):
+    first, second = make_image(patient), make_image(patient)
+    response = api_client_for(clinician).get(f"/api/queue/next/?skip={first.pk},junk")
+    assert response.json()["id"] == second.pk
+
+
+@pytest.mark.parametrize("role", ["clinician", "researcher", "admin_user"])
+def test_every_role_has_a_queue(patient, role, request):
+    make_image(patient)
+    assert api_client_for(request.getfixturevalue(role)).get("/api/queue/next/").status_code == 200
+
+
+def test_anonymous_gets_401_and_outsider_403_on_the_queue(outsider):
+    assert api_client_for(None).get("/api/queue/next/").status_code == 401
+    assert api_client_for(outsider).get("/api/queue/next/").status_code == 403
+
+
+def test_the_labeling_page_needs_login_and_a_role(client, clinician, outsider):
+    response = client.get("/label/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    client.force_login(outsider)
+    assert client.get("/label/").status_code == 403
+    client.force_login(clinician)
+    page = client.get("/label/")
+    assert page.status_code == 200
+    assert b"label.js" in page.content and b'data-nrs="10"' in page.content
