@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "painsite.core.middleware.ContentSecurityPolicyMiddleware",
+    "painsite.core.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "painsite.urls"
