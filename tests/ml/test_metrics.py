@@ -283,3 +283,12 @@ def test_comparison_marks_a_level_without_positive_cases_unavailable():
     assert none["auroc_a"] is None and none["delta_ci"] is None and none["delong_p"] is None
     assert result["macro"]["delta_auroc"] is not None
     assert_plain_json(result)
+
+
+def test_kappa_is_null_when_truth_and_prediction_are_one_single_level():
+    probabilities = np.tile([0.1, 0.1, 0.1, 0.7], (6, 1))
+    result = metrics.evaluate_predictions([3] * 6, [8] * 6, probabilities, ["P1", "P1", "P2", "P2", "P3", "P3"], LEVELS, n_bootstrap=50)
+    assert result["kappa_quadratic"] is None
+    assert result["mae_level"] == 0.0
+    assert result["levels"]["severe"]["f1"] == 1.0
+    assert_plain_json(result)
