@@ -1,0 +1,339 @@
+"""Writes of the modeling app: starting, cancelling and recovering training runs; promotions.
+
+Each public function is one transaction. The TrainingRun row is the source of truth: the broker
+only carries "look at run N", so a lost or duplicated message never changes what happens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from modeling import selectors
+from modeling.ml.levels import PainLevels
+from modeling.ml.splits import assign_splits
+from modeling.ml.splits import split_sha256 as ml_split_sha256
+from modeling.models import (
+    ModelVersion,
+    PromotionEvent,
+    RunStatus,
+    Split,
+    SplitAssignment,
+    Stage,
+    TrainingRun,
+)
+from modeling.training_config import clean_training_config
+from painsite.core.services import record_event
+
+TRAINING_QUEUE = "training"
+
+
+class TrainingAlreadyActive(Exception):
+    """A run is already queued or running on this queue: runs are not silently stacked."""
+
+    def __init__(self, active_run: TrainingRun) -> None:
+        self.active_run = active_run
+        super().__init__(
+            f"training run {active_run.pk} is already {active_run.status} on the '{active_run.queue}' queue; "
+            "wait for it to finish or cancel it"
+        )
+
+
+class RunNotActive(Exception):
+    """Cancel of a run that already finished."""
+
+    def __init__(self, run: TrainingRun) -> None:
+        self.run = run
+        super().__init__(f"training run {run.pk} already {run.status}: there is nothing to cancel")
+
+
+class AlreadyInProduction(Exception):
+    def __init__(self, version: ModelVersion) -> None:
+        self.version = version
+        super().__init__(f"{version.name} is already the production model")
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting a run
+
+
+def start_training(*, requested_by: User | None, config: dict[str, Any], enqueue: bool = True) -> TrainingRun:
+    """Check the config, snapshot the data, create the run and send it to a training worker once
+    the transaction commits. `enqueue=False` leaves the run for an in-process runner
+    (`manage.py train --inline`)."""
+    config = clean_training_config(config)
+    with transaction.atomic():
+        active = TrainingRun.objects.active().filter(queue=TRAINING_QUEUE).first()
+        if active is not None:
+            raise TrainingAlreadyActive(active)
+        manifest = snapshot_training_data(cohorts=config["cohorts"], label_rule=config["label_rule"])
+        _check_enough_data(manifest)
+        run = TrainingRun(
+            config=config,
+            queue=TRAINING_QUEUE,
+            requested_by=requested_by,
+            data_manifest=manifest,
+            celery_task_id=str(uuid.uuid4()),
+            message="waiting for a training worker",
+        )
+        try:
+            # Two requests racing past the check above meet the database's one-active-run rule.
+            with transaction.atomic():
+                run.save()
+        except IntegrityError:
+            raise TrainingAlreadyActive(TrainingRun.objects.active().get(queue=TRAINING_QUEUE)) from None
+        record_event(
+            actor=requested_by,
+            action="training.start",
+            target=run,
+            details={"config": config, "counts": manifest["counts"]},
+        )
+        if enqueue:
+            transaction.on_commit(lambda: send_to_worker(run))
+    return run
+
+
+def send_to_worker(run: TrainingRun) -> None:
+    from modeling.tasks import run_training
+
+    run_training.apply_async(args=[run.pk], task_id=run.celery_task_id, queue=run.queue)
+
+
+def snapshot_training_data(*, cohorts: list[str], label_rule: str) -> dict[str, Any]:
+    """The exact images and target labels a run uses, fixed at request time.
+
+    Every labelled image of a consenting patient gets its patient's split (new patients are
+    assigned now; existing assignments never move). Train and validation images come from the
+    chosen cohorts; the locked test images of every cohort are kept for evaluation, so versions
+    trained on different cohorts are still scored on the same patients.
+    """
+    levels = PainLevels.parse(settings.PAINSITE_PAIN_LEVELS)
+    labelled = selectors.labelled_images(label_rule=label_rule)
+    for item in labelled:
+        item["level"] = levels.level_of(item["nrs"])
+    splits = assign_patient_splits(labelled)
+    images = []
+    for item in labelled:
+        item["split"] = splits[item["patient"]]
+        if item["split"] == Split.TEST or item["cohort"] in cohorts:
+            images.append(item)
+    counts = {split: sum(1 for item in images if item["split"] == split) for split in Split.values}
+    return {
+        "label_rule": label_rule,
+        "cohorts": cohorts,
+        "pain_levels": levels.spec,
+        "images": images,
+        "counts": counts,
+    }
+
+
+def _check_enough_data(manifest: dict[str, Any]) -> None:
+    counts = manifest["counts"]
+    cohorts = " and ".join(manifest["cohorts"])
+    if not counts[Split.TRAIN]:
+        raise ValidationError(
+            {"cohorts": [f"no labelled images of consenting {cohorts} patients in the training split "
+                         f"under the label rule {manifest['label_rule']!r}"]}
+        )
+    if not counts[Split.VAL]:
+        raise ValidationError(
+            {"cohorts": [f"no labelled images of consenting {cohorts} patients in the validation split: "
+                         "early stopping needs at least one validation patient"]}
+        )
+
+
+def assign_patient_splits(labelled: list[dict[str, Any]]) -> dict[str, str]:
+    """Split of every patient in `labelled` (patient code -> split). New patients get one,
+    stratified by their highest pain level; assignments already stored never change."""
+    max_level: dict[str, int] = {}
+    for item in labelled:
+        max_level[item["patient"]] = max(max_level.get(item["patient"], 0), item["level"])
+    existing = dict(SplitAssignment.objects.values_list("patient__code", "split"))
+    seed = settings.PAINSITE_SPLIT_SEED
+    assigned = assign_splits(max_level, existing, seed)
+    new_codes = [code for code in max_level if code not in existing]
+    if new_codes:
+        patient_ids = dict(selectors.patient_ids(new_codes))
+        SplitAssignment.objects.bulk_create(
+            [SplitAssignment(patient_id=patient_ids[code], split=assigned[code], seed=seed) for code in new_codes],
+            # A concurrent request may have assigned the same patient first; its answer stands.
+            ignore_conflicts=True,
+        )
+        stored = SplitAssignment.objects.filter(patient__code__in=new_codes).values_list("patient__code", "split")
+        existing.update(stored)
+    return {code: existing[code] for code in max_level}
+
+
+def manifest_sha256(images: list[dict[str, Any]]) -> str:
+    """Of the images and targets a version used: image id, sha256, patient, split, NRS, level."""
+    keys = ("image_id", "sha256", "patient", "cohort", "split", "nrs", "level")
+    rows = sorted(([item[key] for key in keys] for item in images), key=lambda row: row[0])
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+def split_sha256(images: list[dict[str, Any]]) -> str:
+    """Of the split assignment of the patients a version used (the ML core's fingerprint)."""
+    return ml_split_sha256({item["patient"]: item["split"] for item in images})
+
+
+# ---------------------------------------------------------------------------------------------
+# Cancel and crash recovery
+
+
+def cancel_training(*, run: TrainingRun, actor: User | None) -> TrainingRun:
+    """A queued run is cancelled at once; a running one stops cooperatively after its current
+    batch (the worker reads the flag)."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        status_before = run.status
+        if run.status == RunStatus.QUEUED:
+            run.status = RunStatus.CANCELLED
+            run.finished_at = timezone.now()
+            run.message = "cancelled before it started"
+            run.save(update_fields=["status", "finished_at", "message"])
+        elif run.status == RunStatus.RUNNING:
+            run.cancel_requested = True
+            run.message = "cancel requested: stopping after the current batch"
+            run.save(update_fields=["cancel_requested", "message"])
+        else:
+            raise RunNotActive(run)
+        record_event(actor=actor, action="training.cancel", target=run, details={"status_before": status_before})
+    return run
+
+
+@dataclass(frozen=True)
+class ReapedRun:
+    run_id: int
+    action: str  # "resumed", "failed" or "cancelled"
+    attempts: int
+
+
+def reap_stale_runs(*, now=None) -> list[ReapedRun]:
+    """Runs whose worker stopped sending heartbeats (killed, out of memory, machine lost) are
+    sent again, to resume from their last epoch checkpoint, or failed after
+    PAINSITE_TRAINING_MAX_ATTEMPTS attempts. Safe to run from several places at once."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.PAINSITE_TRAINING_STALE_SECONDS)
+    stale = TrainingRun.objects.filter(status=RunStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True)
+    )
+    reaped = []
+    for run_id in stale.values_list("pk", flat=True):
+        outcome = _reap(run_id, stale_before)
+        if outcome is not None:
+            reaped.append(outcome)
+    return reaped
+
+
+def _reap(run_id: int, stale_before) -> ReapedRun | None:
+    with transaction.atomic():
+        run = (
+            TrainingRun.objects.select_for_update()
+            .filter(pk=run_id, status=RunStatus.RUNNING)
+            .filter(Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True))
+            .first()
+        )
+        if run is None:  # it sent a heartbeat meanwhile, or another reaper got there first
+            return None
+        last_seen = run.heartbeat_at.isoformat() if run.heartbeat_at else "never"
+        if run.cancel_requested:
+            action = "cancelled"
+            run.status = RunStatus.CANCELLED
+            run.message = f"cancelled (its worker stopped responding; last heartbeat {last_seen})"
+        elif run.attempts >= settings.PAINSITE_TRAINING_MAX_ATTEMPTS:
+            action = "failed"
+            run.status = RunStatus.FAILED
+            run.error = (
+                f"the worker stopped responding during attempt {run.attempts} of "
+                f"{settings.PAINSITE_TRAINING_MAX_ATTEMPTS} (last heartbeat {last_seen}); giving up"
+            )
+            run.message = "failed: worker lost too many times"
+        else:
+            action = "resumed"
+            run.status = RunStatus.QUEUED
+            run.celery_task_id = str(uuid.uuid4())
+            run.message = f"worker lost (last heartbeat {last_seen}); resuming from the last checkpoint"
+        if action != "resumed":
+            run.finished_at = timezone.now()
+        run.save(update_fields=["status", "celery_task_id", "message", "error", "finished_at"])
+        record_event(
+            actor=None,
+            action=f"training.{action}_after_worker_lost",
+            target=run,
+            details={"attempts": run.attempts, "last_heartbeat": last_seen},
+        )
+        if action == "resumed":
+            transaction.on_commit(lambda: send_to_worker(run))
+        else:
+            transaction.on_commit(lambda: remove_run_files(run.pk))
+    return ReapedRun(run_id=run.pk, action=action, attempts=run.attempts)
+
+
+def run_work_dir(run_id: int) -> Path:
+    """Checkpoints of a run in progress: kept across attempts so a new attempt resumes."""
+    return Path(settings.PAINSITE_DATA_DIR) / "runs" / str(run_id)
+
+
+def run_artifact_dir(run_id: int) -> Path:
+    """The published weights of the model version a run produced."""
+    return Path(settings.PAINSITE_DATA_DIR) / "models" / f"run-{run_id}"
+
+
+def feature_cache_dir() -> Path:
+    return Path(settings.PAINSITE_DATA_DIR) / "feature-cache"
+
+
+def remove_run_files(run_id: int, *, keep_artifacts: bool = False) -> None:
+    shutil.rmtree(run_work_dir(run_id), ignore_errors=True)
+    if not keep_artifacts:
+        shutil.rmtree(run_artifact_dir(run_id), ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Promotion
+
+
+def promote_model_version(*, version: ModelVersion, actor: User | None, reason: str) -> ModelVersion:
+    """Make `version` the production model. The previous production version is archived in the
+    same transaction. Rollback is the promotion of an older version."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": ["a reason is required to change the production model"]})
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if version.stage == Stage.PRODUCTION:
+            raise AlreadyInProduction(version)
+        # Archive first: the database allows one production version at any moment.
+        for previous in ModelVersion.objects.select_for_update().filter(stage=Stage.PRODUCTION):
+            _change_stage(previous, Stage.ARCHIVED, actor=actor, reason=f"replaced by {version.name}: {reason}")
+        _change_stage(version, Stage.PRODUCTION, actor=actor, reason=reason)
+    return version
+
+
+def _change_stage(version: ModelVersion, to_stage: str, *, actor: User | None, reason: str) -> None:
+    from_stage = version.stage
+    # A queryset update, not save(): a model version's other fields are never written again.
+    ModelVersion.objects.filter(pk=version.pk).update(stage=to_stage)
+    version.stage = to_stage
+    PromotionEvent.objects.create(
+        model_version=version, from_stage=from_stage, to_stage=to_stage, actor=actor, reason=reason
+    )
+    record_event(
+        actor=actor,
+        action="model_version.promote" if to_stage == Stage.PRODUCTION else "model_version.archive",
+        target=version,
+        details={"name": version.name, "from": from_stage, "to": to_stage, "reason": reason},
+    )

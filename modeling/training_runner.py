@@ -1,0 +1,530 @@
+"""The body of the training task: one attempt at a TrainingRun, from claim to model version.
+
+An attempt claims a queued run (only one claim can win, so a duplicated message is harmless),
+keeps a heartbeat while the ML core trains, and finishes with one of: an immutable ModelVersion
+whose weights file is already in place, a cancelled run, or a failed run with its error text.
+Nothing half-written survives: weights are published with an atomic rename and removed again if
+the database refuses the version; checkpoints are removed when the run ends. A worker killed
+mid-run leaves its checkpoints for the next attempt (see services.reap_stale_runs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from modeling import selectors, services
+from modeling.ml.config import TrainConfig
+from modeling.ml.data import Record, sha256_file
+from modeling.ml.levels import PainLevels
+from modeling.models import ModelVersion, RunStatus, Split, TrainingRun
+from painsite.core.services import record_event
+
+logger = logging.getLogger(__name__)
+
+EVALUATION_COHORTS = ("clinical", "simulated", "combined")
+# Share of the progress bar for training; evaluation and publishing fill the rest.
+TRAINING_SHARE = 0.9
+PROGRESS_WRITE_INTERVAL = 1.0
+
+StateReporter = Callable[[dict[str, Any]], None]
+
+
+class LostOwnership(Exception):
+    """Another attempt took over this run (this worker was presumed dead): stop, touch nothing."""
+
+
+class Attempt:
+    """One worker's claim on a run: every write is conditional on still holding it."""
+
+    def __init__(self, run: TrainingRun) -> None:
+        self.run_id = run.pk
+        self.number = run.attempts
+
+    def update(self, **fields: Any) -> None:
+        updated = TrainingRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING, attempts=self.number).update(
+            **fields
+        )
+        if not updated:
+            raise LostOwnership(f"training run {self.run_id} is no longer held by attempt {self.number}")
+
+
+class Heartbeat(threading.Thread):
+    """Writes the run's heartbeat and reads its cancel flag in the background, so the training
+    loop's `should_stop` costs no query and a long feature extraction still shows signs of life."""
+
+    def __init__(self, attempt: Attempt, *, interval: float, poll: float = 1.0) -> None:
+        super().__init__(name=f"heartbeat-run-{attempt.run_id}", daemon=True)
+        self.attempt = attempt
+        self.interval = interval
+        self.poll = min(poll, interval)
+        self.cancel_requested = threading.Event()
+        self.lost = threading.Event()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        last_beat = time.monotonic()
+        try:
+            while not self._stop_event.wait(self.poll):
+                try:
+                    if time.monotonic() - last_beat >= self.interval:
+                        self.attempt.update(heartbeat_at=timezone.now())
+                        last_beat = time.monotonic()
+                    state = TrainingRun.objects.filter(pk=self.attempt.run_id).values("cancel_requested").first()
+                    if state is None or state["cancel_requested"]:
+                        self.cancel_requested.set()
+                except LostOwnership:
+                    self.lost.set()
+                    return
+                except Exception:  # a database hiccup must not kill the heartbeat for good
+                    logger.exception("heartbeat of training run %s failed; retrying", self.attempt.run_id)
+        finally:
+            connection.close()
+
+    def should_stop(self) -> bool:
+        return self.cancel_requested.is_set() or self.lost.is_set()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=30)
+
+
+def execute(run_id: int, *, report_state: StateReporter | None = None) -> str:
+    """Run one attempt of training run `run_id`; returns the run's status afterwards."""
+    run = claim(run_id)
+    if run is None:
+        status = TrainingRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        logger.info("training run %s not claimed (status %s): nothing to do", run_id, status)
+        return status or "missing"
+    attempt = Attempt(run)
+    heartbeat = Heartbeat(attempt, interval=settings.PAINSITE_TRAINING_HEARTBEAT_SECONDS)
+    heartbeat.start()
+    try:
+        _train_and_publish(run, attempt, heartbeat, report_state)
+    except LostOwnership:
+        logger.warning("training run %s: attempt %s lost its claim; stopping", run_id, attempt.number)
+        return "superseded"
+    except BaseException as error:
+        if heartbeat.lost.is_set():
+            return "superseded"
+        if heartbeat.cancel_requested.is_set() or _is_cancellation(error):
+            _finish_without_version(attempt, RunStatus.CANCELLED, message="cancelled during training")
+            return RunStatus.CANCELLED
+        logger.exception("training run %s failed", run_id)
+        _finish_without_version(attempt, RunStatus.FAILED, message="failed", error=_error_text(error))
+        if not isinstance(error, Exception):  # SystemExit, KeyboardInterrupt: let them through
+            raise
+        return RunStatus.FAILED
+    finally:
+        heartbeat.stop()
+    return RunStatus.SUCCEEDED
+
+
+def claim(run_id: int) -> TrainingRun | None:
+    """Move a queued run to running for this worker. Of two deliveries of the same run, one wins."""
+    now = timezone.now()
+    claimed = TrainingRun.objects.filter(pk=run_id, status=RunStatus.QUEUED, cancel_requested=False).update(
+        status=RunStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        heartbeat_at=now,
+        started_at=Coalesce("started_at", now),
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        message="preparing the data",
+        error="",
+    )
+    return TrainingRun.objects.get(pk=run_id) if claimed else None
+
+
+def _is_cancellation(error: BaseException) -> bool:
+    from modeling.ml.training import TrainingCancelled
+
+    return isinstance(error, TrainingCancelled)
+
+
+def _error_text(error: BaseException) -> str:
+    lines = traceback.format_exception(error)
+    return f"{type(error).__name__}: {error}\n\n" + "".join(lines[-12:])
+
+
+def _finish_without_version(attempt: Attempt, status: str, *, message: str, error: str = "") -> None:
+    try:
+        attempt.update(status=status, message=message, error=error, finished_at=timezone.now(), eta_seconds=None)
+    except LostOwnership:
+        return
+    services.remove_run_files(attempt.run_id)
+    run = TrainingRun.objects.get(pk=attempt.run_id)
+    record_event(actor=None, action=f"training.{status}", target=run, details={"attempt": attempt.number})
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _train_and_publish(
+    run: TrainingRun, attempt: Attempt, heartbeat: Heartbeat, report_state: StateReporter | None
+) -> ModelVersion:
+    from modeling.ml.training import train
+
+    images = _usable_images(run)
+    train_records = _records(images, run.config["cohorts"], Split.TRAIN)
+    val_records = _records(images, run.config["cohorts"], Split.VAL)
+    test_records = _records(images, None, Split.TEST)
+    config = train_config_for(run.config)
+    progress = ProgressWriter(attempt, epochs=config.epochs, report_state=report_state)
+    attempt.update(message="training", heartbeat_at=timezone.now())
+
+    started = time.perf_counter()
+    result = train(
+        config,
+        train_records,
+        val_records,
+        work_dir=services.run_work_dir(run.pk),
+        cache_dir=services.feature_cache_dir(),
+        progress=progress,
+        should_stop=heartbeat.should_stop,
+    )
+    ml_seconds = time.perf_counter() - started
+    if result.backbone == "random-init":
+        logger.warning(
+            "training run %s: NO IMAGENET VGG16 WEIGHTS FOUND; the backbone is randomly initialised "
+            "(set PAINSITE_VGG16_WEIGHTS or TORCH_HOME)", run.pk
+        )
+
+    attempt.update(progress=TRAINING_SHARE, message="evaluating on the locked test patients", eta_seconds=None)
+    started = time.perf_counter()
+    predictions, metrics = evaluate(result.weights_path, test_records, seed=config.seed)
+    ml_seconds += time.perf_counter() - started
+    if heartbeat.should_stop():
+        raise LostOwnership("stopped") if heartbeat.lost.is_set() else _cancelled()
+
+    return publish(run, attempt, images, result, config, predictions, metrics, ml_seconds)
+
+
+def _cancelled() -> BaseException:
+    from modeling.ml.training import TrainingCancelled
+
+    return TrainingCancelled("cancelled after training, before the model version was written")
+
+
+def train_config_for(config: dict[str, Any]) -> TrainConfig:
+    return TrainConfig(
+        mode=config["mode"],
+        epochs=config["epochs"],
+        lr=config["lr"],
+        batch_size=config["batch_size"],
+        seed=config["seed"],
+        image_size=config["image_size"],
+        patience=config["patience"],
+        levels=run_levels(config),
+    )
+
+
+def run_levels(config: dict[str, Any]) -> str:
+    return config.get("pain_levels") or settings.PAINSITE_PAIN_LEVELS
+
+
+def _usable_images(run: TrainingRun) -> list[dict[str, Any]]:
+    """The run's snapshot, less patients who withdrew consent since it was taken."""
+    images = run.data_manifest["images"]
+    withdrawn = selectors.withdrawn_patient_codes({item["patient"] for item in images})
+    return [item for item in images if item["patient"] not in withdrawn]
+
+
+def _records(images: list[dict[str, Any]], cohorts: list[str] | None, split: str) -> list[Record]:
+    return [
+        Record(
+            path=local_image_path(item["file"], item["sha256"]),
+            sha256=item["sha256"],
+            face_box=tuple(item["face_box"]) if item["face_box"] else None,
+            nrs=item["nrs"],
+            level=item["level"],
+            patient=item["patient"],
+            cohort=item["cohort"],
+            image_id=item["image_id"],
+        )
+        for item in images
+        if item["split"] == split and (cohorts is None or item["cohort"] in cohorts)
+    ]
+
+
+def local_image_path(name: str, sha256: str) -> str:
+    """A local file the ML core can open: the stored file itself on local storage, else a copy
+    under PAINSITE_DATA_DIR/image-cache (object storage), fetched once per image."""
+    try:
+        return default_storage.path(name)
+    except NotImplementedError:
+        pass
+    cached = Path(settings.PAINSITE_DATA_DIR) / "image-cache" / f"{sha256}{Path(name).suffix}"
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f".{cached.name}.{os.getpid()}.part")
+        with default_storage.open(name, "rb") as source, open(partial, "wb") as target:
+            shutil.copyfileobj(source, target)
+        os.replace(partial, cached)
+    return str(cached)
+
+
+class ProgressWriter:
+    """Receives the ML core's progress events; writes them to the run row (and the Celery
+    state) at most once a second, and at every new epoch."""
+
+    def __init__(self, attempt: Attempt, *, epochs: int, report_state: StateReporter | None) -> None:
+        self.attempt = attempt
+        self.epochs = epochs
+        self.report_state = report_state
+        self.last_write = 0.0
+        self.last_epoch = -1
+        self.warning = ""
+
+    def __call__(self, event) -> None:
+        now = time.monotonic()
+        if event.message.startswith("WARNING"):
+            self.warning = event.message  # shown with every later message: it must not scroll away
+        elif event.epoch == self.last_epoch and now - self.last_write < PROGRESS_WRITE_INTERVAL:
+            return
+        self.last_write, self.last_epoch = now, event.epoch
+        loss = None if event.loss is None or event.loss != event.loss else float(event.loss)
+        fields = {
+            "progress": min(max(float(event.fraction), 0.0), 1.0) * TRAINING_SHARE,
+            "epoch": int(event.epoch),
+            "loss": loss,
+            "eta_seconds": None if event.eta is None else max(float(event.eta), 0.0),
+            "message": "; ".join(filter(None, [self.warning, _progress_message(event, loss)]))[:500],
+            "heartbeat_at": timezone.now(),
+        }
+        self.attempt.update(**fields)
+        if self.report_state is not None:
+            self.report_state({key: value for key, value in fields.items() if key != "heartbeat_at"})
+
+
+def _progress_message(event, loss: float | None) -> str:
+    if not event.epoch:
+        return "" if event.message.startswith("WARNING") else event.message
+    text = f"epoch {event.epoch}/{event.epochs}"
+    if event.batches:
+        text += f", batch {event.batch}/{event.batches}"
+    if loss is not None:
+        text += f", loss {loss:.4f}"
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation and publishing
+
+
+def evaluate(weights_path: str, test_records: list[Record], *, seed: int) -> tuple[list[dict], dict[str, Any]]:
+    """Per-image predictions on the locked test patients and the metrics of each cohort."""
+    from modeling.ml.predict import load_model
+
+    model = load_model(weights_path)
+    probabilities = (
+        model.predict_records(test_records, cache_dir=services.feature_cache_dir()) if test_records else []
+    )
+    predictions = [
+        {
+            "image_id": record.image_id,
+            "patient": record.patient,
+            "cohort": record.cohort,
+            "nrs": record.nrs,
+            "level": record.level,
+            "probabilities": [float(p) for p in row],
+        }
+        for record, row in zip(test_records, probabilities)
+    ]
+    return predictions, metrics_by_cohort(predictions, model.levels, seed=seed)
+
+
+def metrics_by_cohort(
+    predictions: list[dict[str, Any]], levels: PainLevels, *, seed: int, n_bootstrap: int | None = None
+) -> dict[str, Any]:
+    """ModelVersion.metrics from per-image predictions (`manage.py evaluate` recomputes it)."""
+    import numpy as np
+
+    from modeling.ml.metrics import evaluate_predictions
+
+    n_bootstrap = settings.PAINSITE_BOOTSTRAP_RESAMPLES if n_bootstrap is None else n_bootstrap
+    metrics = {}
+    for cohort in EVALUATION_COHORTS:
+        rows = [p for p in predictions if cohort == "combined" or p["cohort"] == cohort]
+        if not rows:
+            metrics[cohort] = {"n_images": 0, "n_patients": 0, "unavailable": f"no {cohort} test images"}
+            continue
+        metrics[cohort] = evaluate_predictions(
+            np.array([row["level"] for row in rows]),
+            np.array([row["nrs"] for row in rows], dtype=float),
+            np.array([row["probabilities"] for row in rows], dtype=float),
+            [row["patient"] for row in rows],
+            levels.names,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            level_ranges=list(levels.ranges),
+        )
+    return metrics
+
+
+def publish(run, attempt, images, result, config, predictions, metrics, ml_seconds) -> ModelVersion:
+    """Put the weights in place, then write the version and close the run in one transaction.
+    If the transaction fails the weights file goes again: a version row exists only with its
+    file, and a file only with its row."""
+    weights_path = _publish_weights(run.pk, result.weights_path, result.weights_sha256)
+    used = [item for item in images if item["split"] == Split.TEST or item["cohort"] in run.config["cohorts"]]
+    trained_on = [item for item in used if item["split"] == Split.TRAIN]
+    try:
+        with transaction.atomic():
+            locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
+            if locked.status != RunStatus.RUNNING or locked.attempts != attempt.number:
+                raise LostOwnership(f"training run {run.pk} changed hands before publishing")
+            if locked.cancel_requested:
+                raise _cancelled()
+            version = _create_version(
+                run=locked,
+                used=used,
+                trained_on=trained_on,
+                result=result,
+                config=config,
+                predictions=predictions,
+                metrics=metrics,
+                weights_path=weights_path,
+            )
+            warning = " (WARNING: random-init backbone, no ImageNet weights)" if version.is_random_init else ""
+            locked.status = RunStatus.SUCCEEDED
+            locked.progress = 1.0
+            locked.eta_seconds = None
+            locked.finished_at = timezone.now()
+            locked.heartbeat_at = timezone.now()
+            locked.history = result.history
+            locked.ml_seconds = ml_seconds
+            locked.message = f"finished: {version.name}{warning}"
+            locked.save()
+            record_event(
+                actor=None,
+                action="model_version.create",
+                target=version,
+                details={
+                    "name": version.name,
+                    "training_run": run.pk,
+                    "backbone": version.backbone,
+                    "weights_sha256": version.weights_sha256,
+                },
+            )
+    except BaseException:
+        shutil.rmtree(weights_path.parent, ignore_errors=True)
+        raise
+    shutil.rmtree(services.run_work_dir(run.pk), ignore_errors=True)
+    return version
+
+
+def _publish_weights(run_id: int, source: str, expected_sha256: str) -> Path:
+    target = services.run_artifact_dir(run_id) / "weights.pt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".weights.pt.{os.getpid()}.part")
+    try:
+        with open(source, "rb") as reader, open(partial, "wb") as writer:
+            shutil.copyfileobj(reader, writer, length=1 << 20)
+            writer.flush()
+            os.fsync(writer.fileno())
+        if sha256_file(partial) != expected_sha256:
+            raise OSError(f"weights copied from {source} do not match their sha256 {expected_sha256}")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def _create_version(*, run, used, trained_on, result, config, predictions, metrics, weights_path) -> ModelVersion:
+    levels = PainLevels.parse(config.levels)
+    fields = dict(
+        training_run=run,
+        cohorts=run.config["cohorts"],
+        mode=config.mode,
+        data_manifest={
+            "label_rule": run.config["label_rule"],
+            "pain_levels": levels.spec,
+            "images": [{key: item[key] for key in MANIFEST_KEYS} for item in used],
+        },
+        data_manifest_sha256=services.manifest_sha256(used),
+        split_sha256=services.split_sha256(used),
+        label_rule=run.config["label_rule"],
+        pain_levels=[{"name": name, "nrs": [low, high]} for name, (low, high) in zip(levels.names, levels.ranges)],
+        hyperparameters=config.to_dict(),
+        seed=config.seed,
+        code_version=code_version(),
+        library_versions=library_versions(),
+        device=str(result.device),
+        backbone=result.backbone,
+        backbone_sha256=result.backbone_sha256 or "",
+        weights_path=str(weights_path),
+        weights_sha256=result.weights_sha256,
+        n_train_images=len(trained_on),
+        n_train_patients=len({item["patient"] for item in trained_on}),
+        metrics=metrics,
+        test_predictions=predictions,
+        training_history=result.history,
+        created_by=run.requested_by,
+    )
+    # Names are v1, v2, ...: the next free number. Two runs finishing at once on different
+    # queues may pick the same one; the unique name makes the later one try the next.
+    for _ in range(20):
+        try:
+            with transaction.atomic():
+                return ModelVersion.objects.create(name=f"v{next_version_number()}", **fields)
+        except IntegrityError:
+            if ModelVersion.objects.filter(training_run=run).exists():
+                raise
+    raise RuntimeError("could not allocate a model version name")
+
+
+MANIFEST_KEYS = ("image_id", "sha256", "patient", "cohort", "split", "nrs", "level")
+
+
+def next_version_number() -> int:
+    numbers = [int(name[1:]) for name in ModelVersion.objects.values_list("name", flat=True) if name[1:].isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def code_version() -> str:
+    """The git commit of the running code, or PAINSITE_CODE_VERSION where there is no checkout."""
+    if os.getenv("PAINSITE_CODE_VERSION"):
+        return os.environ["PAINSITE_CODE_VERSION"]
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f"{sha}-dirty" if sha and dirty else sha
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+    import sklearn
+    import torch
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "scikit-learn": sklearn.__version__,
+    }

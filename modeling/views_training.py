@@ -1,0 +1,100 @@
+"""The training page (start form, runs, live progress, cancel) and the promote button's POST."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from modeling import selectors, services
+from modeling.forms_training import TrainingRunForm
+from modeling.models import ModelVersion, TrainingRun
+from modeling.serializers_training import TrainingRunSerializer
+
+RUNS_SHOWN = 50
+
+
+@login_required
+@permission_required("modeling.add_trainingrun", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def training_page(request: HttpRequest) -> HttpResponse:
+    status = 200
+    if request.method == "POST":
+        form = TrainingRunForm(request.POST)
+        if form.is_valid():
+            try:
+                run = services.start_training(requested_by=request.user, config=form.cleaned_data)
+            except ValidationError as error:
+                for field, problems in error.message_dict.items():
+                    form.add_error(field if field in form.fields else None, problems)
+                status = 422
+            except services.TrainingAlreadyActive as conflict:
+                form.add_error(None, str(conflict))
+                status = 409
+            else:
+                messages.success(request, f"Training run {run.pk} is queued.")
+                return redirect("training")
+        else:
+            status = 422
+    else:
+        form = TrainingRunForm.with_defaults()
+    runs = list(selectors.training_runs()[:RUNS_SHOWN])
+    context = {"form": form, "runs": runs, "active_runs": [run for run in runs if run.is_active]}
+    return render(request, "modeling/training.html", context, status=status)
+
+
+@login_required
+@permission_required("modeling.view_trainingrun", raise_exception=True)
+@require_GET
+def training_run_progress(request: HttpRequest, pk: int) -> JsonResponse:
+    """What the progress bar polls: the run's status and progress, as the API shows them."""
+    run = get_object_or_404(selectors.training_runs(), pk=pk)
+    response = JsonResponse(TrainingRunSerializer(run).data)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@permission_required("modeling.cancel_trainingrun", raise_exception=True)
+@require_POST
+def training_run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(TrainingRun, pk=pk)
+    try:
+        run = services.cancel_training(run=run, actor=request.user)
+    except services.RunNotActive as error:
+        messages.error(request, str(error))
+    else:
+        if run.status == "cancelled":
+            messages.success(request, f"Training run {run.pk} was cancelled.")
+        else:
+            messages.success(request, f"Training run {run.pk} will stop after its current batch.")
+    return redirect("training")
+
+
+@login_required
+@permission_required("modeling.promote_modelversion", raise_exception=True)
+@require_POST
+def promote_version(request: HttpRequest, pk: int) -> HttpResponse:
+    """The promote button of the results pages: a reason is required; back to where it came from."""
+    version = get_object_or_404(ModelVersion.objects.only("pk", "name", "stage"), pk=pk)
+    try:
+        services.promote_model_version(version=version, actor=request.user, reason=request.POST.get("reason", ""))
+    except ValidationError:
+        messages.error(request, f"{version.name} was not promoted: a reason is required.")
+    except services.AlreadyInProduction as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{version.name} is now the production model.")
+    return redirect(_back_to(request, default=reverse("results-version", args=[version.pk])))
+
+
+def _back_to(request: HttpRequest, *, default: str) -> str:
+    target = request.POST.get("next") or request.headers.get("referer", "")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+        return target
+    return default

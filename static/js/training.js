@@ -1,0 +1,74 @@
+// Live progress of training runs: every queued or running row polls its small JSON endpoint
+// until the run ends. The page renders the current state on load, so a reload loses nothing.
+(function () {
+  "use strict";
+  var POLL_MS = 2000;
+  var ACTIVE = { queued: true, running: true };
+  var STATUS_LABELS = { queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", cancelled: "Cancelled" };
+
+  function percent(progress) { return Math.round((progress || 0) * 100) + "%"; }
+
+  function progressText(run) {
+    var parts = [percent(run.progress)];
+    if (run.epoch) { parts.push("epoch " + run.epoch + (run.epochs ? "/" + run.epochs : "")); }
+    if (run.loss !== null && run.loss !== undefined) { parts.push("loss " + Number(run.loss).toFixed(4)); }
+    if (ACTIVE[run.status] && run.eta_seconds) { parts.push("ETA " + Math.round(run.eta_seconds) + " s"); }
+    return parts.join(" · ");
+  }
+
+  function field(row, name) { return row.querySelector('[data-field="' + name + '"]'); }
+
+  function render(row, run) {
+    row.dataset.status = run.status;
+    var status = field(row, "status");
+    status.textContent = STATUS_LABELS[run.status] || run.status;
+    status.className = "run-status status-" + run.status;
+    var bar = field(row, "bar");
+    bar.value = run.progress || 0;
+    bar.textContent = percent(run.progress);
+    field(row, "text").textContent = progressText(run);
+    field(row, "message").textContent = run.message || "";
+    var cancel = field(row, "cancel");
+    if (cancel && (!ACTIVE[run.status] || run.cancel_requested)) {
+      cancel.querySelector("button").disabled = true;
+    }
+    var result = field(row, "result");
+    if (run.model_version && !result.querySelector("a")) {
+      var link = document.createElement("a");
+      link.href = "/results/" + run.model_version + "/";
+      link.textContent = run.model_version_name;
+      result.replaceChildren(link);
+    } else if (run.status === "failed" && run.error && !result.textContent.trim()) {
+      var details = document.createElement("details");
+      var summary = document.createElement("summary");
+      summary.className = "error";
+      summary.textContent = "Error";
+      var pre = document.createElement("pre");
+      pre.className = "run-error";
+      pre.textContent = run.error;
+      details.append(summary, pre);
+      result.replaceChildren(details);
+    }
+  }
+
+  function follow(row) {
+    var url = row.dataset.progressUrl;
+    function poll() {
+      fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
+        .then(function (response) {
+          if (!response.ok) { throw new Error("HTTP " + response.status); }
+          return response.json();
+        })
+        .then(function (run) {
+          render(row, run);
+          if (ACTIVE[run.status]) { window.setTimeout(poll, POLL_MS); }
+        })
+        .catch(function () { window.setTimeout(poll, POLL_MS * 3); });
+    }
+    poll();
+  }
+
+  document.querySelectorAll("tr[data-run-id]").forEach(function (row) {
+    if (ACTIVE[row.dataset.status]) { follow(row); }
+  });
+})();
