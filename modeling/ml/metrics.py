@@ -51,9 +51,7 @@ def evaluate_predictions(
     n_levels = len(level_names)
     if len(y) == 0:
         return {"n_images": 0, "n_patients": 0, "unavailable": "no test images in this cohort"}
-    nrs_values = np.asarray(nrs, dtype=np.int64)
-    if nrs_values.shape != y.shape:
-        raise ValueError(f"nrs has {nrs_values.size} values for {y.size} images")
+    nrs_values = _whole_nrs(nrs, len(y))
     predicted = probs.argmax(axis=1)
     resamples = bootstrap.ClusterResamples.draw(patients, n_resamples=n_bootstrap, seed=seed)
     dropped: dict[str, dict[str, int]] = {"auroc": {}, "f1": {}}
@@ -321,12 +319,22 @@ def _level_ranges(
             raise ValueError(f"{len(ranges)} NRS ranges given for {len(level_names)} levels")
     lows = np.array([low for low, _ in ranges])[y]
     highs = np.array([high for _, high in ranges])[y]
-    if np.any((nrs < lows) | (nrs > highs)):
-        message = "NRS scores do not fall inside their level's NRS range"
-        if level_ranges is not None:
-            raise ValueError(message)
-        return [], message + " (assumed none 0, mild 1-3, moderate 4-6, severe 7-10)"
+    outside = int(np.sum((nrs < lows) | (nrs > highs)))
+    if outside:
+        # Reported rather than raised: a finished training run should keep its other metrics.
+        assumed = "" if level_ranges is not None else " (assumed none 0, mild 1-3, moderate 4-6, severe 7-10)"
+        return [], f"the NRS scores of {outside} images fall outside their level's NRS range{assumed}"
     return ranges, None
+
+
+def _whole_nrs(nrs: Sequence[float], n_images: int) -> np.ndarray:
+    # A median of observer scores can be fractional; like the level mapping, halves round up.
+    values = np.asarray(nrs, dtype=np.float64).reshape(-1)
+    if values.size != n_images:
+        raise ValueError(f"nrs has {values.size} values for {n_images} images")
+    if not np.all(np.isfinite(values)) or np.any((values < 0) | (values > 10)):
+        raise ValueError("NRS scores must be between 0 and 10")
+    return np.floor(values + 0.5).astype(np.int64)
 
 
 def _threshold_problem(ranges: list[tuple[int, int]], level_names: Sequence[str], threshold: int) -> str | None:

@@ -233,10 +233,31 @@ def test_it_rejects_predictions_that_do_not_fit_the_levels():
         metrics.evaluate_predictions(data.levels + 1, data.nrs, data.probabilities, data.patients, LEVELS)
     with pytest.raises(ValueError, match="sum to 1"):
         metrics.evaluate_predictions(data.levels, data.nrs, data.probabilities * 2, data.patients, LEVELS)
-    with pytest.raises(ValueError, match="inside their level's NRS range"):
-        metrics.evaluate_predictions(
-            data.levels, data.nrs, data.probabilities, data.patients, LEVELS, level_ranges=[(0, 0), (1, 1), (2, 2), (3, 3)]
-        )
+    with pytest.raises(ValueError, match="between 0 and 10"):
+        metrics.evaluate_predictions(data.levels, data.nrs + 11, data.probabilities, data.patients, LEVELS)
+
+
+def test_binary_aurocs_are_unavailable_when_nrs_scores_contradict_their_levels():
+    data = make_predictions(n_patients=5, images_per_patient=4, seed=13)
+    wrong = data.nrs.copy()
+    wrong[data.levels == 0] = 9  # "none" images with NRS 9
+    result = metrics.evaluate_predictions(data.levels, wrong, data.probabilities, data.patients, LEVELS, n_bootstrap=50)
+    count = int((data.levels == 0).sum())
+    assert result["binary"]["nrs_ge_4"]["unavailable"].startswith(f"the NRS scores of {count} images fall outside")
+    assert result["levels"]["none"]["auroc"] is not None, "the per-level metrics stay"
+
+
+def test_a_fractional_median_nrs_rounds_half_up_like_the_level_mapping():
+    data = make_predictions(n_patients=10, images_per_patient=4, seed=14)
+    nrs = data.nrs.astype(float)
+    halves = (data.levels == 2) & (data.nrs == 4)
+    nrs[halves] = 3.5  # the median of observer scores 3 and 4 is level moderate
+    assert halves.any()
+    result = metrics.evaluate_predictions(
+        data.levels, nrs, data.probabilities, data.patients, LEVELS, n_bootstrap=50, level_ranges=[(0, 0), (1, 3), (4, 6), (7, 10)]
+    )
+    moderate_or_severe = data.probabilities[:, 2] + data.probabilities[:, 3]
+    assert result["binary"]["nrs_ge_4"]["auroc"] == pytest.approx(roc_auc_score(data.levels >= 2, moderate_or_severe), abs=1e-9)
 
 
 def test_comparison_reports_b_minus_a_with_a_paired_interval_and_delong_p_value():
