@@ -31,6 +31,7 @@ CLINICAL_SHARE = 0.75
 SUPERSAMPLE = 2
 JPEG_QUALITY = 92
 EXPOSURE_TARGET = 120.0  # mean face brightness a camera's auto-exposure aims at
+INTENSITY_EXPONENT = 1.3  # > 1: mild pain barely shows on the face, severe pain clearly does
 
 Colour = tuple[int, int, int]
 
@@ -99,7 +100,12 @@ def expression_intensity(nrs: int) -> float:
     """How much pain a typical face shows at this NRS, 0..1. Mild pain barely shows."""
     if not 0 <= nrs <= 10:
         raise ValueError(f"NRS must be between 0 and 10, got {nrs}")
-    return (nrs / 10) ** 1.3
+    return (nrs / 10) ** INTENSITY_EXPONENT
+
+
+def nrs_for_intensity(intensity: float) -> float:
+    """The inverse of expression_intensity: the (fractional) NRS a typical face this intense has."""
+    return 10 * min(max(intensity, 0.0), 1.0) ** (1 / INTENSITY_EXPONENT)
 
 
 def _pick(rng: np.random.Generator, options: tuple) -> object:
@@ -190,7 +196,7 @@ def draw_face(identity: FaceIdentity, nrs: int, rng: np.random.Generator, size: 
 
 
 def _scale(colour: Colour, factor: float) -> Colour:
-    return tuple(int(np.clip(c * factor, 0, 255)) for c in colour)  # type: ignore[return-value]
+    return tuple(min(max(int(c * factor), 0), 255) for c in colour)  # type: ignore[return-value]
 
 
 def _mix(a: Colour, b: Colour, t: float) -> Colour:
@@ -487,11 +493,12 @@ def _shading(size: int, pose: _Pose, identity: FaceIdentity, expression: Express
 
 def _background(size: int, identity: FaceIdentity, rng: np.random.Generator) -> Image.Image:
     base = np.array(_jitter(rng, identity.background, 6), dtype=np.float32)
-    ys = np.linspace(-1, 1, size, dtype=np.float32)[:, None, None]
-    xs = np.linspace(-1, 1, size, dtype=np.float32)[None, :, None]
+    # A smooth gradient needs no more than a few pixels, enlarged.
+    ys = np.linspace(-1, 1, 8, dtype=np.float32)[:, None, None]
+    xs = np.linspace(-1, 1, 8, dtype=np.float32)[None, :, None]
     tilt = rng.normal(0, 0.08, size=2)
     pixels = base * (1 + tilt[0] * xs + tilt[1] * ys)
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").resize((size, size), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(image)
     # Out-of-focus clutter: a bed rail, a monitor, a door frame.
     for _ in range(int(rng.integers(1, 4))):
@@ -551,7 +558,7 @@ def render_face(identity: FaceIdentity, expression: Expression, rng: np.random.G
     pixels[:, :, :3] *= _shading(canvas_size, pose, identity, expression)
     head = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGBA")
 
-    head = head.rotate(-tilt, resample=Image.Resampling.BICUBIC, center=(cx, cy))
+    head = head.rotate(-tilt, resample=Image.Resampling.BILINEAR, center=(cx, cy))
     image = _background(canvas_size, identity, rng)
     image.paste(head, (0, 0), head)
     image = image.reduce(SUPERSAMPLE)
@@ -566,7 +573,7 @@ def _finish(image: Image.Image, face: tuple[int, int, int, int], light: np.ndarr
     # Cameras expose for the face: a dark face in a bright room is brightened, as a phone would.
     left, top, right, bottom = (min(max(v, 0), size) for v in face)
     face_level = float(pixels[top:bottom, left:right].mean()) if right > left and bottom > top else 128.0
-    pixels *= float(np.clip((EXPOSURE_TARGET / max(face_level, 1.0)) ** 0.5, 0.9, 1.5))
+    pixels *= float(np.clip((EXPOSURE_TARGET / max(face_level, 1.0)) ** 0.7, 0.9, 1.8))
     ys = np.linspace(-1, 1, size, dtype=np.float32)[:, None, None]
     xs = np.linspace(-1, 1, size, dtype=np.float32)[None, :, None]
     gain = 1 + 0.08 * light[0]
@@ -577,7 +584,7 @@ def _finish(image: Image.Image, face: tuple[int, int, int, int], light: np.ndarr
     pixels = pixels * lighting * np.array([1 + warmth, 1, 1 - warmth], dtype=np.float32)
     noise_rng = np.random.default_rng(noise_seed)
     sigma = 2 + 2 * abs(light[5])
-    pixels += noise_rng.normal(0, sigma, size=pixels.shape).astype(np.float32)
+    pixels += noise_rng.standard_normal(size=pixels.shape, dtype=np.float32) * np.float32(sigma)
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
     _mark(image)
     return image
@@ -617,8 +624,14 @@ class PlannedPatient:
     def image_rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.cohort_index, self.number, 1 + index])
 
+    def render(self, index: int, size: int = 224) -> tuple[Image.Image, Expression]:
+        """Image `index` and the expression drawn on it (what an observer of the face sees)."""
+        rng = self.image_rng(index)
+        expression = sample_expression(self.identity, self.nrs[index], rng)
+        return render_face(self.identity, expression, rng, size=size), expression
+
     def draw(self, index: int, size: int = 224) -> Image.Image:
-        return draw_face(self.identity, self.nrs[index], self.image_rng(index), size=size)
+        return self.render(index, size)[0]
 
 
 def _patient_nrs(cohort: str, rng: np.random.Generator, count: int) -> tuple[int, ...]:
