@@ -111,7 +111,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
-    DATABASES["default"].setdefault("TEST", {})["NAME"] = str(VAR_DIR / "test-painsite.sqlite3")
+    # A file, not :memory:, so worker subprocesses and live-server threads share the test
+    # database; one per test process, so two test runs on one machine never collide.
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = str(VAR_DIR / f"test-painsite-{os.getpid()}.sqlite3")
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
