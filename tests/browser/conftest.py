@@ -42,6 +42,24 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 @pytest.fixture(scope="session")
+def live_server(request):
+    """pytest-django's live server, started with a MEDIA_URL Django's test media handler can parse.
+
+    PainSite has no public media URL (MEDIA_URL is None: faces leave only through an
+    authenticated view), and the live server's media handler fails on every request with None.
+    The prefix given here only exists while the server thread starts; nothing links to it.
+    """
+    from django.test.utils import override_settings
+    from pytest_django.live_server_helper import LiveServer
+
+    address = request.config.getvalue("liveserver") or os.getenv("DJANGO_LIVE_TEST_SERVER_ADDRESS") or "localhost"
+    with override_settings(MEDIA_URL="/no-public-media/"):
+        server = LiveServer(address)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM.exists():
         reason = "Debian's chromium is not installed (/usr/bin/chromium); `make test` installs it with apt-get"
