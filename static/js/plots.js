@@ -37,27 +37,24 @@
     return found || "#000000";
   }
 
+  /* Tick values and the decimals that show every one of them exactly (0.25 steps keep two). */
   function ticks(low, high, integer) {
     if (integer) {
       const step = Math.max(1, Math.ceil((high - low) / 8));
-      const out = [];
-      for (let value = Math.ceil(low); value <= high; value += step) out.push(value);
-      return out;
+      const values = [];
+      for (let value = Math.ceil(low); value <= high; value += step) values.push(value);
+      return { values, decimals: 0 };
     }
     const span = high - low || 1;
-    const raw = span / 5;
-    const magnitude = Math.pow(10, Math.floor(Math.log10(raw)));
-    const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => span / s <= 6) || raw;
-    const out = [];
+    const magnitude = Math.pow(10, Math.floor(Math.log10(span / 5)));
+    const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => span / s <= 6);
+    const values = [];
     for (let value = Math.ceil(low / step) * step; value <= high + step * 1e-9; value += step) {
-      out.push(Math.round(value / step) * step);
+      values.push(Math.round(value / step) * step);
     }
-    return out;
-  }
-
-  function formatTick(value, integer) {
-    if (integer) return String(value);
-    return Math.abs(value) >= 10 ? value.toFixed(0) : value.toFixed(1).replace(/\.0$/, value === 0 ? "" : ".0");
+    let decimals = 0;
+    while (decimals < 6 && Math.abs(step * Math.pow(10, decimals) - Math.round(step * Math.pow(10, decimals))) > 1e-9) decimals++;
+    return { values, decimals };
   }
 
   function startSvg(container, spec, height) {
@@ -70,7 +67,7 @@
       "aria-labelledby": id,
       class: "plot-svg",
       "font-family": "system-ui, sans-serif",
-      "font-size": "12",
+      "font-size": "13",
     });
     const title = el("title", { id }, svg);
     title.textContent = `${spec.title}. The numbers are listed in the table with this plot.`;
@@ -104,17 +101,19 @@
 
     const axes = el("g", { class: "axes" }, svg);
     el("rect", { x: MARGIN.left, y: MARGIN.top, width: innerWidth, height: PLOT_HEIGHT, fill: "#ffffff", stroke: "#5b6475" }, axes);
-    for (const value of ticks(x0, x1, spec.integer_x)) {
+    const xTicks = ticks(x0, x1, spec.integer_x);
+    const yTicks = ticks(y0, y1, false);
+    for (const value of xTicks.values) {
       const x = sx(value);
       el("line", { x1: x, x2: x, y1: MARGIN.top, y2: MARGIN.top + PLOT_HEIGHT, stroke: "#e3e7ee" }, axes);
       el("line", { x1: x, x2: x, y1: MARGIN.top + PLOT_HEIGHT, y2: MARGIN.top + PLOT_HEIGHT + 5, stroke: "#5b6475" }, axes);
-      text(axes, formatTick(value, spec.integer_x), { x, y: MARGIN.top + PLOT_HEIGHT + 18, "text-anchor": "middle", fill: "#1d2433" });
+      text(axes, value.toFixed(xTicks.decimals), { x, y: MARGIN.top + PLOT_HEIGHT + 18, "text-anchor": "middle", fill: "#1d2433" });
     }
-    for (const value of ticks(y0, y1, false)) {
+    for (const value of yTicks.values) {
       const y = sy(value);
       el("line", { x1: MARGIN.left, x2: MARGIN.left + innerWidth, y1: y, y2: y, stroke: "#e3e7ee" }, axes);
       el("line", { x1: MARGIN.left - 5, x2: MARGIN.left, y1: y, y2: y, stroke: "#5b6475" }, axes);
-      text(axes, formatTick(value, false), { x: MARGIN.left - 8, y: y + 4, "text-anchor": "end", fill: "#1d2433" });
+      text(axes, value.toFixed(yTicks.decimals), { x: MARGIN.left - 8, y: y + 4, "text-anchor": "end", fill: "#1d2433" });
     }
     text(axes, spec.x_label, {
       x: MARGIN.left + innerWidth / 2, y: MARGIN.top + PLOT_HEIGHT + 40, "text-anchor": "middle", "font-weight": "600", fill: "#1d2433",

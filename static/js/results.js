@@ -10,6 +10,11 @@
       panel.hidden = panel.dataset.cohortPanel !== cohort;
     }
     for (const input of document.querySelectorAll("[data-cohort-input]")) input.value = cohort;
+    for (const link of document.querySelectorAll("a[data-keep-cohort]")) {
+      const target = new URL(link.href);
+      target.searchParams.set("cohort", cohort);
+      link.href = target.toString();
+    }
     for (const radio of document.querySelectorAll("[data-cohort-switch] input[name=cohort]")) {
       radio.checked = radio.value === cohort;
     }
