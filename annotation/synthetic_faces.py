@@ -621,8 +621,9 @@ class PlannedPatient:
     cohort_index: int
     number: int
 
-    def image_rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.cohort_index, self.number, 1 + index])
+    def image_rng(self, index: int, stream: str = "pixels") -> np.random.Generator:
+        """The random stream of image `index` for one purpose: "pixels", "nrs" or "labels"."""
+        return _image_rng(self.seed, self.cohort_index, self.number, index, stream)
 
     def render(self, index: int, size: int = 224) -> tuple[Image.Image, Expression]:
         """Image `index` and the expression drawn on it (what an observer of the face sees)."""
@@ -634,16 +635,28 @@ class PlannedPatient:
         return self.render(index, size)[0]
 
 
-def _patient_nrs(cohort: str, rng: np.random.Generator, count: int) -> tuple[int, ...]:
-    if cohort == "simulated":
-        # Volunteers act pain across the whole range.
-        return tuple(int(v) for v in rng.integers(0, 11, size=count))
-    # After surgery most patients report low pain, some moderate, a few severe; a patient's scores
-    # cluster around their own level.
-    level = 10 * rng.beta(1.1, 2.2)
-    scores = np.rint(level + rng.normal(0, 1.4, size=count))
-    scores[rng.random(count) < 0.12] = 0
-    return tuple(int(v) for v in np.clip(scores, 0, 10))
+IMAGE_STREAMS = ("pixels", "nrs", "labels")
+
+
+def _image_rng(seed: int, cohort_index: int, number: int, index: int, stream: str) -> np.random.Generator:
+    # Separate streams, so that drawing the labels never shifts the pixels and vice versa.
+    key = [seed, cohort_index, number, 1 + index]
+    if stream != "pixels":
+        key.append(IMAGE_STREAMS.index(stream))
+    return np.random.default_rng(key)
+
+
+def _pain_level(cohort: str, rng: np.random.Generator) -> float:
+    """A clinical patient's usual pain: after surgery most report little, some moderate, few severe."""
+    return 10 * rng.beta(1.1, 2.2) if cohort == "clinical" else 5.0
+
+
+def _image_nrs(cohort: str, level: float, rng: np.random.Generator) -> int:
+    if cohort == "simulated":  # volunteers act pain across the whole range
+        return int(rng.integers(0, 11))
+    # A patient's scores cluster around their own level; some moments are pain-free.
+    score = 0 if rng.random() < 0.12 else round(level + rng.normal(0, 1.4))
+    return int(min(max(score, 0), 10))
 
 
 def plan_patients(n_patients: int, images_per_patient: int, seed: int,
@@ -665,11 +678,16 @@ def plan_patients(n_patients: int, images_per_patient: int, seed: int,
         for number in range(1, count + 1):
             rng = np.random.default_rng([seed, cohort_index, number, 0])
             identity = make_identity(rng, cohort)
+            level = _pain_level(cohort, rng)
+            nrs = tuple(
+                _image_nrs(cohort, level, _image_rng(seed, cohort_index, number, index, "nrs"))
+                for index in range(images_per_patient)
+            )
             patients.append(PlannedPatient(
                 code=f"{cohort[0].upper()}-{number:04d}",
                 cohort=cohort,
                 identity=identity,
-                nrs=_patient_nrs(cohort, rng, images_per_patient),
+                nrs=nrs,
                 seed=seed,
                 cohort_index=cohort_index,
                 number=number,

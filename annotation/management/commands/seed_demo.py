@@ -54,14 +54,9 @@ def observed_nrs(expression: Expression) -> float:
     return nrs_for_intensity((expression.brow_lowering + expression.orbital_tightening + expression.lip_stretch) / 3)
 
 
-def label_rng(patient: PlannedPatient, index: int) -> np.random.Generator:
-    # A stream of its own, so labels never shift the pixels and vice versa.
-    return np.random.default_rng([patient.seed, patient.cohort_index, patient.number, 1 + index, 1])
-
-
 def plan_labels(patient: PlannedPatient, index: int, expression: Expression) -> list[tuple[str, int, str]]:
     """(username, nrs, kind) of every demo label of one image, deterministic for the seed."""
-    rng = label_rng(patient, index)
+    rng = patient.image_rng(index, "labels")
     draws = rng.random(1 + len(DEMO_RATERS))
     noise = rng.normal(0, 1, size=len(DEMO_RATERS))
     labels = []
