@@ -48,11 +48,11 @@ def grad_cam(
     split = last_conv_index(features) + 1
     if split < len(features) and isinstance(features[split], nn.ReLU):
         split += 1
-    dtype = next(features.parameters()).dtype
+    parameter = next(features.parameters())
     # Callers may run inside torch.inference_mode(); autograd needs it off for this function.
     with torch.inference_mode(False):
         with torch.no_grad():
-            activation = features[:split](batch.to(dtype).clone())
+            activation = features[:split](batch.to(device=parameter.device, dtype=parameter.dtype))
         activation = activation.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             logits = head(features[split:](activation))
@@ -63,7 +63,7 @@ def grad_cam(
             (gradient,) = torch.autograd.grad(logits[0, target], activation)
     weights = gradient.mean(dim=(2, 3), keepdim=True)
     cam = torch.relu((weights * activation.detach()).sum(dim=1))[0]
-    cam = cam.float().numpy()
+    cam = cam.float().cpu().numpy()
     peak = float(cam.max())
     if peak > 0:
         cam /= peak

@@ -1,0 +1,171 @@
+"""Assessing a face image with a model version: the clinical end of PainSite.
+
+An upload is checked by the same intake rules as any image (decoded by Pillow, byte and pixel
+limits, turned upright). With a patient and `record` on, the image is stored like any upload (so
+it reaches the labeling queue, where the clinician's score can be added), and the assessment row
+and an audit event are written. Without a patient nothing at all is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from annotation.intake import DuplicateImage, prepare_image, store_image
+from annotation.models import Consent, Image, Patient
+from modeling import inference
+from modeling.inference import ServedModel
+from modeling.ml.data import FaceBox
+from modeling.ml.face import detect_face
+from modeling.ml.levels import PainLevels
+from modeling.models import Assessment, ModelVersion
+from painsite.core.services import record_event
+
+SEVERE_NRS = 7
+
+
+class AssessmentRefused(Exception):
+    """The assessment could run but cannot be recorded as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What one model version says about one picture."""
+
+    version_id: int
+    version_name: str
+    level: str
+    probabilities: dict[str, float]
+    severe_probability: float
+    alert: bool
+
+
+@dataclass(frozen=True)
+class AssessmentResult:
+    prediction: Prediction
+    face_box: FaceBox | None
+    heatmap: str | None
+    assessment: Assessment | None
+    image: Image | None
+
+    @property
+    def face_found(self) -> bool:
+        return self.face_box is not None
+
+
+def severe_levels(levels: PainLevels) -> list[int]:
+    """Levels that lie wholly at NRS >= 7; the top level when a custom scale has none there."""
+    found = [index for index, (low, _) in enumerate(levels.ranges) if low >= SEVERE_NRS]
+    return found or [len(levels) - 1]
+
+
+def describe(served: ServedModel, probabilities: np.ndarray) -> tuple[Prediction, int]:
+    """Name the probabilities by level and decide the severe-pain alert. Also returns the index
+    of the predicted level (the one a heatmap explains)."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    levels = served.model.levels
+    index = int(probabilities.argmax())
+    severe = severe_levels(levels)
+    severe_probability = float(probabilities[severe].sum())
+    prediction = Prediction(
+        version_id=served.version_id,
+        version_name=served.version_name,
+        level=levels.names[index],
+        probabilities={name: float(value) for name, value in zip(levels.names, probabilities)},
+        severe_probability=severe_probability,
+        alert=index in severe or severe_probability > settings.PAINSITE_SEVERE_ALERT_THRESHOLD,
+    )
+    return prediction, index
+
+
+def assess_image(
+    *,
+    data: bytes,
+    filename: str,
+    patient: Patient | None = None,
+    model_version: ModelVersion | int | str | None = None,
+    actor: User,
+    heatmap: bool = False,
+    record: bool = True,
+) -> AssessmentResult:
+    """Assess one uploaded image with `model_version` (the production version by default).
+
+    Raises ImageRejected (unusable upload), NoProductionModel, ModelVersionUnavailable (unknown or
+    archived version), ModelLoadFailed (unusable weights) and AssessmentRefused (cannot be
+    recorded for this patient).
+    """
+    prepared = prepare_image(data=data, filename=filename)
+    if isinstance(model_version, ModelVersion):
+        model_version = model_version.pk
+    # One lookup per request: everything below uses this row's model, so the version reported
+    # is the version that produced the probabilities, even while a promotion happens.
+    version = inference.resolve_version(model_version)
+    recording = patient is not None and record
+    if recording and patient.consent != Consent.GRANTED:
+        raise AssessmentRefused(f"patient {patient.code} withdrew consent: their images are not stored")
+    served = inference.models.get(version)
+    picture = prepared.picture
+    face_box = detect_face(picture)
+    prediction, level_index = describe(served, served.predict(picture, face_box))
+    overlay = served.explain(picture, face_box, level=level_index) if heatmap else None
+    if not recording:
+        return AssessmentResult(prediction, face_box, overlay, assessment=None, image=None)
+    image = _stored_image(data=data, filename=filename, patient=patient, actor=actor)
+    with transaction.atomic():
+        assessment = Assessment.objects.create(
+            image=image,
+            patient=patient,
+            model_version=version,
+            level=prediction.level,
+            probabilities=prediction.probabilities,
+            face_found=face_box is not None,
+            assessed_by=actor,
+        )
+        record_event(
+            actor=actor,
+            action="assessment.create",
+            target=assessment,
+            details={
+                "patient": patient.code,
+                "image": image.pk,
+                "model_version": version.name,
+                "level": prediction.level,
+                "alert": prediction.alert,
+            },
+        )
+    return AssessmentResult(prediction, face_box, overlay, assessment=assessment, image=image)
+
+
+def _stored_image(*, data: bytes, filename: str, patient: Patient, actor: User) -> Image:
+    """The image row for this upload: stored now, or the earlier row of the same picture."""
+    try:
+        return store_image(data=data, filename=filename, patient=patient, uploaded_by=actor).image
+    except DuplicateImage as duplicate:
+        existing = duplicate.existing_image
+        if existing.patient_id != patient.pk:
+            raise AssessmentRefused(
+                f"this picture is already stored as image {existing.pk} of another patient; "
+                f"check that patient {patient.code} is the right one"
+            ) from None
+        return existing
+
+
+def suggest_for_image(*, image: Image) -> Prediction:
+    """The production model's suggestion for a stored image (for the labeling page).
+
+    An assessment of this image by the production version is reused; otherwise the stored file is
+    assessed now with its stored face box, and nothing is written.
+    """
+    version = inference.resolve_version(None)
+    served = inference.models.get(version)
+    stored = image.assessments.filter(model_version=version).first()
+    if stored is not None and set(stored.probabilities) == set(served.level_names):
+        return describe(served, [stored.probabilities[name] for name in served.level_names])[0]
+    with image.file.open("rb") as handle:
+        prepared = prepare_image(data=handle.read(), filename=f"image-{image.pk}.jpg")
+    face_box = tuple(image.face_box) if image.face_box else None
+    return describe(served, served.predict(prepared.picture, face_box))[0]
