@@ -165,7 +165,7 @@ def _to_rgb(picture: PILImage.Image) -> PILImage.Image:
 
 def make_thumbnail(picture: PILImage.Image) -> bytes:
     small = picture.copy()
-    small.thumbnail(THUMBNAIL_SIZE, PILImage.LANCZOS)
+    small.thumbnail(THUMBNAIL_SIZE)
     buffer = io.BytesIO()
     small.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
     return buffer.getvalue()
