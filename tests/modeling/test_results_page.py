@@ -267,3 +267,25 @@ def test_the_version_detail_lists_each_levels_stored_metrics_in_level_order(clie
             entry = version.metrics[cohort]["levels"][name]
             assert cells[(cohort, name, "1")]["text"].startswith(f"{entry['auroc']:.3f}")
             assert cells[(cohort, name, "5")]["text"] == str(entry["support"])
+
+
+def test_an_empty_registry_says_how_to_get_a_first_version(client, researcher):
+    html = page(client, researcher, reverse("results")).content.decode()
+    assert html.count("No model versions yet.") == len(COHORTS)
+    assert "Start a training run" in html
+    assert "Choose two versions." in page(client, researcher, reverse("results-compare")).content.decode()
+
+
+def test_a_cohort_without_test_images_reads_as_unavailable_not_as_zero(client, researcher):
+    clinical_only = [p for p in make_predictions(make_test_set(), seed=4) if p["cohort"] == "clinical"]
+    version = make_model_version(name="v1", predictions=clinical_only)
+    other = make_model_version(name="v2", predictions=make_predictions(make_test_set(), seed=5))
+    cells = read_cells(page(client, researcher, reverse("results")).content.decode()).cells
+    unavailable = version.metrics["simulated"]["unavailable"]
+    assert cells[("simulated", str(version.pk), "macro_auroc")]["value"] == ""
+    assert unavailable in cells[("simulated", str(version.pk), "0")]["text"]
+    assert "best" not in cells[("simulated", str(version.pk), "macro_auroc")]["classes"]
+    assert cells[("simulated", str(version.pk), "n_images")]["value"] == "0"
+    html = page(client, researcher, reverse("results-compare") + f"?a={version.pk}&b={other.pk}").content.decode()
+    assert "has no stored test predictions for this cohort" in html
+    assert "were not evaluated on the same test images (A: 24, B: 48, shared: 24)" in html
