@@ -15,10 +15,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
 
+from modeling.ml.metrics import compare_predictions
 from modeling.models import ModelVersion, Stage
 
 COHORTS = ("clinical", "simulated", "combined")
@@ -313,7 +315,9 @@ def paper_csv(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
 
 
 def _csv_value(value: Any) -> str:
-    return "" if value is None or value == "" else repr(value) if isinstance(value, float) else str(value)
+    if value is None:
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _auroc_text(entry: dict[str, Any], dash: str) -> str:
@@ -371,7 +375,6 @@ def latex_escape(text: str) -> str:
 
 def paper_latex(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
     """A tabular fragment for \\input{} inside a table environment; needs no extra packages."""
-    n_columns = 4 + 2 * (len(level_names) + 1)
     level_heads = " & ".join(
         rf"\multicolumn{{2}}{{c}}{{{latex_escape(name)}}}" for name in [*level_names, "macro"]
     )
@@ -386,7 +389,6 @@ def paper_latex(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
     ]
     for row in rows:
         cells = [latex_escape(cell) for cell in paper_cells(row, level_names, dash="--")]
-        assert len(cells) == n_columns
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\hline", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -521,39 +523,20 @@ def _compare_versions(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[str
     }
 
 
-def paired_inputs(
-    predictions_a: dict[int, dict[str, Any]], predictions_b: dict[int, dict[str, Any]]
-) -> tuple[list[int], list[list[float]], list[list[float]], list[str]]:
-    """Truth, both probability matrices and patients, aligned by image id."""
-    image_ids = sorted(predictions_a)
-    levels_true = [predictions_a[i]["level"] for i in image_ids]
-    probabilities_a = [predictions_a[i]["probabilities"] for i in image_ids]
-    probabilities_b = [predictions_b[i]["probabilities"] for i in image_ids]
-    patients = [predictions_a[i]["patient"] for i in image_ids]
-    return levels_true, probabilities_a, probabilities_b, patients
-
-
 def _paired_comparison(
     predictions_a: dict[int, dict[str, Any]], predictions_b: dict[int, dict[str, Any]], level_names: list[str]
 ) -> dict[str, Any]:
-    import numpy as np
-
-    from modeling.ml.metrics import compare_predictions
-
-    levels_true, probabilities_a, probabilities_b, patients = paired_inputs(predictions_a, predictions_b)
+    """compare_predictions on both versions' predictions, aligned by image id."""
+    image_ids = sorted(predictions_a)
     return compare_predictions(
-        np.asarray(levels_true),
-        np.asarray(probabilities_a, dtype=float),
-        np.asarray(probabilities_b, dtype=float),
-        np.asarray(patients),
+        np.asarray([predictions_a[i]["level"] for i in image_ids]),
+        np.asarray([predictions_a[i]["probabilities"] for i in image_ids], dtype=float),
+        np.asarray([predictions_b[i]["probabilities"] for i in image_ids], dtype=float),
+        np.asarray([predictions_a[i]["patient"] for i in image_ids]),
         level_names,
         n_bootstrap=COMPARISON_RESAMPLES,
         seed=COMPARISON_SEED,
     )
-
-
-def comparisons(a: ModelVersion, b: ModelVersion) -> list[dict[str, Any]]:
-    return [compare_versions(a, b, cohort) for cohort in COHORTS]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -596,18 +579,6 @@ def confusion(metrics: dict[str, Any]) -> dict[str, Any]:
 def calibration(metrics: dict[str, Any]) -> dict[str, Any]:
     found = metrics.get("calibration") or {}
     return {"ece": found.get("ece"), "brier": found.get("brier"), "bins": found.get("bins", [])}
-
-
-def cohort_plots(version: ModelVersion, cohort: str) -> dict[str, Any]:
-    metrics = cohort_metrics(version, cohort)
-    if not is_available(metrics):
-        return {"available": False, "unavailable": metrics.get("unavailable", "not evaluated")}
-    return {
-        "available": True,
-        "roc": roc_curves(metrics),
-        "confusion": confusion(metrics),
-        "calibration": calibration(metrics),
-    }
 
 
 def training_curve(version: ModelVersion) -> list[dict[str, Any]]:
