@@ -48,6 +48,23 @@ def configured_level_names() -> list[str]:
     return [item.split(":", 1)[0].strip() for item in settings.PAINSITE_PAIN_LEVELS.split(",") if item.strip()]
 
 
+def pain_level_names(version: ModelVersion) -> list[str]:
+    """The version's level names; `pain_levels` holds {"name", "nrs": [low, high]} entries."""
+    return [level["name"] if isinstance(level, dict) else str(level) for level in version.pain_levels or []]
+
+
+def pain_level_descriptions(version: ModelVersion) -> list[str]:
+    """ "mild (NRS 1–3)", as a clinician reads the levels."""
+    described = []
+    for level in version.pain_levels or []:
+        if isinstance(level, dict) and level.get("nrs"):
+            low, high = level["nrs"]
+            described.append(f"{level['name']} (NRS {low})" if low == high else f"{level['name']} (NRS {low}–{high})")
+        else:
+            described.append(level["name"] if isinstance(level, dict) else str(level))
+    return described
+
+
 def trained_on_label(cohorts: Sequence[str]) -> str:
     """ "CPD-train", "SPD-train" or "CD-train" (both cohorts), as the study names its models."""
     chosen = set(cohorts)
@@ -468,8 +485,8 @@ def compare_versions(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[str,
 
 def _compare_versions(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[str, Any]:
     metrics_a, metrics_b = cohort_metrics(a, cohort), cohort_metrics(b, cohort)
-    names_a = metrics_a.get("level_names") or a.pain_levels or configured_level_names()
-    names_b = metrics_b.get("level_names") or b.pain_levels or configured_level_names()
+    names_a = metrics_a.get("level_names") or pain_level_names(a) or configured_level_names()
+    names_b = metrics_b.get("level_names") or pain_level_names(b) or configured_level_names()
     level_names = list(names_a)
     predictions_a, predictions_b = _predictions_by_image(a, cohort), _predictions_by_image(b, cohort)
     problem = _same_images_problem(predictions_a, predictions_b, list(names_a), list(names_b))
@@ -583,6 +600,11 @@ def calibration(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def training_curve(version: ModelVersion) -> list[dict[str, Any]]:
     return [
-        {"epoch": entry.get("epoch"), "loss": entry.get("loss"), "val_macro_auroc": entry.get("val_macro_auroc")}
+        {
+            "epoch": entry.get("epoch"),
+            "loss": entry.get("loss"),
+            "val_loss": entry.get("val_loss"),
+            "val_macro_auroc": entry.get("val_macro_auroc"),
+        }
         for entry in version.training_history or []
     ]

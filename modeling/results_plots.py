@@ -124,22 +124,30 @@ def confusion_spec(metrics: dict[str, Any], title: str) -> dict[str, Any]:
 
 
 def training_specs(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Loss and validation macro AUROC per epoch, as two plots: one axis each reads more plainly
-    than a shared plot with two y-axes."""
-    loss = [[entry["epoch"], entry["loss"]] for entry in history if entry.get("loss") is not None]
-    auroc = [[entry["epoch"], entry["val_macro_auroc"]] for entry in history if entry.get("val_macro_auroc") is not None]
+    """Loss (training and validation) and validation macro AUROC per epoch, as two plots: one
+    axis each reads more plainly than a shared plot with two y-axes."""
+
+    def points(key: str) -> list[list[float]]:
+        return [[entry["epoch"], entry[key]] for entry in history if entry.get(key) is not None]
+
+    loss, val_loss, auroc = points("loss"), points("val_loss"), points("val_macro_auroc")
     epochs = [entry["epoch"] for entry in history if entry.get("epoch") is not None] or [1]
     x_domain = [min(epochs), max(max(epochs), min(epochs) + 1)]
+    loss_series = [{"label": "training loss", "colour": "--version-a", "dash": "", "markers": True, "points": loss}]
+    if val_loss:
+        loss_series.append(
+            {"label": "validation loss", "colour": "--version-b", "dash": "7 4", "markers": True, "points": val_loss}
+        )
     return [
         {
             "kind": "lines",
-            "title": "Training loss per epoch",
+            "title": "Loss per epoch",
             "x_label": "Epoch",
-            "y_label": "Training loss",
+            "y_label": "Cross-entropy loss",
             "x_domain": x_domain,
-            "y_domain": [0, max([y for _, y in loss] or [1]) * 1.05],
+            "y_domain": [0, max([y for _, y in loss + val_loss] or [1]) * 1.05],
             "integer_x": True,
-            "series": [{"label": "training loss", "colour": "--version-a", "dash": "", "markers": True, "points": loss}],
+            "series": loss_series,
         },
         {
             "kind": "lines",
@@ -150,7 +158,7 @@ def training_specs(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "y_domain": [0, 1],
             "integer_x": True,
             "series": [
-                {"label": "validation macro AUROC", "colour": "--version-b", "dash": "7 4", "markers": True, "points": auroc}
+                {"label": "validation macro AUROC", "colour": "--okabe-purple", "dash": "", "markers": True, "points": auroc}
             ],
         },
     ]

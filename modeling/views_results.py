@@ -176,5 +176,6 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
         else [],
         "promotions": version.promotions.select_related("actor"),
         "trained_on": results.trained_on_label(version.cohorts),
+        "pain_levels": results.pain_level_descriptions(version),
     }
     return render(request, "modeling/version_detail.html", context)

@@ -105,7 +105,7 @@ def make_model_version(
         data_manifest_sha256=digest,
         split_sha256=hashlib.sha256(b"split").hexdigest(),
         label_rule="self_report_first",
-        pain_levels=LEVEL_NAMES,
+        pain_levels=[{"name": name, "nrs": list(nrs)} for name, nrs in zip(LEVEL_NAMES, LEVEL_RANGES, strict=True)],
         hyperparameters={"epochs": 3, "lr": 0.001, "batch_size": 32, "weight_decay": 0.0001},
         seed=seed,
         code_version="0123abc",
@@ -121,6 +121,6 @@ def make_model_version(
         test_predictions=predictions,
         training_history=training_history
         if training_history is not None
-        else [{"epoch": e, "loss": 1.4 / e, "val_macro_auroc": 0.6 + 0.05 * e} for e in range(1, 4)],
+        else [{"epoch": e, "loss": 1.4 / e, "val_loss": 1.5 / e + 0.1, "val_macro_auroc": 0.6 + 0.05 * e} for e in range(1, 4)],
         created_by=created_by,
     )
