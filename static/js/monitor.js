@@ -1,0 +1,228 @@
+/* /monitor/: assess a camera frame every few seconds, chart the level probabilities over time,
+   and raise an alert when severe pain persists. Needs assess.js (window.PainSiteAssess). */
+(function () {
+  "use strict";
+
+  const root = document.getElementById("monitor");
+  if (!root || !window.PainSiteAssess) return;
+  const helpers = window.PainSiteAssess;
+
+  const MAX_POINTS = 60;
+  const CHART = { width: 640, height: 200, left: 40, right: 12, top: 10, bottom: 24 };
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  const video = document.getElementById("monitor-video");
+  const patientInput = document.getElementById("monitor-patient");
+  const intervalInput = document.getElementById("monitor-interval");
+  const consecutiveInput = document.getElementById("monitor-consecutive");
+  const recordInput = document.getElementById("monitor-record");
+  const startButton = document.getElementById("monitor-start");
+  const pauseButton = document.getElementById("monitor-pause");
+  const stopButton = document.getElementById("monitor-stop");
+  const status = document.getElementById("monitor-status");
+  const alertBox = document.getElementById("monitor-alert");
+  const chart = document.getElementById("monitor-timeline");
+  const chartTitle = document.getElementById("timeline-title");
+  const legend = document.getElementById("monitor-legend");
+
+  const points = [];
+  let stream = null;
+  let timer = null;
+  let running = false;
+  let paused = false;
+  let streak = 0;
+  let streakStart = null;
+  let count = 0;
+
+  function seconds(input, fallback) {
+    const value = Number(input.value);
+    return Number.isFinite(value) && value >= 1 ? value : fallback;
+  }
+
+  function clock(date) {
+    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  }
+
+  function setStatus(text) {
+    status.textContent = text;
+  }
+
+  function svg(name, attributes) {
+    const element = document.createElementNS(SVG_NS, name);
+    Object.entries(attributes).forEach(([key, value]) => element.setAttribute(key, value));
+    return element;
+  }
+
+  function drawTimeline() {
+    chart.replaceChildren(chartTitle);
+    const plotWidth = CHART.width - CHART.left - CHART.right;
+    const plotHeight = CHART.height - CHART.top - CHART.bottom;
+    const y = (p) => CHART.top + (1 - p) * plotHeight;
+    [0, 0.5, 1].forEach((tick) => {
+      chart.appendChild(svg("line", { class: "grid", x1: CHART.left, x2: CHART.width - CHART.right, y1: y(tick), y2: y(tick) }));
+      const label = svg("text", { class: "tick", x: CHART.left - 6, y: y(tick) + 4, "text-anchor": "end" });
+      label.textContent = tick * 100 + "%";
+      chart.appendChild(label);
+    });
+    if (!points.length) return;
+    const first = points[0].time.getTime();
+    const span = Math.max(1, points[points.length - 1].time.getTime() - first);
+    const x = (point) => (points.length === 1 ? CHART.left + plotWidth : CHART.left + ((point.time.getTime() - first) / span) * plotWidth);
+    Object.keys(points[points.length - 1].probabilities).forEach((level) => {
+      const group = svg("g", { class: "series " + helpers.levelClass(level), "data-level": level });
+      const coordinates = points.map((point) => x(point).toFixed(1) + "," + y(point.probabilities[level] || 0).toFixed(1));
+      group.appendChild(svg("polyline", { points: coordinates.join(" "), fill: "none" }));
+      points.forEach((point) => {
+        const dot = svg("circle", { class: "point", cx: x(point).toFixed(1), cy: y(point.probabilities[level] || 0).toFixed(1), r: 3 });
+        const tip = svg("title", {});
+        tip.textContent = clock(point.time) + " " + level + " " + helpers.percent(point.probabilities[level] || 0);
+        dot.appendChild(tip);
+        group.appendChild(dot);
+      });
+      chart.appendChild(group);
+    });
+    [points[0], points[points.length - 1]].forEach((point, index) => {
+      const label = svg("text", { class: "tick", x: index ? CHART.width - CHART.right : CHART.left, y: CHART.height - 6, "text-anchor": index ? "end" : "start" });
+      label.textContent = clock(point.time);
+      chart.appendChild(label);
+    });
+    const latest = points[points.length - 1];
+    chartTitle.textContent = "Predicted probability of each pain level over the last " + points.length +
+      " assessments; latest at " + clock(latest.time) + ": " +
+      Object.entries(latest.probabilities).map(([level, p]) => level + " " + helpers.percent(p)).join(", ");
+  }
+
+  function drawLegend(levels) {
+    legend.replaceChildren();
+    levels.forEach((level) => {
+      const item = document.createElement("li");
+      const swatch = document.createElement("span");
+      swatch.className = "swatch " + helpers.levelClass(level);
+      item.append(swatch, document.createTextNode(" " + level));
+      legend.appendChild(item);
+    });
+  }
+
+  function record(body) {
+    const now = new Date();
+    count += 1;
+    points.push({ time: now, probabilities: body.probabilities, level: body.level });
+    if (points.length > MAX_POINTS) points.shift();
+    if (count === 1) drawLegend(Object.keys(body.probabilities));
+    document.getElementById("monitor-level").textContent = body.level;
+    document.getElementById("monitor-updated").textContent =
+      "at " + clock(now) + " by " + body.model_version_name + " · " + helpers.faceText(body);
+    document.getElementById("monitor-count").textContent = String(count);
+    helpers.renderBars(document.getElementById("monitor-bars"), body.probabilities, body.level);
+    if (body.alert) {
+      streak += 1;
+      if (streak === 1) streakStart = now;
+    } else {
+      streak = 0;
+      streakStart = null;
+    }
+    document.getElementById("monitor-streak").textContent = String(streak);
+    const needed = seconds(consecutiveInput, 3);
+    const raise = streak >= needed;
+    alertBox.hidden = !raise;
+    alertBox.textContent = raise
+      ? "Severe pain persists: " + streak + " severe assessments in a row since " + clock(streakStart) + ". Check on the patient."
+      : "";
+    drawTimeline();
+  }
+
+  async function tick() {
+    timer = null;
+    if (!running || paused) return;
+    const started = performance.now();
+    try {
+      const blob = await helpers.captureFrame(video);
+      if (!blob) {
+        setStatus("Waiting for the camera picture…");
+      } else {
+        const answer = await helpers.assess(root.dataset.apiUrl, root, blob, "frame.jpg", {
+          patient: patientInput.value.trim(),
+          record: recordInput.checked ? "true" : "false",
+        });
+        if (answer.ok) {
+          record(answer.body);
+          setStatus((answer.body.assessment_id ? "Recording (each frame stored)" : "Monitoring (nothing stored)") +
+            ": assessing every " + seconds(intervalInput, 5) + " s.");
+        } else if (answer.status === 409 && /production model/.test(answer.body.error || "")) {
+          pause("Paused: " + answer.body.error);
+          return;
+        } else {
+          setStatus("Last frame not assessed: " + answer.body.error);
+        }
+      }
+    } catch (error) {
+      setStatus("Last frame not assessed: the server could not be reached (" + error.message + "). Retrying.");
+    }
+    if (!running || paused) return;
+    const wait = Math.max(0, seconds(intervalInput, 5) * 1000 - (performance.now() - started));
+    timer = window.setTimeout(tick, wait);
+  }
+
+  function pause(message) {
+    paused = true;
+    if (timer) window.clearTimeout(timer);
+    timer = null;
+    pauseButton.textContent = "Resume";
+    pauseButton.setAttribute("aria-pressed", "true");
+    setStatus(message || "Paused. The camera stays on; nothing is assessed.");
+  }
+
+  function resume() {
+    paused = false;
+    pauseButton.textContent = "Pause";
+    pauseButton.setAttribute("aria-pressed", "false");
+    setStatus("Resumed.");
+    tick();
+  }
+
+  startButton.addEventListener("click", async () => {
+    if (recordInput.checked && !patientInput.value.trim()) {
+      setStatus("Recording needs a patient code: enter one, or turn Record off.");
+      patientInput.focus();
+      return;
+    }
+    try {
+      stream = await helpers.openCamera(video);
+    } catch (error) {
+      setStatus("Camera unavailable: " + error.message + ".");
+      return;
+    }
+    running = true;
+    paused = false;
+    startButton.disabled = true;
+    pauseButton.disabled = false;
+    stopButton.disabled = false;
+    setStatus("Starting…");
+    tick();
+  });
+
+  pauseButton.addEventListener("click", () => (paused ? resume() : pause()));
+
+  stopButton.addEventListener("click", () => {
+    running = false;
+    if (timer) window.clearTimeout(timer);
+    timer = null;
+    helpers.closeCamera(video, stream);
+    stream = null;
+    paused = false;
+    pauseButton.textContent = "Pause";
+    pauseButton.setAttribute("aria-pressed", "false");
+    startButton.disabled = root.dataset.hasModel !== "true";
+    pauseButton.disabled = true;
+    stopButton.disabled = true;
+    setStatus("Stopped. The camera is off.");
+  });
+
+  recordInput.addEventListener("change", () => {
+    if (recordInput.checked && !patientInput.value.trim()) {
+      setStatus("Recording needs a patient code.");
+    }
+  });
+
+  drawTimeline();
+})();
