@@ -471,29 +471,9 @@ def compare_versions(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[str,
     DeLong p-value and ΔF1 come from `compare_predictions` on the images both versions scored,
     in image-id order, and only when both scored exactly the same images with the same labels.
     """
-    # The weights digests make the key name the models themselves, not only their row ids.
-    key = (
-        f"painsite:compare:v{COMPARISON_CACHE_VERSION}:{cohort}:"
-        f"{a.pk}:{a.weights_sha256}:{b.pk}:{b.weights_sha256}"
-    )
-    found = cache.get(key)
-    if found is None:
-        found = _compare_versions(a, b, cohort)
-        cache.set(key, found, COMPARISON_CACHE_SECONDS)
-    return found
-
-
-def _compare_versions(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[str, Any]:
     metrics_a, metrics_b = cohort_metrics(a, cohort), cohort_metrics(b, cohort)
-    names_a = metrics_a.get("level_names") or pain_level_names(a) or configured_level_names()
-    names_b = metrics_b.get("level_names") or pain_level_names(b) or configured_level_names()
-    level_names = list(names_a)
-    predictions_a, predictions_b = _predictions_by_image(a, cohort), _predictions_by_image(b, cohort)
-    problem = _same_images_problem(predictions_a, predictions_b, list(names_a), list(names_b))
-    paired = None
-    if problem is None:
-        paired = _paired_comparison(predictions_a, predictions_b, level_names)
-
+    level_names = list(metrics_a.get("level_names") or pain_level_names(a) or configured_level_names())
+    problem, paired = paired_test(a, b, cohort, level_names)
     levels = {}
     for name in level_names:
         entry_a, entry_b = _level(metrics_a, name), _level(metrics_b, name)
@@ -538,6 +518,30 @@ def _compare_versions(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[str
         },
         "bootstrap": paired["bootstrap"] if paired else None,
     }
+
+
+def paired_test(
+    a: ModelVersion, b: ModelVersion, cohort: str, level_names: list[str]
+) -> tuple[str | None, dict[str, Any] | None]:
+    """(why no paired test is possible, or None; compare_predictions' result, or None).
+
+    Cached: it needs both versions' predictions and 2,000 paired resamples, and the inputs never
+    change (model versions are immutable). The stage, which does change, is not part of it.
+    """
+    # The weights digests make the key name the models themselves, not only their row ids.
+    key = (
+        f"painsite:compare:v{COMPARISON_CACHE_VERSION}:{cohort}:"
+        f"{a.pk}:{a.weights_sha256}:{b.pk}:{b.weights_sha256}"
+    )
+    found = cache.get(key)
+    if found is None:
+        predictions_a, predictions_b = _predictions_by_image(a, cohort), _predictions_by_image(b, cohort)
+        names_b = cohort_metrics(b, cohort).get("level_names") or pain_level_names(b) or configured_level_names()
+        problem = _same_images_problem(predictions_a, predictions_b, level_names, list(names_b))
+        paired = None if problem else _paired_comparison(predictions_a, predictions_b, level_names)
+        found = (problem, paired)
+        cache.set(key, found, COMPARISON_CACHE_SECONDS)
+    return found
 
 
 def _paired_comparison(

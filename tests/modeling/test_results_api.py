@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from modeling.ml.metrics import compare_predictions
+from modeling.models import ModelVersion, Stage
 from tests.conftest import api_client_for
 from tests.modeling.factories import LEVEL_NAMES, make_model_version, make_predictions, make_test_set
 
@@ -144,3 +145,11 @@ def test_the_openapi_schema_documents_the_comparison(researcher):
     assert {parameter["name"] for parameter in operation["parameters"]} >= {"a", "b", "cohort"}
     schema_ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert schema_ref.endswith("/Comparison")
+
+
+def test_a_promotion_after_the_comparison_was_cached_shows_the_new_stage(researcher, pair):
+    a, b = pair
+    client = api_client_for(researcher)
+    assert client.get(URL, {"a": a.pk, "b": b.pk}).json()["b"]["stage"] == "candidate"
+    ModelVersion.objects.filter(pk=b.pk).update(stage=Stage.PRODUCTION)
+    assert client.get(URL, {"a": a.pk, "b": b.pk}).json()["b"]["stage"] == "production"
