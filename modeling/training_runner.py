@@ -410,7 +410,8 @@ def publish(run, attempt, images, result, config, predictions, metrics, ml_secon
             locked.heartbeat_at = timezone.now()
             locked.history = result.history
             locked.ml_seconds = ml_seconds
-            locked.message = f"finished: {version.name}{warning}"
+            resumed = f" (resumed from epoch {result.resumed_from_epoch})" if result.resumed_from_epoch else ""
+            locked.message = f"finished: {version.name}{warning}{resumed}"
             locked.save()
             record_event(
                 actor=None,
