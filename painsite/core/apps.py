@@ -13,10 +13,17 @@ class CoreConfig(AppConfig):
 
         # Permissions are created after each migrate; keep the role groups' permissions in step
         # with ROLE_PERMISSIONS so a new permission reaches its role without a manual step.
-        post_migrate.connect(sync_role_groups_after_migrate, sender=self)
+        post_migrate.connect(sync_role_groups_after_migrate, dispatch_uid="painsite-sync-role-groups")
 
 
-def sync_role_groups_after_migrate(**kwargs) -> None:
+def sync_role_groups_after_migrate(app_config=None, **kwargs) -> None:
+    from django.apps import apps
+
     from painsite.core.roles import sync_role_groups
 
-    sync_role_groups(using=kwargs.get("using", "default"))
+    # post_migrate is sent app by app, and each app's permissions are created on its own turn:
+    # syncing on the last app's turn sees them all (after a test-database flush too, which
+    # recreates the permissions after core's turn has passed).
+    last_app = [config for config in apps.get_app_configs() if config.models_module is not None][-1]
+    if app_config is None or app_config.label == last_app.label:
+        sync_role_groups(using=kwargs.get("using", "default"))
