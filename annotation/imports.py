@@ -8,7 +8,6 @@ reason). One bad row never stops the good ones.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.archive import (
+    MANIFEST_NAME,
     ArchiveRejected,
     Manifest,
     ManifestRow,
@@ -36,8 +36,6 @@ from annotation.intake import DuplicateImage, ImageRejected, store_image
 from annotation.models import Consent, ImportJob, ImportStatus, Patient
 from annotation.services import PatientError, create_patient, record_label
 from painsite.core.services import record_event
-
-logger = logging.getLogger(__name__)
 
 # Archives up to this many rows and bytes are imported while the uploader waits (about a second
 # per 20 images); anything larger goes to a `default` worker and the uploader watches progress.
@@ -106,7 +104,7 @@ def start_archive_import(*, archive: IO[bytes], size: int, source_name: str, act
     archive.seek(0)
     job.archive = default_storage.save(f"imports/{job.pk}.zip", File(archive))
     job.save(update_fields=["archive"])
-    from annotation.tasks import import_archive
+    from annotation.tasks import import_archive  # the task module imports this one
 
     transaction.on_commit(lambda: import_archive.delay(job.pk))
     return job
@@ -283,7 +281,7 @@ def _unlisted_members(names: list[str], manifest: Manifest, folder: str) -> list
         name
         for name in names
         if name not in listed
-        and PurePosixPath(name).name.lower() != "manifest.csv"
+        and PurePosixPath(name).name.lower() != MANIFEST_NAME
         and not any(litter in name for litter in TOOL_LITTER)
     ]
 

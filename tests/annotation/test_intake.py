@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 
@@ -45,8 +46,6 @@ def test_it_stores_a_face_image_with_its_face_box_thumbnail_and_an_audit_event(c
     stored = open_stored(image)
     assert stored.format == "JPEG" and stored.mode == "RGB"
     with image.file.open("rb") as handle:
-        import hashlib
-
         assert hashlib.sha256(handle.read()).hexdigest() == image.sha256
     with image.thumbnail.open("rb") as handle:
         assert max(PILImage.open(handle).size) <= 256
