@@ -21,6 +21,12 @@ def make_user(username: str, role: str | None = None) -> User:
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """PBKDF2's deliberate cost is wasted on test users; the log-in flows work the same."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def isolated_media(settings, tmp_path):
     """Each test writes images and model artifacts under its own temporary folders."""
     settings.MEDIA_ROOT = tmp_path / "media"
