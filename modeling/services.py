@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from modeling.training_config import clean_training_config
 from painsite.core.services import record_event
 
 TRAINING_QUEUE = "training"
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingAlreadyActive(Exception):
@@ -106,10 +109,46 @@ def start_training(*, requested_by: User | None, config: dict[str, Any], enqueue
     return run
 
 
-def send_to_worker(run: TrainingRun) -> None:
+BROKER_DOWN_MESSAGE = (
+    "the task broker is unreachable: the run is saved and will be sent to a training worker "
+    "as soon as the broker is back"
+)
+
+
+def send_to_worker(run: TrainingRun) -> bool:
+    """Hand the run to the broker. When the broker cannot be reached the run stays queued with no
+    task id, says so in its message, and the reaper sends it once the broker is back
+    (`send_unsent_runs`): the request that started it is still answered, never a 500."""
     from modeling.tasks import run_training
 
-    run_training.apply_async(args=[run.pk], task_id=run.celery_task_id, queue=run.queue)
+    try:
+        run_training.apply_async(args=[run.pk], task_id=run.celery_task_id, queue=run.queue)
+    except Exception:
+        logger.exception("training run %s could not be sent to the broker; it waits for the reaper", run.pk)
+        TrainingRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+            celery_task_id="", message=BROKER_DOWN_MESSAGE
+        )
+        run.celery_task_id, run.message = "", BROKER_DOWN_MESSAGE
+        return False
+    return True
+
+
+def send_unsent_runs() -> list[ReapedRun]:
+    """Send the queued runs the broker refused earlier (their task id is blank)."""
+    sent = []
+    for run_id in TrainingRun.objects.filter(status=RunStatus.QUEUED, celery_task_id="").values_list("pk", flat=True):
+        with transaction.atomic():
+            unsent = TrainingRun.objects.select_for_update().filter(pk=run_id, status=RunStatus.QUEUED, celery_task_id="")
+            run = unsent.first()
+            if run is None:  # another reaper sent it, or it was cancelled meanwhile
+                continue
+            run.celery_task_id = str(uuid.uuid4())
+            run.message = "waiting for a training worker (sent after the broker came back)"
+            run.save(update_fields=["celery_task_id", "message"])
+        if send_to_worker(run):
+            record_event(actor=None, action="training.sent_after_broker_outage", target=run, details={})
+            sent.append(ReapedRun(run_id=run.pk, action="sent", attempts=run.attempts))
+    return sent
 
 
 def snapshot_training_data(*, cohorts: list[str], label_rule: str) -> dict[str, Any]:
@@ -217,14 +256,15 @@ def cancel_training(*, run: TrainingRun, actor: User | None) -> TrainingRun:
 @dataclass(frozen=True)
 class ReapedRun:
     run_id: int
-    action: str  # "resumed", "failed" or "cancelled"
+    action: str  # "resumed", "failed", "cancelled", or "sent" (after a broker outage)
     attempts: int
 
 
 def reap_stale_runs(*, now=None) -> list[ReapedRun]:
     """Runs whose worker stopped sending heartbeats (killed, out of memory, machine lost) are
     sent again, to resume from their last epoch checkpoint, or failed after
-    PAINSITE_TRAINING_MAX_ATTEMPTS attempts. Safe to run from several places at once."""
+    PAINSITE_TRAINING_MAX_ATTEMPTS attempts; queued runs the broker refused are sent now.
+    Safe to run from several places at once."""
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.PAINSITE_TRAINING_STALE_SECONDS)
     stale = TrainingRun.objects.filter(status=RunStatus.RUNNING).filter(
@@ -235,7 +275,7 @@ def reap_stale_runs(*, now=None) -> list[ReapedRun]:
         outcome = _reap(run_id, stale_before)
         if outcome is not None:
             reaped.append(outcome)
-    return reaped
+    return reaped + send_unsent_runs()
 
 
 def _reap(run_id: int, stale_before) -> ReapedRun | None:
