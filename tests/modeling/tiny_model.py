@@ -31,9 +31,9 @@ TRAINING_NRS = (0, 2, 5, 8)
 
 
 @functools.cache
-def tiny_model(head_hidden: int = 32) -> TrainResult:
-    """Weights trained on synthetic faces. Variants differ only in the head, so they share the
-    (process-wide cached) backbone and give different probabilities."""
+def tiny_model(head_hidden: int = 32, image_size: int = IMAGE_SIZE) -> TrainResult:
+    """Weights trained on synthetic faces. Variants differ only in the head (or the input size),
+    so they share the process-wide cached backbone and give different probabilities."""
     # No ImageNet weights in the test environment: do not spend time trying to download them.
     os.environ.setdefault("PAINSITE_OFFLINE", "1")
     folder = Path(tempfile.mkdtemp(prefix="painsite-tiny-model-"))
@@ -48,10 +48,10 @@ def tiny_model(head_hidden: int = 32) -> TrainResult:
             path = folder / f"p{patient}-{nrs}.jpg"
             picture.save(path, quality=90)
             records.append(Record(str(path), sha256_file(path), detect_face(picture), nrs, levels.level_of(nrs), f"p{patient}"))
-    config = TrainConfig(mode="head", epochs=2, image_size=IMAGE_SIZE, batch_size=8, seed=0, head_hidden=head_hidden)
+    config = TrainConfig(mode="head", epochs=2, image_size=image_size, batch_size=8, seed=0, head_hidden=head_hidden)
     train_records = [record for record in records if record.patient != "p3"]
     val_records = [record for record in records if record.patient == "p3"]
-    return train(config, train_records, val_records, work_dir=folder / f"run-{head_hidden}", cache_dir=None)
+    return train(config, train_records, val_records, work_dir=folder / "run", cache_dir=None)
 
 
 def make_face(*, nrs: int = 8, seed: int = 1, size: tuple[int, int] = (160, 120)) -> Image.Image:
@@ -86,7 +86,6 @@ def make_model_version(result: TrainResult, *, name: str = "v1", stage: str = St
         split_sha256="0" * 64,
         label_rule="self_report_first",
         pain_levels=[{"name": name, "nrs": list(span)} for name, span in zip(levels.names, levels.ranges)],
-        hyperparameters={"image_size": IMAGE_SIZE},
         seed=0,
         device=result.device,
         backbone=result.backbone,
