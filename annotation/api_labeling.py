@@ -38,6 +38,19 @@ MAX_SKIPPED = 500
 ERROR = inline_serializer("Error", {"error": serializers.CharField(), "details": serializers.JSONField()})
 
 
+def _page_of(serializer_class, name: str):
+    """The schema of one page of a list (PageNumberPagination's shape)."""
+    return inline_serializer(
+        name,
+        {
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer_class(many=True),
+        },
+    )
+
+
 def _paginate(request: Request, queryset: QuerySet, serializer_class, **context) -> Response:
     paginator = PageNumberPagination()
     page = paginator.paginate_queryset(queryset, request)
@@ -51,8 +64,9 @@ def _paginate(request: Request, queryset: QuerySet, serializer_class, **context)
         OpenApiParameter("cohort", str, enum=["clinical", "simulated"]),
         OpenApiParameter("consent", str, enum=["granted", "withdrawn"]),
         OpenApiParameter("code", str, description="codes starting with this text"),
+        OpenApiParameter("page", int),
     ],
-    responses=PatientSerializer(many=True),
+    responses=_page_of(PatientSerializer, "PaginatedPatientList"),
 )
 @extend_schema(methods=["POST"], request=PatientCreateSerializer, responses={201: PatientSerializer, 400: ERROR})
 @api_view(["GET", "POST"])
@@ -150,8 +164,9 @@ def _superseded_ids(page: list[PainLabel]) -> set[int]:
         OpenApiParameter("image", int),
         OpenApiParameter("rater", str, description="username"),
         OpenApiParameter("patient", str, description="patient code"),
+        OpenApiParameter("page", int),
     ],
-    responses=LabelSerializer(many=True),
+    responses=_page_of(LabelSerializer, "PaginatedLabelList"),
     description="Label history, superseded rows included, newest first.",
 )
 @api_view(["GET"])

@@ -1,0 +1,432 @@
+"""Benchmark: the labeling queue under load, at 1,000 and at 100,000 images.
+
+Run alone: ``python bench/queue.py`` (needs PostgreSQL; --server-url names the server to use).
+For each size it fills a throw-away database (default `painsite_bench`, created and dropped here)
+with images and 1.5 labels per image by COPY, starts gunicorn on 127.0.0.1 against it, and lets 8
+clients (threads, token auth, a new loopback connection per request) repeat one labeling step:
+`GET /api/queue/next/` then `POST /api/images/<id>/labels/`. It prints p50/p95 per size and the
+ratio p50(100k)/p50(1k), and writes bench/results/queue.json.
+Targets: p95 < 50 ms at both sizes; p50 at 100,000 images <= 1.5 x p50 at 1,000 images.
+
+Data shape per size (by image): 20% never labeled, 10% one observer score (they need a second),
+50% two observer scores, 20% a self-report and an observer score: 1.5 labels per image, from 30
+raters, the benchmark's 8 clinicians among them.
+"""
+
+# ruff: noqa: E402
+from __future__ import annotations
+
+import os
+import sys
+
+# This file is named queue.py and Python puts its folder first on sys.path, where it would shadow
+# the standard library's `queue` module that threading pools and Django rely on.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
+
+import argparse
+import http.client
+import io
+import json
+import platform
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "queue.json"
+TARGET_P95_MS = 50.0
+TARGET_P50_RATIO = 1.5
+BACKGROUND_RATERS = 22
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def admin_connection(server_url: str):
+    import psycopg2
+
+    connection = psycopg2.connect(server_url.rstrip("/") + "/postgres")
+    connection.autocommit = True
+    return connection
+
+
+def recreate_database(server_url: str, name: str) -> None:
+    connection = admin_connection(server_url)
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+
+
+def drop_database(server_url: str, name: str) -> None:
+    connection = admin_connection(server_url)
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    connection.close()
+
+
+def copy_rows(cursor, table: str, columns: list[str], rows) -> None:
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write("\t".join("\\N" if value is None else str(value) for value in row) + "\n")
+    buffer.seek(0)
+    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer)
+
+
+def fill(n_images: int, rater_ids: list[int], seed: int = 0) -> dict[str, int]:
+    """Replace patients, images and labels with `n_images` images and 1.5 labels per image."""
+    from django.db import connection
+
+    rng = random.Random(seed)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    patients = max(1, n_images // 7)
+    images, labels = [], []
+    label_id = 0
+    for image_id in range(1, n_images + 1):
+        bucket = rng.random()
+        if bucket < 0.2:
+            kinds = []
+        elif bucket < 0.3:
+            kinds = ["observer"]
+        elif bucket < 0.8:
+            kinds = ["observer", "observer"]
+        else:
+            kinds = ["self_report", "observer"]
+        raters = rng.sample(rater_ids, len(kinds))
+        for kind, rater in zip(kinds, raters):
+            label_id += 1
+            labels.append(
+                (label_id, image_id, rater, rng.randint(0, 10), kind, start + timedelta(seconds=label_id), None, "f", "f")
+            )
+        observers = kinds.count("observer")
+        images.append(
+            (
+                image_id,
+                1 + (image_id - 1) % patients,
+                f"images/bench/{image_id}.jpg",
+                "",
+                f"{image_id:064x}",
+                640,
+                480,
+                "[200, 120, 240, 240]",
+                None,
+                None,
+                start + timedelta(seconds=image_id),
+                len(kinds),
+                observers,
+            )
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE annotation_painlabel, annotation_image, annotation_patient, core_auditevent RESTART IDENTITY CASCADE"
+        )
+        raw = cursor.cursor
+        copy_rows(
+            raw,
+            "annotation_patient",
+            ["id", "code", "cohort", "consent", "created_at"],
+            ((i, f"B{i:06d}", "clinical", "granted", start) for i in range(1, patients + 1)),
+        )
+        copy_rows(
+            raw,
+            "annotation_image",
+            ["id", "patient_id", "file", "thumbnail", "sha256", "width", "height", "face_box", "captured_at",
+             "uploaded_by_id", "uploaded_at", "label_count", "observer_rater_count"],
+            images,
+        )
+        copy_rows(
+            raw,
+            "annotation_painlabel",
+            ["id", "image_id", "rater_id", "nrs", "kind", "created_at", "supersedes_id", "is_undo", "is_retraction"],
+            labels,
+        )
+        for table in ("annotation_patient", "annotation_image", "annotation_painlabel"):
+            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
+        cursor.execute("ANALYZE annotation_patient, annotation_image, annotation_painlabel")
+    return {"images": n_images, "labels": len(labels), "patients": patients}
+
+
+def explain_queue(user) -> dict[str, float]:
+    """Execution time of the queue's two steps inside PostgreSQL, for one bench user."""
+    from django.db import connection
+    from django.db.models import Exists, OuterRef
+
+    from annotation.models import Consent, Image, PainLabel
+
+    candidates = Image.objects.filter(patient__consent=Consent.GRANTED).order_by("id")
+    rated = PainLabel.objects.current().filter(image=OuterRef("pk"), rater=user)
+    steps = {
+        "unlabeled_step": candidates.filter(label_count=0)[:1],
+        "second_observer_step": candidates.filter(observer_rater_count=1).filter(~Exists(rated))[:1],
+    }
+    timings = {}
+    for name, queryset in steps.items():
+        sql, params = queryset.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+            plan = cursor.fetchone()[0]
+        plan = plan[0] if isinstance(plan, list) else json.loads(plan)[0]
+        timings[name + "_ms"] = round(plan["Execution Time"], 3)
+    return timings
+
+
+def preloaded_application():
+    """gunicorn's app for this benchmark: Django with every URL module imported before forking,
+    so no worker spends its first request importing (PyTorch is among the imports)."""
+    from django.core.wsgi import get_wsgi_application
+    from django.urls import get_resolver
+
+    application = get_wsgi_application()
+    get_resolver().url_patterns
+    return application
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(database_url: str, workers: int, scratch: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DATABASE_CONN_MAX_AGE": "60",
+        "DEBUG": "False",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "PAINSITE_VAR_DIR": str(scratch),
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "painsite.settings",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "bench.queue:preloaded_application()", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--log-level", "warning", "--preload", "--timeout", "120"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(scratch / "gunicorn.log", "ab"),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited; see {scratch / 'gunicorn.log'}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return server, port
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError("gunicorn did not start within 120 s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def worker_cpu_seconds(master_pid: int) -> float:
+    """CPU time (user + system) used so far by gunicorn's worker processes, from /proc."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master_pid:  # fields[1] is the parent pid
+            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def request(port: int, method: str, path: str, token: str, body: dict | None = None) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Token {token}", "Accept": "application/json"}
+    payload = None
+    if body is not None:
+        payload = json.dumps(body)
+        headers["Content-Type"] = "application/json"
+    connection.request(method, path, body=payload, headers=headers)
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, data
+
+
+def client_loop(port: int, token: str, steps: int, warmup: int, deadline: float, out: dict) -> None:
+    rng = random.Random(token)
+    for step in range(warmup + steps):
+        if time.monotonic() > deadline:
+            break
+        started = time.perf_counter()
+        status, data = request(port, "GET", "/api/queue/next/", token)
+        got = time.perf_counter()
+        if status == 204:
+            out["empty"] += 1
+            break
+        if status != 200:
+            out["errors"].append(f"GET {status} {data[:200]!r}")
+            continue
+        image_id = json.loads(data)["id"]
+        status, data = request(port, "POST", f"/api/images/{image_id}/labels/", token,
+                               {"nrs": rng.randint(0, 10), "kind": "observer"})
+        done = time.perf_counter()
+        if status != 201:
+            out["errors"].append(f"POST {status} {data[:200]!r}")
+            continue
+        if step >= warmup:
+            out["step_ms"].append(1000 * (done - started))
+            out["get_ms"].append(1000 * (got - started))
+            out["post_ms"].append(1000 * (done - got))
+
+
+def run_clients(port: int, tokens: list[str], steps: int, warmup: int, seconds: float) -> dict:
+    deadline = time.monotonic() + seconds
+    outs = [{"step_ms": [], "get_ms": [], "post_ms": [], "errors": [], "empty": 0} for _ in tokens]
+    threads = [
+        threading.Thread(target=client_loop, args=(port, token, steps, warmup, deadline, out))
+        for token, out in zip(tokens, outs)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    merged = {key: [value for out in outs for value in out[key]] for key in ("step_ms", "get_ms", "post_ms", "errors")}
+    steps_done = len(merged["step_ms"])
+    return {
+        "steps": steps_done,
+        "seconds": round(elapsed, 2),
+        "steps_per_second": round(steps_done / elapsed, 1) if elapsed else None,
+        "p50_ms": round(statistics.median(merged["step_ms"]), 2) if steps_done else None,
+        "p95_ms": round(percentile(merged["step_ms"], 0.95), 2) if steps_done else None,
+        "get_p50_ms": round(statistics.median(merged["get_ms"]), 2) if steps_done else None,
+        "post_p50_ms": round(statistics.median(merged["post_ms"]), 2) if steps_done else None,
+        "errors": merged["errors"][:5],
+        "error_count": len(merged["errors"]),
+        "queue_empty_count": sum(out["empty"] for out in outs),
+    }
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server-url", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server, no database")
+    parser.add_argument("--database", default="painsite_bench", help="throw-away database, created and dropped here")
+    parser.add_argument("--sizes", default="1000,100000")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--steps", type=int, default=60, help="measured steps per client and size")
+    parser.add_argument("--warmup", type=int, default=5, help="unmeasured steps per client first")
+    parser.add_argument("--seconds", type=float, default=60.0, help="time limit per size")
+    args = parser.parse_args()
+
+    database_url = f"{args.server_url.rstrip('/')}/{args.database}"
+    scratch = Path(tempfile.mkdtemp(prefix="painsite-bench-queue-"))
+    os.environ.update(
+        DATABASE_URL=database_url,
+        PAINSITE_VAR_DIR=str(scratch),
+        DJANGO_SETTINGS_MODULE="painsite.settings",
+        LOG_LEVEL="WARNING",
+    )
+    sys.path.insert(0, str(ROOT))
+    recreate_database(args.server_url, args.database)
+    try:
+        import django
+
+        django.setup()
+        from django.contrib.auth.models import User
+        from django.core.management import call_command
+        from django.db import connection
+        from rest_framework.authtoken.models import Token
+
+        from painsite.core.roles import CLINICIAN, assign_role
+
+        call_command("migrate", verbosity=0)
+        clients = [User.objects.create_user(f"bench-clinician-{i}") for i in range(args.clients)]
+        background = [User.objects.create_user(f"bench-rater-{i}") for i in range(BACKGROUND_RATERS)]
+        for user in clients:
+            assign_role(user, CLINICIAN)
+        tokens = [Token.objects.create(user=user).key for user in clients]
+        rater_ids = [user.pk for user in clients + background]
+
+        sizes = {}
+        for size in [int(part) for part in args.sizes.split(",")]:
+            loaded_at = time.perf_counter()
+            data = fill(size, rater_ids)
+            data["load_seconds"] = round(time.perf_counter() - loaded_at, 1)
+            data["plan"] = explain_queue(clients[0])
+            connection.close()
+            server, port = start_server(database_url, args.workers, scratch)
+            try:
+                cpu_before = worker_cpu_seconds(server.pid)
+                data.update(run_clients(port, tokens, args.steps, args.warmup, args.seconds))
+                # Warm-up steps are included: every step the workers served costs CPU.
+                served = data["steps"] + args.warmup * len(tokens)
+                data["server_cpu_ms_per_step"] = round(1000 * (worker_cpu_seconds(server.pid) - cpu_before) / served, 2)
+            finally:
+                stop_server(server)
+            sizes[str(size)] = data
+            print(
+                f"{size:>7} images, {data['labels']} labels: p50 {data['p50_ms']} ms, p95 {data['p95_ms']} ms "
+                f"(GET p50 {data['get_p50_ms']} ms, POST p50 {data['post_p50_ms']} ms), "
+                f"{data['steps_per_second']} steps/s, server CPU {data['server_cpu_ms_per_step']} ms/step, "
+                f"errors {data['error_count']}, "
+                f"queue SQL {data['plan']}",
+                flush=True,
+            )
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        drop_database(args.server_url, args.database)
+
+    small, large = min(sizes, key=int), max(sizes, key=int)
+    ratio = sizes[large]["p50_ms"] / sizes[small]["p50_ms"] if sizes[small]["p50_ms"] else None
+    result = {
+        "benchmark": "labeling queue: GET /api/queue/next/ then POST /api/images/<id>/labels/",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
+        },
+        "settings": {
+            "clients": args.clients,
+            "gunicorn_workers": args.workers,
+            "steps_per_client": args.steps,
+            "warmup_per_client": args.warmup,
+        },
+        "sizes": sizes,
+        "p50_ratio_large_to_small": round(ratio, 3) if ratio else None,
+        "targets": {
+            "p95_ms_below": TARGET_P95_MS,
+            "p50_ratio_at_most": TARGET_P50_RATIO,
+            "p95_met": all(size["p95_ms"] is not None and size["p95_ms"] < TARGET_P95_MS for size in sizes.values()),
+            "ratio_met": ratio is not None and ratio <= TARGET_P50_RATIO,
+        },
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"p50 ratio {large}/{small} images: {result['p50_ratio_large_to_small']} (target <= {TARGET_P50_RATIO})")
+    print(f"p95 target < {TARGET_P95_MS} ms met: {result['targets']['p95_met']}; wrote {RESULTS.relative_to(ROOT)}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
