@@ -142,3 +142,21 @@ def test_the_detail_page_shows_the_timeline_chart_and_table(client, clinician, c
     assert "<svg" in content and 'class="mark-self_report"' in content and 'class="mark-observer"' in content
     assert f"/api/images/{image.pk}/file/?thumbnail=1" in content
     assert "Self-report" in content and "Observer" in content
+
+
+def test_the_timeline_shows_model_assessments_as_level_ranges(client, clinician):
+    from modeling.models import Assessment, ModelVersion, TrainingRun
+
+    patient = make_patient("P001")
+    image = make_image(patient)
+    version = ModelVersion.objects.create(
+        name="v1", training_run=TrainingRun.objects.create(), mode="head", data_manifest_sha256="0" * 64,
+        split_sha256="0" * 64, label_rule="self_report_first", seed=0, device="cpu", backbone="random-init",
+        weights_path="w.pt", weights_sha256="0" * 64,
+    )
+    Assessment.objects.create(image=image, patient=patient, model_version=version, level="severe",
+                              probabilities={"none": 0.1, "mild": 0.1, "moderate": 0.1, "severe": 0.7})
+    client.force_login(clinician)
+    content = client.get("/patients/P001/").content.decode()
+    assert 'class="mark-model"' in content and "model v1 says severe" in content
+    assert "severe (0.70)" in content
