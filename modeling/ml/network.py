@@ -1,0 +1,286 @@
+"""The VGG16 network: backbone weights (ImageNet or a loudly reported random init), the frozen
+feature extractor, the small pain head, and the whole classifier.
+
+Layout of torchvision's VGG16 as used here:
+  features (13 conv layers; the last block, conv5_1..conv5_3 + pool, starts at index 24)
+  → avgpool → fc6, ReLU, Dropout, fc7, ReLU   (the 4096-d "frozen features" cached in head mode)
+  → PainHead (replaces VGG16's last Dropout + Linear(4096, 1000))
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import os
+import threading
+import urllib.error
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models import VGG, VGG16_Weights, vgg16
+
+logger = logging.getLogger(__name__)
+
+IMAGENET = "vgg16-imagenet1k-v1"
+RANDOM_INIT = "random-init"
+WEIGHTS_FILENAME = "vgg16-397923af.pth"
+# torchvision names its weight files after the first 8 hex digits of their sha256.
+WEIGHTS_SHA256_PREFIX = "397923af"
+FEATURE_SIZE = 4096
+LAST_CONV_BLOCK = 24
+
+
+class WeightsFileError(ValueError):
+    """A weights or checkpoint file is missing, corrupt or not what it claims. Names the file."""
+
+
+@dataclass(frozen=True)
+class BackboneIdentity:
+    """Which VGG16 weights the frozen part holds. `sha256` is the ImageNet file's sha256, or for
+    a random init the sha256 of the initialised state (see `state_sha256`) with its seed."""
+
+    name: str
+    sha256: str
+    init_seed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def state_sha256(state: dict[str, torch.Tensor]) -> str:
+    """A fingerprint of a state dict: names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def imagenet_weights_path() -> Path | None:
+    """PAINSITE_VGG16_WEIGHTS if set (it must exist), else torchvision's hub cache under
+    $TORCH_HOME, else None."""
+    explicit = os.getenv("PAINSITE_VGG16_WEIGHTS", "").strip()
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise WeightsFileError(f"PAINSITE_VGG16_WEIGHTS points to {path}, which is not a file")
+        return path
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILENAME
+    return cached if cached.is_file() else None
+
+
+_download_failed = False
+
+
+def download_imagenet_weights() -> Path | None:
+    """Let torchvision download the ImageNet weights into its hub cache; None when offline.
+    Tried once per process: an offline worker should not wait on DNS for every run."""
+    global _download_failed
+    if _download_failed or os.getenv("PAINSITE_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return None
+    try:
+        VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+    except (urllib.error.URLError, OSError, RuntimeError) as error:
+        _download_failed = True
+        logger.warning("could not download the VGG16 ImageNet weights: %s", error)
+        return None
+    return imagenet_weights_path()
+
+
+def read_imagenet_state(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    sha = sha256_of_file(path)
+    if not sha.startswith(WEIGHTS_SHA256_PREFIX):
+        raise WeightsFileError(
+            f"{path} is not the VGG16 ImageNet weights file: its sha256 starts with {sha[:8]}, "
+            f"expected {WEIGHTS_SHA256_PREFIX}"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several unrelated types for a damaged file
+        raise WeightsFileError(f"cannot load VGG16 weights from {path}: {error}") from None
+    return state, sha
+
+
+def _random_init_vgg16(seed: int) -> VGG:
+    # fork_rng: initialising the backbone must not shift the caller's random stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return vgg16(weights=None)
+
+
+# One backbone per process is kept: building VGG16 costs seconds and ~0.5 GB, and a worker
+# retrains and assesses with the same weights again and again. It is shared read-only.
+_cache_lock = threading.Lock()
+_cache: dict[tuple[str, str | int | None], tuple[VGG, BackboneIdentity]] = {}
+
+
+def _frozen(model: VGG) -> VGG:
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def _build(name: str, *, init_seed: int | None, path: Path | None) -> tuple[VGG, BackboneIdentity]:
+    key = (name, str(path) if name == IMAGENET else init_seed)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+        if name == IMAGENET:
+            assert path is not None
+            state, sha = read_imagenet_state(path)
+            with torch.device("meta"):
+                model = vgg16(weights=None)
+            model.load_state_dict(state, assign=True)
+            identity = BackboneIdentity(IMAGENET, sha)
+        else:
+            seed = int(init_seed or 0)
+            model = _random_init_vgg16(seed)
+            identity = BackboneIdentity(RANDOM_INIT, state_sha256(model.state_dict()), seed)
+        _cache.clear()
+        _cache[key] = (_frozen(model), identity)
+        return _cache[key]
+
+
+def load_backbone(*, init_seed: int = 0, allow_download: bool = True) -> tuple[VGG, BackboneIdentity]:
+    """The VGG16 to build on: ImageNet weights when they can be found (or downloaded), else a
+    random initialisation from `init_seed`, with a warning. The model is shared and frozen:
+    deep-copy it before training any of it."""
+    path = imagenet_weights_path()
+    if path is None and allow_download:
+        path = download_imagenet_weights()
+    if path is not None:
+        return _build(IMAGENET, init_seed=None, path=path)
+    logger.warning(
+        "VGG16 ImageNet weights not found (set PAINSITE_VGG16_WEIGHTS or put %s under "
+        "$TORCH_HOME/hub/checkpoints): using a RANDOM-INIT backbone (seed %d); "
+        "its features are far weaker than ImageNet's",
+        WEIGHTS_FILENAME, init_seed,
+    )
+    return _build(RANDOM_INIT, init_seed=init_seed, path=None)
+
+
+def backbone_from_identity(identity: BackboneIdentity) -> VGG:
+    """Rebuild exactly the backbone a model was trained on, or fail saying why."""
+    if identity.name == IMAGENET:
+        path = imagenet_weights_path() or download_imagenet_weights()
+        if path is None:
+            raise WeightsFileError(
+                f"this model was trained on the VGG16 ImageNet weights, which are not available here "
+                f"(set PAINSITE_VGG16_WEIGHTS or put {WEIGHTS_FILENAME} under $TORCH_HOME/hub/checkpoints)"
+            )
+        model, found = _build(IMAGENET, init_seed=None, path=path)
+    elif identity.name == RANDOM_INIT:
+        model, found = _build(RANDOM_INIT, init_seed=identity.init_seed, path=None)
+    else:
+        raise WeightsFileError(f"unknown backbone {identity.name!r}; valid options: {IMAGENET}, {RANDOM_INIT}")
+    if found.sha256 != identity.sha256:
+        raise WeightsFileError(
+            f"the {identity.name} backbone here (sha256 {found.sha256[:12]}) differs from the one the "
+            f"model was trained on (sha256 {identity.sha256[:12]}): predictions would not reproduce "
+            f"training; check the weights file or the torch version"
+        )
+    return model
+
+
+class FrozenFeatures(nn.Module):
+    """VGG16 up to fc7 + ReLU: image → 4096-d vector. `features` is the conv stack (Grad-CAM
+    hooks its last block)."""
+
+    def __init__(self, vgg: VGG) -> None:
+        super().__init__()
+        self.features = vgg.features
+        self.avgpool = vgg.avgpool
+        self.fully_connected = nn.Sequential(*list(vgg.classifier.children())[:5])
+
+    def from_conv_output(self, activation: torch.Tensor) -> torch.Tensor:
+        return self.fully_connected(torch.flatten(self.avgpool(activation), 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.from_conv_output(self.features(images))
+
+
+class PainHead(nn.Module):
+    """The classifier on the 4096-d features. With `hidden=0` it is exactly VGG16's replaced last
+    layer (Dropout + Linear); with `hidden>0`, a one-hidden-layer MLP. Features are standardised
+    with the training set's statistics, stored as buffers so they travel with the weights."""
+
+    def __init__(self, n_levels: int, *, hidden: int = 256, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(FEATURE_SIZE))
+        self.register_buffer("scale", torch.ones(FEATURE_SIZE))
+        if hidden:
+            self.layers = nn.Sequential(
+                nn.Dropout(dropout), nn.Linear(FEATURE_SIZE, hidden), nn.ReLU(), nn.Dropout(dropout),
+                nn.Linear(hidden, n_levels),
+            )
+        else:
+            self.layers = nn.Sequential(nn.Dropout(dropout), nn.Linear(FEATURE_SIZE, n_levels))
+
+    def set_standardisation(self, features: torch.Tensor) -> None:
+        self.mean.copy_(features.mean(dim=0))
+        self.scale.copy_(1.0 / features.std(dim=0).clamp_min(1e-3))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers((features.float() - self.mean) * self.scale)
+
+
+class PainNet(nn.Module):
+    """The whole classifier: image → level logits.
+
+    In head mode the 4096-d features pass through float16 on their way to the head, exactly as
+    they do through the feature cache, so assessing an image reproduces training bit for bit.
+    """
+
+    def __init__(self, backbone: FrozenFeatures, head: PainHead, *, round_features: bool) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.round_features = round_features
+
+    @property
+    def features(self) -> nn.Sequential:
+        return self.backbone.features
+
+    def from_conv_output(self, activation: torch.Tensor) -> torch.Tensor:
+        """Logits from the output of `features`: the rest of the network, for Grad-CAM."""
+        vectors = self.backbone.from_conv_output(activation)
+        if self.round_features:
+            vectors = vectors.to(torch.float16)
+        return self.head(vectors.float())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.from_conv_output(self.features(images))
+
+
+def trainable_copy_for_finetune(vgg: VGG) -> FrozenFeatures:
+    """A private copy of the backbone with the last conv block and fc6/fc7 trainable."""
+    backbone = FrozenFeatures(copy.deepcopy(vgg))
+    backbone.requires_grad_(False)
+    for layer in list(backbone.features.children())[LAST_CONV_BLOCK:]:
+        layer.requires_grad_(True)
+    backbone.fully_connected.requires_grad_(True)
+    return backbone
+
+
+def for_inference(module: nn.Module, *, device: torch.device, dtype: torch.dtype, channels_last: bool) -> nn.Module:
+    """An eval-mode copy in the given precision and memory layout. Casting the weights once
+    (instead of on every batch under autocast) is what makes bf16 extraction fast."""
+    moved = copy.deepcopy(module).to(device=device, dtype=dtype)
+    if channels_last:
+        moved = moved.to(memory_format=torch.channels_last)
+    moved.eval()
+    moved.requires_grad_(False)
+    return moved

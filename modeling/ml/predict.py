@@ -1,0 +1,168 @@
+"""Loading a trained model and predicting pain-level probabilities.
+
+Prediction uses the eval preset the model was trained with. A head-mode weights file holds only
+the head plus the backbone's identity; the backbone is rebuilt and its sha256 checked, so a
+random-init backbone is re-created from its seed exactly (or the load fails saying why).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.models import vgg16
+
+from modeling.ml.data import FaceBox, Record, UnreadableImage, load_image, sha256_file
+from modeling.ml.device import DeviceChoice, choose_device, configure_threads
+from modeling.ml.features import FeatureCache, compute_vectors, extract_features, inference_extractor
+from modeling.ml.levels import PainLevels
+from modeling.ml.network import (
+    BackboneIdentity,
+    FrozenFeatures,
+    PainHead,
+    PainNet,
+    WeightsFileError,
+    backbone_from_identity,
+    for_inference,
+    trainable_copy_for_finetune,
+)
+from modeling.ml.training import WEIGHTS_FORMAT
+from modeling.ml.transforms import EvalPreset
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_KEYS = ("format", "mode", "levels", "image_size", "preprocessing", "backbone", "head")
+
+
+def read_weights_file(path: Path, expected_sha256: str | None = None) -> dict[str, Any]:
+    if not path.is_file():
+        raise WeightsFileError(f"model weights file {path} does not exist")
+    if expected_sha256 is not None:
+        found = sha256_file(path)
+        if found != expected_sha256:
+            raise WeightsFileError(f"model weights file {path} has sha256 {found[:12]}, expected {expected_sha256[:12]}: "
+                                   f"it was changed or damaged after training")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged zip or pickle raises many unrelated types
+        raise WeightsFileError(f"cannot read model weights file {path}: {error}") from None
+    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+        raise WeightsFileError(f"{path} is not a PainSite model weights file (format {WEIGHTS_FORMAT})")
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing or ("head_state" not in payload and "model_state" not in payload):
+        raise WeightsFileError(f"model weights file {path} is incomplete: missing {missing or ['weights']}")
+    return payload
+
+
+class LoadedModel:
+    """A trained model ready to assess images. `network` is the whole classifier in float32
+    (`network.features` is VGG16's conv stack, for Grad-CAM); `preset` its preprocessing."""
+
+    def __init__(self, *, payload: dict[str, Any], network: PainNet, identity: BackboneIdentity, choice: DeviceChoice) -> None:
+        self.levels = PainLevels.parse(payload["levels"])
+        self.mode: str = payload["mode"]
+        self.image_size: int = int(payload["image_size"])
+        self.preset = EvalPreset(self.image_size)
+        self.backbone = identity
+        self.choice = choice
+        self.device = choice.describe()
+        self.network = network
+        self.trained_precision: str = payload.get("precision", "float32")
+        self._fast_backbone: FrozenFeatures | None = None
+        self._fast_network: PainNet | None = None
+
+    @property
+    def level_names(self) -> list[str]:
+        return self.levels.names
+
+    def _head_backbone(self) -> FrozenFeatures:
+        if self._fast_backbone is None:
+            self._fast_backbone = inference_extractor(self.network.backbone, self.backbone, self.choice)
+        return self._fast_backbone
+
+    @torch.inference_mode()
+    def _probabilities_from_vectors(self, vectors: np.ndarray) -> np.ndarray:
+        logits = self.network.head(torch.from_numpy(np.asarray(vectors, dtype=np.float32)))
+        return torch.softmax(logits, dim=1).numpy().astype(np.float64)
+
+    @torch.inference_mode()
+    def _probabilities_from_images(self, images: torch.Tensor) -> np.ndarray:
+        if self.mode == "head":
+            return self._probabilities_from_vectors(compute_vectors(self._head_backbone(), images, self.choice))
+        if self._fast_network is None:
+            self._fast_network = for_inference(self.network, device=self.choice.device, dtype=self.choice.dtype,
+                                               channels_last=self.choice.channels_last)
+        batch = images.to(self.choice.device, dtype=self.choice.dtype)
+        if self.choice.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with self.choice.autocast():
+            logits = self._fast_network(batch).float()
+        return torch.softmax(logits, dim=1).cpu().numpy().astype(np.float64)
+
+    def predict_records(self, records: Sequence[Record], cache_dir: str | os.PathLike[str] | None = None,
+                        batch_size: int = 32) -> np.ndarray:
+        """Level probabilities, one row per record, in order. In head mode `cache_dir` reuses
+        (and fills) the feature cache that training used. An unreadable image raises
+        `UnreadableImage` naming the file."""
+        if not records:
+            return np.zeros((0, len(self.levels)))
+        if self.mode == "head":
+            cache = None
+            if cache_dir is not None:
+                cache = FeatureCache(cache_dir, backbone_sha256=self.backbone.sha256,
+                                     preprocessing=self.preset.version, precision=self.choice.precision)
+            features = extract_features(records, extractor=self._head_backbone, choice=self.choice, preset=self.preset,
+                                        cache=cache, batch_size=batch_size)
+            return self._probabilities_from_vectors(features.vectors)
+        rows = []
+        for start in range(0, len(records), batch_size):
+            chunk = records[start : start + batch_size]
+            images = torch.stack([self.preset(load_image(record.path), record.face_box) for record in chunk])
+            rows.append(self._probabilities_from_images(images))
+        return np.concatenate(rows)
+
+    def predict_image(self, pil_image: Image.Image, face_box: FaceBox | None = None) -> np.ndarray:
+        """Level probabilities for one image (face box (x, y, w, h) or None for the whole image)."""
+        return self._probabilities_from_images(self.preset(pil_image, face_box).unsqueeze(0))[0]
+
+
+def load_model(weights_path: str | os.PathLike[str], device: str = "auto", *,
+               expected_sha256: str | None = None) -> LoadedModel:
+    """Load a weights file written by `training.train`. Corrupt, foreign or unreproducible files
+    raise `WeightsFileError` naming the file and the reason."""
+    path = Path(weights_path)
+    payload = read_weights_file(path, expected_sha256)
+    configure_threads()
+    try:
+        identity = BackboneIdentity(**payload["backbone"])
+        levels = PainLevels.parse(payload["levels"])
+        head = PainHead(len(levels), hidden=int(payload["head"]["hidden"]), dropout=float(payload["head"]["dropout"]))
+        if payload["mode"] == "head":
+            head.load_state_dict(payload["head_state"])
+            network = PainNet(FrozenFeatures(backbone_from_identity(identity)), head, round_features=True)
+        else:
+            with torch.device("meta"):
+                vgg = vgg16(weights=None)
+            network = PainNet(trainable_copy_for_finetune(vgg), head, round_features=False)
+            network.load_state_dict(payload["model_state"], assign=True)
+    except WeightsFileError as error:
+        raise WeightsFileError(f"{path}: {error}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise WeightsFileError(f"model weights file {path} is damaged or from another version: {error}") from None
+    network.eval()
+    network.requires_grad_(False)
+    choice = choose_device(device)
+    network.to(choice.device)
+    if choice.precision != payload.get("precision"):
+        logger.info("%s was trained with %s features; this machine computes %s: probabilities may differ slightly",
+                    path, payload.get("precision"), choice.precision)
+    return LoadedModel(payload=payload, network=network, identity=identity, choice=choice)
+
+
+__all__ = ["LoadedModel", "UnreadableImage", "WeightsFileError", "load_model", "read_weights_file"]
