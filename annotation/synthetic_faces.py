@@ -15,9 +15,12 @@ This module is pure (Pillow + NumPy): no Django import, so the ML core and its b
 from __future__ import annotations
 
 import csv
+import io
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -34,6 +37,7 @@ EXPOSURE_TARGET = 120.0  # mean face brightness a camera's auto-exposure aims at
 INTENSITY_EXPONENT = 1.3  # > 1: mild pain barely shows on the face, severe pain clearly does
 
 Colour = tuple[int, int, int]
+T = TypeVar("T")
 
 SKIN_TONES: tuple[Colour, ...] = (
     (246, 218, 196), (236, 196, 164), (224, 178, 140), (198, 150, 112),
@@ -108,12 +112,13 @@ def nrs_for_intensity(intensity: float) -> float:
     return 10 * min(max(intensity, 0.0), 1.0) ** (1 / INTENSITY_EXPONENT)
 
 
-def _pick(rng: np.random.Generator, options: tuple) -> object:
+def _pick(rng: np.random.Generator, options: Sequence[T]) -> T:
     return options[int(rng.integers(len(options)))]
 
 
 def _jitter(rng: np.random.Generator, colour: Colour, spread: float) -> Colour:
-    return tuple(int(np.clip(c + rng.normal(0, spread), 0, 255)) for c in colour)  # type: ignore[return-value]
+    red, green, blue = (int(min(max(c + rng.normal(0, spread), 0), 255)) for c in colour)
+    return red, green, blue
 
 
 def make_identity(rng: np.random.Generator, cohort: str) -> FaceIdentity:
@@ -124,17 +129,17 @@ def make_identity(rng: np.random.Generator, cohort: str) -> FaceIdentity:
     skin = _jitter(rng, SKIN_TONES[tone], 6)
     # Light hair mostly comes with light skin; grey hair with anyone.
     palette = DARK_HAIR + (LIGHT_HAIR if tone < 4 else ()) + GREY_HAIR[: 1 + (cohort == "clinical")]
-    hair = _jitter(rng, _pick(rng, palette), 8)  # type: ignore[arg-type]
+    hair = _jitter(rng, _pick(rng, palette), 8)
     glasses = None if rng.random() < 0.7 else str(_pick(rng, ("round", "square")))
     if cohort == "clinical":
         expressiveness = float(np.clip(rng.normal(0.8, 0.2), 0.35, 1.2))
-        clothes = _jitter(rng, _pick(rng, GOWN_COLOURS), 10)  # type: ignore[arg-type]
+        clothes = _jitter(rng, _pick(rng, GOWN_COLOURS), 10)
         background = _jitter(rng, (196, 202, 206), 14)
     else:
         expressiveness = float(np.clip(rng.normal(1.05, 0.12), 0.75, 1.35))
-        clothes = _jitter(rng, _pick(rng, CLOTHES_COLOURS), 14)  # type: ignore[arg-type]
-        background = _jitter(rng, _pick(rng, ((170, 180, 192), (196, 186, 168), (160, 172, 158), (120, 124, 130))), 14)  # type: ignore[arg-type]
-    weights = rng.dirichlet((4.0, 4.0, 3.0, 3.0)) * 4
+        clothes = _jitter(rng, _pick(rng, CLOTHES_COLOURS), 14)
+        background = _jitter(rng, _pick(rng, ((170, 180, 192), (196, 186, 168), (160, 172, 158), (120, 124, 130))), 14)
+    brow, eyes, nose, mouth = (float(np.clip(w, 0.5, 1.5)) for w in rng.dirichlet((4.0, 4.0, 3.0, 3.0)) * 4)
     return FaceIdentity(
         cohort=cohort,
         face_height=float(rng.uniform(0.6, 0.7)),
@@ -147,19 +152,19 @@ def make_identity(rng: np.random.Generator, cohort: str) -> FaceIdentity:
         hair_colour=hair,
         hair_style=str(_pick(rng, HAIR_STYLES)),
         glasses=glasses,
-        glasses_colour=_jitter(rng, _pick(rng, ((30, 30, 34), (90, 60, 40), (150, 150, 160))), 8),  # type: ignore[arg-type]
+        glasses_colour=_jitter(rng, _pick(rng, ((30, 30, 34), (90, 60, 40), (150, 150, 160))), 8),
         eye_spacing=float(rng.uniform(0.38, 0.46)),
         eye_size=float(rng.uniform(0.9, 1.12)),
-        iris_colour=_pick(rng, IRIS_COLOURS),  # type: ignore[arg-type]
+        iris_colour=_pick(rng, IRIS_COLOURS),
         brow_thickness=float(rng.uniform(0.8, 1.3)),
         nose_length=float(rng.uniform(0.9, 1.1)),
         mouth_width=float(rng.uniform(0.3, 0.38)),
-        lip_colour=_jitter(rng, tuple(int(c * 0.78) for c in skin[:1]) + (int(skin[1] * 0.6), int(skin[2] * 0.62)), 6),  # type: ignore[arg-type]
+        lip_colour=_jitter(rng, (int(skin[0] * 0.78), int(skin[1] * 0.6), int(skin[2] * 0.62)), 6),
         clothes_colour=clothes,
         background=background,
         expressiveness=expressiveness,
         resting_frown=float(np.clip(rng.normal(0.04, 0.04), 0, 0.15)),
-        action_unit_weights=tuple(float(np.clip(w, 0.5, 1.5)) for w in weights),  # type: ignore[arg-type]
+        action_unit_weights=(brow, eyes, nose, mouth),
     )
 
 
@@ -196,14 +201,16 @@ def draw_face(identity: FaceIdentity, nrs: int, rng: np.random.Generator, size: 
 
 
 def _scale(colour: Colour, factor: float) -> Colour:
-    return tuple(min(max(int(c * factor), 0), 255) for c in colour)  # type: ignore[return-value]
+    red, green, blue = (min(max(int(c * factor), 0), 255) for c in colour)
+    return red, green, blue
 
 
 def _mix(a: Colour, b: Colour, t: float) -> Colour:
-    return tuple(int(round(x * (1 - t) + y * t)) for x, y in zip(a, b))  # type: ignore[return-value]
+    red, green, blue = (int(round(x * (1 - t) + y * t)) for x, y in zip(a, b))
+    return red, green, blue
 
 
-def _curve(x0: float, x1: float, y: callable, steps: int = 16) -> list[tuple[float, float]]:
+def _curve(x0: float, x1: float, y: Callable[[float], float], steps: int = 16) -> list[tuple[float, float]]:
     """Points (x, y(t)) for t from -1 to 1 along x from x0 to x1."""
     points = []
     for i in range(steps + 1):
@@ -284,7 +291,7 @@ def _draw_eye(canvas: Image.Image, draw: ImageDraw.ImageDraw, pose: _Pose, ident
     almond = top + bottom
     skin = identity.skin
 
-    # Eye socket and lid crease, drawn first so the eye sits in its own shadow.
+    # The lid crease: it follows the lid down as the eye tightens.
     crease_gap = 0.05 * a * (1 - 0.5 * expression.orbital_tightening)
     draw.line(_curve(ex - half_w * 0.9, ex + half_w * 0.9, lambda t: ey - upper * (1 - t * t) ** 0.8 - crease_gap * (1 - 0.3 * t * t)),
               fill=_scale(skin, 0.72), width=max(int(0.012 * a), 1))
@@ -340,7 +347,8 @@ def _draw_brow(draw: ImageDraw.ImageDraw, pose: _Pose, identity: FaceIdentity, e
         lower.append((x, centre(t) + half))
     # Brows are darker than the hair and always darker than the skin around them.
     colour = _mix(identity.hair_colour, (20, 16, 14), 0.4)
-    colour = tuple(min(c, int(s * 0.55)) for c, s in zip(colour, identity.skin))  # type: ignore[assignment]
+    red, green, blue = (min(c, int(s * 0.55)) for c, s in zip(colour, identity.skin))
+    colour = (red, green, blue)
     draw.polygon(upper + lower[::-1], fill=colour)
 
 
@@ -504,7 +512,7 @@ def _background(size: int, identity: FaceIdentity, rng: np.random.Generator) -> 
     for _ in range(int(rng.integers(1, 4))):
         x, y = rng.uniform(0, size, size=2)
         w, h = rng.uniform(0.05, 0.3, size=2) * size
-        draw.rectangle((x, y, x + w, y + h), fill=_jitter(rng, tuple(int(c) for c in base), 24))  # type: ignore[arg-type]
+        draw.rectangle((x, y, x + w, y + h), fill=_jitter(rng, (int(base[0]), int(base[1]), int(base[2])), 24))
     if identity.cohort == "clinical":  # the pillow behind a patient lying in bed
         draw.ellipse((-0.1 * size, 0.05 * size, 1.1 * size, 0.95 * size), fill=_jitter(rng, (224, 224, 220), 8))
     return image
@@ -707,9 +715,7 @@ def plan_patients(n_patients: int, images_per_patient: int, seed: int,
 
 
 def encode_jpeg(image: Image.Image) -> bytes:
-    from io import BytesIO
-
-    buffer = BytesIO()
+    buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue()
 
