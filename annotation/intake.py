@@ -196,8 +196,8 @@ def store_image(
     month = timezone.now().strftime("%Y/%m")
     written: list[str] = []
     try:
-        written.append(default_storage.save(f"images/{month}/{prepared.sha256}.jpg", ContentFile(prepared.jpeg)))
-        written.append(default_storage.save(f"thumbnails/{month}/{prepared.sha256}.jpg", ContentFile(thumbnail)))
+        written.append(_save_file(f"images/{month}/{prepared.sha256}.jpg", prepared.jpeg))
+        written.append(_save_file(f"thumbnails/{month}/{prepared.sha256}.jpg", thumbnail))
         with transaction.atomic():
             image = Image.objects.create(
                 patient=patient,
@@ -226,6 +226,21 @@ def store_image(
         _delete_files(written)
         raise
     return StoredImage(image=image)
+
+
+def _save_file(name: str, data: bytes) -> str:
+    """Save `data` under `name`. When the disk fails mid-write (full, over quota), the storage
+    leaves a truncated file behind; it is removed before the error goes on. A complete file of
+    the same name belongs to a concurrent upload of the same picture and is left alone."""
+    try:
+        return default_storage.save(name, ContentFile(data))
+    except OSError:
+        try:
+            if default_storage.exists(name) and default_storage.size(name) < len(data):
+                default_storage.delete(name)
+        except OSError:
+            logger.exception("could not remove the partial file %s", name)
+        raise
 
 
 def _delete_files(names: list[str]) -> None:

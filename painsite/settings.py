@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "painsite.core.middleware.ContentSecurityPolicyMiddleware",
     "painsite.core.middleware.DatabaseUnavailableMiddleware",
+    "painsite.core.middleware.StorageUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "painsite.urls"

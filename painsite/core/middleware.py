@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import errno
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+
+logger = logging.getLogger(__name__)
 
 
 class ContentSecurityPolicyMiddleware:
@@ -60,3 +64,31 @@ def _database_is_down(exception: Exception) -> bool:
     text = str(exception).lower()
     signs = ("connection", "could not connect", "server closed", "terminating", "shutting down", "connection refused")
     return any(sign in text for sign in signs)
+
+
+class StorageUnavailableMiddleware:
+    """Answer 507 (Insufficient Storage) instead of 500 when the media store cannot be written: the
+    disk is full, over quota or read-only. Intake removes what it wrote before the error reaches
+    here, so the client is told plainly that nothing was saved."""
+
+    REASONS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk full", errno.EROFS: "read-only"}
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from django.http import JsonResponse
+
+        reason = self.REASONS.get(getattr(exception, "errno", None)) if isinstance(exception, OSError) else None
+        if reason is None:
+            return None
+        logger.error("storage cannot be written (%s): %s", reason, exception)
+        message = f"The image store cannot be written right now ({reason}); nothing was saved. Tell your administrator."
+        if request.path.startswith("/api/"):
+            return JsonResponse({"error": message, "details": {"reason": reason}}, status=507)
+        return HttpResponse(
+            f"<!doctype html><title>Storage unavailable</title><h1>Storage unavailable</h1><p>{message}</p>", status=507
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import io
+import os
 import subprocess
 import threading
 import time
@@ -81,3 +82,62 @@ class FullDisk(FileSystemStorage):
 class ReadOnlyDisk(FileSystemStorage):
     def _save(self, name, content):
         raise OSError(errno.EROFS, "Read-only file system", name)
+
+
+def mount_small_disk(path) -> bool:
+    """A 64 KiB tmpfs at `path`; False where this machine does not let the test mount one."""
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+def break_disk(path, *, read_only: bool) -> None:
+    if read_only:
+        subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True, capture_output=True)
+        return
+    descriptor = os.open(path / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(descriptor, b"\0" * 4096):
+            pass
+    except OSError as error:
+        assert error.errno == errno.ENOSPC
+    finally:
+        os.close(descriptor)
+
+
+@pytest.fixture(params=["full", "read-only"])
+def broken_media(request, settings, tmp_path):
+    """MEDIA_ROOT on a disk that is full or read-only: a real tiny filesystem where the machine
+    allows mounting one, else a storage whose writes fail with the same OS error."""
+    media = tmp_path / "broken-media"
+    read_only = request.param == "read-only"
+    real = mount_small_disk(media)
+    try:
+        if real:
+            break_disk(media, read_only=read_only)
+            backend = "django.core.files.storage.FileSystemStorage"
+        else:
+            backend = f"{__name__}.{'ReadOnlyDisk' if read_only else 'FullDisk'}"
+        settings.MEDIA_ROOT = media
+        settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": backend, "OPTIONS": {"location": str(media)}}}
+        yield {"kind": request.param, "real": real, "path": media, "before": sorted(p.name for p in media.rglob("*"))}
+    finally:
+        if real:
+            subprocess.run(["umount", str(media)], check=True, capture_output=True)
+
+
+@pytest.mark.django_db
+def test_an_upload_to_a_full_or_read_only_disk_fails_clearly_and_writes_no_row(clinician, broken_media):
+    Patient.objects.create(code="P-disk", cohort="clinical")
+    client = api_client_for(clinician)
+    upload = io.BytesIO(make_jpeg(seed=5))
+    upload.name = "face.jpg"
+    response = client.post(reverse("api-images"), {"file": upload, "patient": "P-disk"}, format="multipart")
+
+    assert response.status_code == 507, (broken_media, response.status_code, response.content[:300])
+    body = response.json()
+    assert "nothing was saved" in body["error"] and body["details"]["reason"] in ("disk full", "read-only")
+    assert not Image.objects.exists()
+    assert not AuditEvent.objects.filter(action="image.upload").exists()
+    assert sorted(p.name for p in broken_media["path"].rglob("*") if p.is_file()) == [
+        name for name in broken_media["before"] if name == "filler"
+    ]
