@@ -1,0 +1,153 @@
+"""Training runs through real `celery worker` processes: the API to a model version, cancel,
+a worker killed with SIGKILL mid-run, and queues kept apart. Data is tiny (64 px, few patients)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.urls import reverse
+
+from modeling import services
+from modeling.models import ModelVersion, RunStatus, TrainingRun
+from painsite.core.models import AuditEvent
+from painsite.core.tasks import ping
+from tests.conftest import api_client_for
+from tests.modeling.training_data import SMALL_CONFIG, make_dataset
+from tests.workers import celery_worker, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.system, pytest.mark.slow]
+
+# Fast heartbeats and a short staleness limit, so a lost worker is noticed in seconds.
+RECOVERY_ENV = {
+    "PAINSITE_TRAINING_HEARTBEAT_SECONDS": "0.5",
+    "PAINSITE_TRAINING_STALE_SECONDS": "4",
+    "PAINSITE_REAPER_INTERVAL_SECONDS": "1",
+    "PAINSITE_TRAINING_MAX_ATTEMPTS": "3",
+}
+# Many short epochs leave time to act while the run is in its epochs.
+LONG_RUN = {**SMALL_CONFIG, "epochs": 40, "patience": 40, "batch_size": 4}
+
+
+@pytest.fixture(autouse=True)
+def role_permissions(db):
+    """A transactional test's flush re-creates the role groups before the modeling app's
+    permissions exist again; give the roles their permissions back before users get them."""
+    from painsite.core.roles import sync_role_groups
+
+    sync_role_groups()
+
+
+def run_row(run_id: int) -> TrainingRun:
+    return TrainingRun.objects.defer("data_manifest").get(pk=run_id)
+
+
+def start_run(user, **config) -> dict:
+    response = api_client_for(user).post(reverse("api-training-runs"), {**SMALL_CONFIG, **config}, format="json")
+    assert response.status_code == 202, response.json()
+    return response.json()
+
+
+def leftover_files(run_id: int) -> list[str]:
+    """Files of a run that should not exist once it ended: checkpoints, partial writes."""
+    data = Path(settings.PAINSITE_DATA_DIR)
+    found = [str(p) for p in services.run_work_dir(run_id).rglob("*")]
+    found += [str(p) for p in (data / "models").rglob("*") if p.is_file() and p.name != "weights.pt"]
+    return found
+
+
+def test_a_run_goes_through_the_training_worker_and_each_worker_takes_only_its_queue(
+    researcher, clinician, test_broker_url, worker_log_dir
+):
+    make_dataset(clinician)
+    with (
+        celery_worker(broker_url=test_broker_url, queues=("default",), log_dir=worker_log_dir) as default_worker,
+        celery_worker(broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir) as training_worker,
+    ):
+        assert ping.delay().get(timeout=60)["pong"] is True
+        body = start_run(researcher)
+        run_id = body["id"]
+        seen: list[tuple[str, float]] = [(body["status"], body["progress"])]
+        client = api_client_for(researcher)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            body = client.get(reverse("api-training-run", args=[run_id])).json()
+            if not seen or seen[-1] != (body["status"], body["progress"]):
+                seen.append((body["status"], body["progress"]))
+            if body["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.1)
+    statuses = [status for status, _ in seen]
+    assert statuses[0] == "queued" and "running" in statuses and statuses[-1] == "succeeded", (body, seen)
+    assert statuses.index("running") < len(statuses) - 1
+    progress = [value for status, value in seen if status == "running"] + [seen[-1][1]]
+    assert progress == sorted(progress) and len(set(progress)) >= 3 and progress[-1] == 1.0
+
+    # "Task <name>[<id>] received": the registered-task list of the start-up banner names both.
+    training_log, default_log = training_worker.log(), default_worker.log()
+    assert "Task modeling.tasks.run_training[" in training_log and "Task painsite.core.tasks.ping[" not in training_log
+    assert "Task painsite.core.tasks.ping[" in default_log and "Task modeling.tasks.run_training[" not in default_log
+
+    version = ModelVersion.objects.get(training_run_id=run_id)
+    assert body["model_version"] == version.pk and version.name == "v1" and version.stage == "candidate"
+    for cohort in ("clinical", "simulated", "combined"):
+        levels = version.metrics[cohort]["levels"]
+        assert list(levels) == ["none", "mild", "moderate", "severe"]
+        for level in levels.values():
+            assert level["auroc"] is not None and len(level["ci"]) == 2 and 0 <= level["f1"] <= 1
+    test_patients = {p["patient"] for p in version.test_predictions}
+    trained_on = {i["patient"] for i in version.data_manifest["images"] if i["split"] == "train"}
+    assert test_patients == {"C-test-4", "S-test-3"} and not test_patients & trained_on
+    assert len(version.test_predictions) == 8 and len(version.data_manifest_sha256) == 64
+    assert version.backbone == "random-init" and "random-init" in run_row(run_id).message
+    assert Path(version.weights_path).is_file() and leftover_files(run_id) == []
+    assert {"torch", "torchvision"} <= set(version.library_versions) and version.device
+    assert AuditEvent.objects.filter(action="model_version.create", object_id=str(version.pk)).exists()
+    call_command("evaluate", version.name)  # the stored metrics are what its predictions give
+
+
+def test_cancel_stops_a_running_run_on_the_worker(researcher, clinician, test_broker_url, worker_log_dir):
+    make_dataset(clinician, splits={"clinical": ["train", "val", "test"]})
+    with celery_worker(broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV):
+        run_id = start_run(researcher, **LONG_RUN)["id"]
+        wait_for(lambda: run_row(run_id).epoch >= 1, timeout=180, message="the run's first epoch")
+        response = api_client_for(researcher).post(reverse("api-training-run-cancel", args=[run_id]))
+        assert response.status_code == 200 and response.json()["cancel_requested"] is True
+        wait_for(lambda: not run_row(run_id).is_active, timeout=60, message="the run to stop")
+    run = run_row(run_id)
+    assert run.status == RunStatus.CANCELLED and run.epoch < LONG_RUN["epochs"]
+    assert not ModelVersion.objects.exists()
+    assert leftover_files(run_id) == [] and not services.run_artifact_dir(run_id).exists()
+
+
+def test_a_worker_killed_mid_run_is_detected_and_the_run_resumes_from_its_checkpoint(
+    researcher, clinician, test_broker_url, worker_log_dir, tmp_path
+):
+    make_dataset(clinician, splits={"clinical": ["train", "val", "test"]})
+    beat = ("-B", "--schedule", str(tmp_path / "celerybeat-schedule"))
+    with celery_worker(
+        broker_url=test_broker_url, queues=("default",), log_dir=worker_log_dir, extra_args=beat, **RECOVERY_ENV
+    ):
+        with celery_worker(
+            broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV
+        ) as doomed:
+            run_id = start_run(researcher, **LONG_RUN)["id"]
+            wait_for(lambda: run_row(run_id).epoch >= 3, timeout=180, interval=0.05, message="epoch 3")
+            doomed.kill()
+        killed_at_epoch = run_row(run_id).epoch
+        assert run_row(run_id).status == RunStatus.RUNNING  # the row cannot know yet
+        # Beat on the default worker notices the silent heartbeat and sends the run again.
+        wait_for(lambda: run_row(run_id).status == RunStatus.QUEUED, timeout=60, message="the reaper")
+        with celery_worker(broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV):
+            wait_for(lambda: not run_row(run_id).is_active, timeout=240, message="the resumed run to end")
+    run = run_row(run_id)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.attempts == 2
+    resumed_from = int(run.message.split("resumed from epoch ")[1].rstrip(")"))
+    assert 1 <= resumed_from <= killed_at_epoch
+    assert ModelVersion.objects.filter(training_run=run).count() == 1 == ModelVersion.objects.count()
+    assert leftover_files(run_id) == []
+    assert AuditEvent.objects.filter(action="training.resumed_after_worker_lost", object_id=str(run_id)).exists()
