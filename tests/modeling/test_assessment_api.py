@@ -271,3 +271,19 @@ def test_the_suggestion_answers_409_without_a_production_model(clinician, patien
     image = store_image(data=make_face_jpeg(seed=10), filename="x.jpg", patient=patient, uploaded_by=clinician).image
     record_label(image=image, rater=clinician, nrs=5, kind="observer")
     assert suggestion(clinician, image.pk).status_code == 409
+
+
+def test_the_grad_cam_heatmap_covers_the_face_crop_with_varied_values(production):
+    from modeling.ml.transforms import face_crop_box
+
+    picture = make_face(seed=6, size=(200, 150))
+    face_box = detect_face(picture)
+    served = models.get(production)
+    heatmap = served.heatmap(picture, face_box, level=3)
+    assert heatmap.shape == (150, 200)
+    assert 0.0 <= heatmap.min() and heatmap.max() <= 1.0 and heatmap.std() > 0
+    x, y, w, h = face_crop_box(picture.size, face_box)
+    outside = heatmap.copy()
+    outside[y : y + h, x : x + w] = 0
+    assert outside.max() == 0.0
+    assert heatmap[y : y + h, x : x + w].std() > 0
