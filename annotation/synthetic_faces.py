@@ -210,6 +210,12 @@ def _mix(a: Colour, b: Colour, t: float) -> Colour:
     return red, green, blue
 
 
+def _darkness(skin: Colour) -> float:
+    """0 for the lightest skin tone, 1 for the darkest."""
+    lightest, darkest = sum(SKIN_TONES[0]), sum(SKIN_TONES[-1])
+    return min(max((lightest - sum(skin)) / (lightest - darkest), 0.0), 1.0)
+
+
 def _curve(x0: float, x1: float, y: Callable[[float], float], steps: int = 16) -> list[tuple[float, float]]:
     """Points (x, y(t)) for t from -1 to 1 along x from x0 to x1."""
     points = []
@@ -258,7 +264,7 @@ def _draw_hair_front(draw: ImageDraw.ImageDraw, pose: _Pose, identity: FaceIdent
     colour = identity.hair_colour
     if identity.hair_style == "bald":
         return
-    hairline = {"short": 0.52, "long": 0.5, "curly": 0.5, "fringe": 0.42}[identity.hair_style]
+    hairline = {"short": 0.52, "long": 0.5, "curly": 0.5, "fringe": 0.46}[identity.hair_style]
     # The hair cap: the top of the head ellipse above the hairline, with a soft wave at its edge.
     cap = []
     for i in range(41):
@@ -271,7 +277,7 @@ def _draw_hair_front(draw: ImageDraw.ImageDraw, pose: _Pose, identity: FaceIdent
         t = 1 - i / 20
         x = cx - 1.0 * a + 2.0 * a * t
         wave = 0.04 * b * math.sin(t * math.pi * 5) if identity.hair_style in ("fringe", "curly") else 0
-        dip = 0.08 * b * (1 - (2 * t - 1) ** 2) if identity.hair_style == "fringe" else -0.06 * b * (1 - (2 * t - 1) ** 2)
+        dip = 0.05 * b * (1 - (2 * t - 1) ** 2) if identity.hair_style == "fringe" else -0.06 * b * (1 - (2 * t - 1) ** 2)
         edge.append((x, edge_y + dip + wave))
     draw.polygon([(cx - 1.0 * a, cy - 0.1 * b)] + cap + [(cx + 1.0 * a, cy - 0.1 * b)] + edge, fill=colour)
 
@@ -298,7 +304,7 @@ def _draw_eye(canvas: Image.Image, draw: ImageDraw.ImageDraw, pose: _Pose, ident
 
     box = tuple(int(v) for v in (ex - half_w - 2, ey - upper - 2, ex + half_w + 3, ey + lower + 3))
     # The white of the eye sits in the socket's shade: never brighter than the skin allows.
-    patch = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), _mix(skin, (236, 232, 226), 0.7))
+    patch = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), _mix(skin, (236, 232, 226), 0.7 - 0.25 * _darkness(skin)))
     patch_draw = ImageDraw.Draw(patch)
     iris_r = 0.44 * half_w
     ix, iy = ex + gaze[0] * half_w * 0.2 - box[0], ey + gaze[1] * upper * 0.2 - 0.1 * upper - box[1]
@@ -483,11 +489,13 @@ def _shading(size: int, pose: _Pose, identity: FaceIdentity, expression: Express
         draw.ellipse(((x - w) / low, (y - h) / low, (x + w) / low, (y + h) / low), fill=int(value * SHADE_UNIT))
 
     a, b, cx, cy = pose.a, pose.b, pose.cx, pose.cy
-    ellipse(cx, cy - 0.42 * b, 0.5 * a, 0.14 * b, 1.08)  # forehead
+    # Darker skin shows its sheen more in photographs: stronger highlights, deeper sockets.
+    sheen = 0.08 + 0.14 * _darkness(identity.skin)
+    ellipse(cx, cy - 0.42 * b, 0.5 * a, 0.14 * b, 1 + sheen)  # forehead
     for side in (-1, 1):
-        ellipse(cx + side * 0.45 * a, cy + 0.3 * b, 0.26 * a, 0.14 * b, 1.08)  # cheeks
-    ellipse(cx, cy + 0.12 * b, 0.09 * a, 0.2 * b, 1.18)  # nose bridge
-    socket = 0.72 - 0.1 * expression.brow_lowering
+        ellipse(cx + side * 0.45 * a, cy + 0.3 * b, 0.26 * a, 0.14 * b, 1 + sheen)  # cheeks
+    ellipse(cx, cy + 0.12 * b, 0.09 * a, 0.2 * b, 1.1 + sheen)  # nose bridge
+    socket = 0.72 - 0.1 * _darkness(identity.skin) - 0.1 * expression.brow_lowering
     for side in (-1, 1):
         ex = cx + side * identity.eye_spacing * a
         ellipse(ex, cy - 0.02 * b, 0.25 * a, 0.12 * b, socket)
