@@ -277,7 +277,8 @@ def _draw_hair_front(draw: ImageDraw.ImageDraw, pose: _Pose, identity: FaceIdent
         t = 1 - i / 20
         x = cx - 1.0 * a + 2.0 * a * t
         wave = 0.04 * b * math.sin(t * math.pi * 5) if identity.hair_style in ("fringe", "curly") else 0
-        dip = 0.05 * b * (1 - (2 * t - 1) ** 2) if identity.hair_style == "fringe" else -0.06 * b * (1 - (2 * t - 1) ** 2)
+        middle = 1 - (2 * t - 1) ** 2
+        dip = 0.05 * b * middle if identity.hair_style == "fringe" else -0.06 * b * middle
         edge.append((x, edge_y + dip + wave))
     draw.polygon([(cx - 1.0 * a, cy - 0.1 * b)] + cap + [(cx + 1.0 * a, cy - 0.1 * b)] + edge, fill=colour)
 
@@ -291,7 +292,8 @@ def _draw_eye(canvas: Image.Image, draw: ImageDraw.ImageDraw, pose: _Pose, ident
     squeeze = 0.62 * expression.orbital_tightening + 0.4 * expression.eye_closure
     upper = 0.11 * a * identity.eye_size * max(1 - squeeze, 0.1)
     # Orbital tightening raises the lower lid: the eye narrows from below as well as from above.
-    lower = 0.07 * a * identity.eye_size * max(1 - 0.7 * expression.orbital_tightening - 0.3 * expression.eye_closure, 0.1)
+    raised = 0.7 * expression.orbital_tightening + 0.3 * expression.eye_closure
+    lower = 0.07 * a * identity.eye_size * max(1 - raised, 0.1)
     top = _curve(ex - half_w, ex + half_w, lambda t: ey - upper * (1 - t * t) ** 0.8)
     bottom = _curve(ex + half_w, ex - half_w, lambda t: ey + lower * (1 - t * t))
     almond = top + bottom
@@ -299,12 +301,14 @@ def _draw_eye(canvas: Image.Image, draw: ImageDraw.ImageDraw, pose: _Pose, ident
 
     # The lid crease: it follows the lid down as the eye tightens.
     crease_gap = 0.05 * a * (1 - 0.5 * expression.orbital_tightening)
-    draw.line(_curve(ex - half_w * 0.9, ex + half_w * 0.9, lambda t: ey - upper * (1 - t * t) ** 0.8 - crease_gap * (1 - 0.3 * t * t)),
-              fill=_scale(skin, 0.72), width=max(int(0.012 * a), 1))
+    crease = _curve(ex - half_w * 0.9, ex + half_w * 0.9,
+                    lambda t: ey - upper * (1 - t * t) ** 0.8 - crease_gap * (1 - 0.3 * t * t))
+    draw.line(crease, fill=_scale(skin, 0.72), width=max(int(0.012 * a), 1))
 
     box = tuple(int(v) for v in (ex - half_w - 2, ey - upper - 2, ex + half_w + 3, ey + lower + 3))
     # The white of the eye sits in the socket's shade: never brighter than the skin allows.
-    patch = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), _mix(skin, (236, 232, 226), 0.7 - 0.25 * _darkness(skin)))
+    sclera = _mix(skin, (236, 232, 226), 0.7 - 0.25 * _darkness(skin))
+    patch = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), sclera)
     patch_draw = ImageDraw.Draw(patch)
     iris_r = 0.44 * half_w
     ix, iy = ex + gaze[0] * half_w * 0.2 - box[0], ey + gaze[1] * upper * 0.2 - 0.1 * upper - box[1]
@@ -312,7 +316,8 @@ def _draw_eye(canvas: Image.Image, draw: ImageDraw.ImageDraw, pose: _Pose, ident
     pupil_r = 0.45 * iris_r
     patch_draw.ellipse((ix - pupil_r, iy - pupil_r, ix + pupil_r, iy + pupil_r), fill=(12, 10, 10))
     glint = 0.16 * iris_r
-    patch_draw.ellipse((ix + 0.3 * iris_r - glint, iy - 0.35 * iris_r - glint, ix + 0.3 * iris_r + glint, iy - 0.35 * iris_r + glint), fill=(250, 250, 250))
+    gx, gy = ix + 0.3 * iris_r, iy - 0.35 * iris_r
+    patch_draw.ellipse((gx - glint, gy - glint, gx + glint, gy + glint), fill=(250, 250, 250))
     mask = Image.new("L", patch.size, 0)
     ImageDraw.Draw(mask).polygon([(x - box[0], y - box[1]) for x, y in almond], fill=255)
     canvas.paste(patch, box[:2], mask)
@@ -331,7 +336,8 @@ def _draw_eye(canvas: Image.Image, draw: ImageDraw.ImageDraw, pose: _Pose, ident
                       fill=_scale(skin, 1 - 0.3 * fold), width=max(int(0.01 * a), 1))
 
 
-def _draw_brow(draw: ImageDraw.ImageDraw, pose: _Pose, identity: FaceIdentity, expression: Expression, side: int) -> None:
+def _draw_brow(draw: ImageDraw.ImageDraw, pose: _Pose, identity: FaceIdentity, expression: Expression,
+               side: int) -> None:
     a, b = pose.a, pose.b
     lowering = expression.brow_lowering
     inner_x = pose.cx + side * (0.14 - 0.05 * lowering) * a
@@ -384,11 +390,20 @@ def _draw_nose(draw: ImageDraw.ImageDraw, pose: _Pose, identity: FaceIdentity, e
                      fill=_scale(skin, 1 - 0.35 * wrinkle), width=line)
 
 
-def _bezier(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, float], steps: int = 12) -> list[tuple[float, float]]:
-    return [
-        ((1 - t) ** 2 * p0[0] + 2 * (1 - t) * t * p1[0] + t * t * p2[0], (1 - t) ** 2 * p0[1] + 2 * (1 - t) * t * p1[1] + t * t * p2[1])
-        for t in (i / steps for i in range(steps + 1))
-    ]
+Point = tuple[float, float]
+
+
+def _bezier(p0: Point, p1: Point, p2: Point, steps: int = 12) -> list[Point]:
+    """A quadratic Bézier curve from p0 to p2, pulled towards p1."""
+    points = []
+    for i in range(steps + 1):
+        t = i / steps
+        weights = ((1 - t) ** 2, 2 * (1 - t) * t, t * t)
+        points.append((
+            sum(w * p[0] for w, p in zip(weights, (p0, p1, p2))),
+            sum(w * p[1] for w, p in zip(weights, (p0, p1, p2))),
+        ))
+    return points
 
 
 def _draw_mouth(draw: ImageDraw.ImageDraw, pose: _Pose, identity: FaceIdentity, expression: Expression) -> None:
@@ -463,9 +478,11 @@ def _draw_glasses(draw: ImageDraw.ImageDraw, pose: _Pose, identity: FaceIdentity
             draw.ellipse(box, outline=identity.glasses_colour, width=width)
         else:
             draw.rounded_rectangle(box, radius=int(0.3 * ry), outline=identity.glasses_colour, width=width)
-        draw.line((ex + side * rx, ey - 0.3 * ry, pose.cx + side * 1.0 * a, ey - 0.45 * ry), fill=identity.glasses_colour, width=width)
+        arm = (ex + side * rx, ey - 0.3 * ry, pose.cx + side * 1.0 * a, ey - 0.45 * ry)
+        draw.line(arm, fill=identity.glasses_colour, width=width)
     inner = identity.eye_spacing * a - rx
-    draw.arc((pose.cx - inner, ey - ry, pose.cx + inner, ey), start=180, end=360, fill=identity.glasses_colour, width=width)
+    bridge = (pose.cx - inner, ey - ry, pose.cx + inner, ey)
+    draw.arc(bridge, start=180, end=360, fill=identity.glasses_colour, width=width)
 
 
 SHADE_UNIT = 160  # shade value meaning "unchanged": darker below, highlights above
@@ -514,7 +531,8 @@ def _background(size: int, identity: FaceIdentity, rng: np.random.Generator) -> 
     xs = np.linspace(-1, 1, 8, dtype=np.float32)[None, :, None]
     tilt = rng.normal(0, 0.08, size=2)
     pixels = base * (1 + tilt[0] * xs + tilt[1] * ys)
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").resize((size, size), Image.Resampling.BILINEAR)
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    image = image.resize((size, size), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(image)
     # Out-of-focus clutter: a bed rail, a monitor, a door frame.
     for _ in range(int(rng.integers(1, 4))):
@@ -535,7 +553,8 @@ def _draw_body(draw: ImageDraw.ImageDraw, pose: _Pose, identity: FaceIdentity) -
     draw.polygon([(cx - 0.42 * a, cy + 1.04 * b), (cx, cy + 1.25 * b), (cx + 0.42 * a, cy + 1.04 * b)], fill=neck)
 
 
-def render_face(identity: FaceIdentity, expression: Expression, rng: np.random.Generator, size: int = 224) -> Image.Image:
+def render_face(identity: FaceIdentity, expression: Expression, rng: np.random.Generator,
+                size: int = 224) -> Image.Image:
     """Draw the face with the given expression; `rng` supplies the per-image pose, light and noise."""
     canvas_size = size * SUPERSAMPLE
     shift = rng.normal(0, 0.012, size=2)
@@ -558,7 +577,8 @@ def render_face(identity: FaceIdentity, expression: Expression, rng: np.random.G
     _draw_hair_back(draw, pose, identity)
     for side in (-1, 1):
         ear_x = cx + side * 0.97 * a
-        draw.ellipse((ear_x - 0.14 * a, cy - 0.08 * b, ear_x + 0.14 * a, cy + 0.34 * b), fill=_scale(identity.skin, 0.9))
+        ear = (ear_x - 0.14 * a, cy - 0.08 * b, ear_x + 0.14 * a, cy + 0.34 * b)
+        draw.ellipse(ear, fill=_scale(identity.skin, 0.9))
     draw.polygon(_face_outline(pose, identity.jaw_taper), fill=identity.skin)
 
     _draw_hair_front(draw, pose, identity)
@@ -698,7 +718,8 @@ def plan_patients(n_patients: int, images_per_patient: int, seed: int,
         n_clinical = min(max(round(n_patients * CLINICAL_SHARE), 1), n_patients - 1)
         counts = {"clinical": n_clinical, "simulated": n_patients - n_clinical}
     else:
-        counts = {cohort: n_patients // len(cohorts) + (i < n_patients % len(cohorts)) for i, cohort in enumerate(cohorts)}
+        share, extra = divmod(n_patients, len(cohorts))
+        counts = {cohort: share + (i < extra) for i, cohort in enumerate(cohorts)}
     patients = []
     for cohort, count in counts.items():
         cohort_index = COHORTS.index(cohort)

@@ -24,7 +24,9 @@ RATERS = ("demo-rater-1", "demo-rater-2")
 
 def seed(patients: int = 3, images_per_patient: int = 2, seed: int = 1, size: int = 64) -> str:
     out = StringIO()
-    call_command("seed_demo", patients=patients, images_per_patient=images_per_patient, seed=seed, size=size, stdout=out)
+    call_command(
+        "seed_demo", patients=patients, images_per_patient=images_per_patient, seed=seed, size=size, stdout=out
+    )
     return out.getvalue()
 
 
@@ -62,12 +64,16 @@ def test_it_creates_patients_of_both_cohorts_with_their_faces_and_labels():
     output = seed(patients=4, images_per_patient=2)
 
     assert list(Patient.objects.values_list("code", "cohort")) == [
-        ("DEMO-C-0001", "clinical"), ("DEMO-C-0002", "clinical"), ("DEMO-C-0003", "clinical"), ("DEMO-S-0001", "simulated"),
+        ("DEMO-C-0001", "clinical"),
+        ("DEMO-C-0002", "clinical"),
+        ("DEMO-C-0003", "clinical"),
+        ("DEMO-S-0001", "simulated"),
     ]
     assert Image.objects.count() == 8
     assert Image.objects.filter(width=64, height=64).count() == 8
     assert PainLabel.objects.filter(kind=LabelKind.SELF_REPORT, rater__username="demo-clinician").exists()
-    assert set(PainLabel.objects.filter(kind=LabelKind.OBSERVER).values_list("rater__username", flat=True)) == set(RATERS)
+    observers = PainLabel.objects.filter(kind=LabelKind.OBSERVER).values_list("rater__username", flat=True)
+    assert set(observers) == set(RATERS)
     assert "Patients: 4 created" in output and "Images:   8 created" in output
     assert "Faces found in" in output
     # It went through the real services: uploads and labels are in the audit log.
@@ -154,8 +160,8 @@ def test_raters_disagree_realistically_and_follow_the_face():
 
     # Observers score the drawn expression, which follows the self-reported NRS.
     self_reports = dict(PainLabel.objects.filter(kind=LabelKind.SELF_REPORT).values_list("image_id", "nrs"))
-    observed = PainLabel.objects.filter(kind=LabelKind.OBSERVER, image_id__in=self_reports).values_list("image_id", "nrs")
-    reported, seen = zip(*[(self_reports[image_id], nrs) for image_id, nrs in observed])
+    observed = PainLabel.objects.filter(kind=LabelKind.OBSERVER, image_id__in=self_reports)
+    reported, seen = zip(*[(self_reports[image_id], nrs) for image_id, nrs in observed.values_list("image_id", "nrs")])
     assert spearmanr(reported, seen).statistic > 0.6
 
 

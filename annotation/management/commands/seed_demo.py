@@ -15,6 +15,7 @@ from datetime import timezone as dt_timezone
 import numpy as np
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from PIL import Image as PILImage
 
 from annotation.intake import DuplicateImage, store_image
 from annotation.models import Image, LabelKind, PainLabel, Patient
@@ -145,9 +146,9 @@ class Command(BaseCommand):
             return
         for index in range(len(planned.nrs)):
             picture, expression = planned.render(index, size)
+            captured_at = CAPTURE_START + timedelta(days=planned.number, hours=4 * index)
             image = self._store(picture, patient=patient, filename=f"{code}-{index + 1:03d}.png",
-                                clinician=clinician, captured_at=CAPTURE_START + timedelta(days=planned.number, hours=4 * index),
-                                summary=summary)
+                                clinician=clinician, captured_at=captured_at, summary=summary)
             summary.faces_found += image.face_box is not None
             already_labeled = set(PainLabel.objects.filter(image=image).values_list("rater__username", flat=True))
             for username, nrs, kind in plan_labels(planned, index, expression):
@@ -155,8 +156,8 @@ class Command(BaseCommand):
                     record_label(image=image, rater=users[username], nrs=nrs, kind=kind)
                     summary.labels_new += 1
 
-    def _store(self, picture, *, patient: Patient, filename: str, clinician: User, captured_at: datetime,
-               summary: Summary) -> Image:
+    def _store(self, picture: PILImage.Image, *, patient: Patient, filename: str, clinician: User,
+               captured_at: datetime, summary: Summary) -> Image:
         # PNG, so the stored JPEG is the first and only lossy encoding of the drawing.
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG", compress_level=1)
