@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -105,9 +106,25 @@ class PostgresServer:
         self.log = self.base_dir / "postgres.log"
         self.url = f"postgres://postgres@127.0.0.1:{port}/painsite"
 
+    def _as_owner(self, *command: str) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
+
     def _run(self, *command: str, timeout: float = 120) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=timeout)
+        subprocess.run(self._as_owner(*command), check=True, capture_output=True, timeout=timeout)
+
+    def _start_command(self) -> list[str]:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off"
+        return self._as_owner(
+            str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log), "-o", options, "-w", "start"
+        )
+
+    def _stop_command(self, mode: str) -> list[str]:
+        return self._as_owner(str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+
+    def restart_shell_command(self, *, down_seconds: float) -> str:
+        """A shell line that stops the server (fast: open sessions are cut), waits, starts it."""
+        stop, start = shlex.join(self._stop_command("fast")), shlex.join(self._start_command())
+        return f"{stop} && sleep {down_seconds} && {start}"
 
     def init(self) -> None:
         self.data_dir.mkdir()
@@ -120,11 +137,10 @@ class PostgresServer:
         self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "painsite")
 
     def start(self) -> None:
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off"
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log), "-o", options, "-w", "start")
+        subprocess.run(self._start_command(), check=True, capture_output=True, timeout=120)
 
     def stop(self, mode: str = "fast") -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+        subprocess.run(self._stop_command(mode), check=True, capture_output=True, timeout=120)
 
     def destroy(self) -> None:
         try:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import subprocess
-import threading
-import time
+import sys
 
 import pytest
 from django.core.files.storage import FileSystemStorage
@@ -27,9 +27,40 @@ from painsite.core.models import AuditEvent
 from tests.annotation.image_factories import make_jpeg
 from tests.conftest import api_client_for
 from tests.modeling.training_data import SMALL_CONFIG, make_dataset
-from tests.system.faults import RedisServer, celery_publishing_to, redis_available, spare_port
+from tests.system.faults import (
+    PostgresServer,
+    RedisServer,
+    celery_publishing_to,
+    postgres_unavailable_reason,
+    redis_available,
+    spare_port,
+)
+from tests.workers import REPO_ROOT
 
 needs_redis = pytest.mark.skipif(not redis_available(), reason="needs redis-server and redis-cli on PATH")
+# Fast heartbeats and a short staleness limit, so a lost worker is noticed in seconds; many short
+# epochs leave time to act while the run is in them.
+RECOVERY_ENV = {"PAINSITE_TRAINING_HEARTBEAT_SECONDS": "0.5", "PAINSITE_TRAINING_STALE_SECONDS": "4"}
+LONG_RUN = {**SMALL_CONFIG, "epochs": 40, "patience": 40, "batch_size": 4}
+
+
+@pytest.fixture
+def role_permissions(db):
+    """After a transactional test's flush the role groups lack the modeling app's permissions
+    until they are synced again: sync them before users get their roles."""
+    from painsite.core.roles import sync_role_groups
+
+    sync_role_groups()
+
+
+def run_row(run_id: int) -> TrainingRun:
+    return TrainingRun.objects.defer("data_manifest").get(pk=run_id)
+
+
+def start_run(user, **config) -> int:
+    response = api_client_for(user).post(reverse("api-training-runs"), {**SMALL_CONFIG, **config}, format="json")
+    assert response.status_code == 202, response.content
+    return response.json()["id"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -39,7 +70,7 @@ needs_redis = pytest.mark.skipif(not redis_available(), reason="needs redis-serv
 @needs_redis
 @pytest.mark.system
 @pytest.mark.django_db(transaction=True)
-def test_a_run_started_while_the_broker_is_down_is_answered_and_sent_when_it_returns(researcher, clinician):
+def test_a_run_started_while_the_broker_is_down_is_answered_and_sent_when_it_returns(role_permissions, researcher, clinician):
     make_dataset(clinician, splits={"clinical": ["train", "val", "test"]})
     broker = RedisServer(spare_port())  # nothing listens on the port yet: the broker is down
     with celery_publishing_to(broker.url):
@@ -66,6 +97,84 @@ def test_a_run_started_while_the_broker_is_down_is_answered_and_sent_when_it_ret
         finally:
             broker.stop()
     assert AuditEvent.objects.filter(action="training.sent_after_broker_outage", object_id=str(run.pk)).exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) The training worker is killed mid-run, on PostgreSQL with a Redis broker
+
+
+@needs_redis
+@pytest.mark.system
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="re-checks worker loss on PostgreSQL: set DATABASE_URL=postgres://...")
+def test_a_worker_killed_mid_run_on_postgres_and_redis_is_resumed_once_and_a_late_duplicate_changes_nothing(
+    role_permissions, researcher, clinician, worker_log_dir, settings
+):
+    from modeling.models import ModelVersion
+    from modeling.tasks import run_training
+    from tests.workers import celery_worker, wait_for
+
+    make_dataset(clinician, splits={"clinical": ["train", "val", "test"]})
+    settings.PAINSITE_TRAINING_STALE_SECONDS = float(RECOVERY_ENV["PAINSITE_TRAINING_STALE_SECONDS"])
+    # A Redis of the test's own: killing workers must not disturb anyone else's queues.
+    broker = RedisServer(spare_port())
+    broker.start()
+    try:
+        with celery_publishing_to(broker.url):
+            with celery_worker(broker_url=broker.url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV) as doomed:
+                run_id = start_run(researcher, **LONG_RUN)
+                first_task_id = run_row(run_id).celery_task_id
+                wait_for(lambda: run_row(run_id).epoch >= 2, timeout=180, interval=0.05, message="epoch 2")
+                doomed.kill()
+            assert run_row(run_id).status == RunStatus.RUNNING  # the row cannot know yet
+            wait_for(lambda: services.reap_stale_runs() != [], timeout=30, message="the reaper to see the lost worker")
+            assert run_row(run_id).status == RunStatus.QUEUED and run_row(run_id).celery_task_id != first_task_id
+            with celery_worker(broker_url=broker.url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV) as worker:
+                wait_for(lambda: not run_row(run_id).is_active, timeout=240, message="the resumed run to end")
+                # The killed worker's delivery, arriving late (Redis redelivers unacknowledged tasks).
+                run_training.apply_async(args=[run_id], task_id=first_task_id, queue="training")
+                wait_for(lambda: worker.log().count("succeeded in") >= 2, timeout=60, message="the duplicate to be handled")
+    finally:
+        broker.stop()
+    run = run_row(run_id)
+    assert run.status == RunStatus.SUCCEEDED and run.attempts == 2, (run.status, run.error)
+    assert "resumed from epoch" in run.message
+    assert ModelVersion.objects.filter(training_run=run).count() == 1 == ModelVersion.objects.count()
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) PostgreSQL restarts while clinicians label
+
+
+@pytest.mark.system
+@pytest.mark.skipif(postgres_unavailable_reason() is not None, reason=postgres_unavailable_reason() or "")
+def test_postgres_restarting_while_clinicians_label_answers_503_then_labeling_resumes_and_nothing_is_lost(tmp_path):
+    """bench/load.py against gunicorn on a PostgreSQL server of the test's own, stopped for two
+    seconds four seconds into the load."""
+    server = PostgresServer(spare_port())
+    try:
+        server.init()
+        output = tmp_path / "load.json"
+        command = [
+            sys.executable, "bench/load.py", "--database-url", server.url, "--seconds", "12", "--clients", "8",
+            "--workers", "2", "--threads", "4", "--images", "16", "--output", str(output),
+            "--fault-at", "4", "--fault-command", server.restart_shell_command(down_seconds=2),
+        ]  # fmt: skip
+        finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        server.destroy()
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    report = json.loads(output.read_text())
+    check = report["check"]
+    # Nothing acknowledged is lost, nothing is stored twice, nothing unacknowledged slipped in.
+    assert check["lost"] == 0 and check["stored_but_not_acknowledged"] == 0 and check["acknowledged_twice"] == 0, report
+    assert check["chains_with_two_starts"] == 0 and check["image_counter_mismatches"] == 0, report
+    # During the outage the answer is 503 (retry later), never a 500 or a dropped connection.
+    assert set(report["statuses"]) <= {"201", "503"} and report["connection_errors"] == 0, report
+    assert int(report["fault"]["during"].get("503", 0)) >= 1, report
+    # Before it and after it, clinicians label.
+    assert int(report["fault"]["before"].get("201", 0)) >= 1 and int(report["fault"]["after"].get("201", 0)) >= 1, report
 
 
 # ---------------------------------------------------------------------------------------------
