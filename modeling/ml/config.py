@@ -37,7 +37,7 @@ class TrainConfig:
     device: str = "auto"
     levels: str = DEFAULT_LEVELS
     precision: str = "auto"
-    head_hidden: int = 256
+    head_hidden: int = 0
     dropout: float = 0.5
     skip_unreadable: bool = False
     # Feature extraction batch (head mode): independent of the training batch, which for the

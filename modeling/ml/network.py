@@ -217,7 +217,7 @@ class PainHead(nn.Module):
     layer (Dropout + Linear); with `hidden>0`, a one-hidden-layer MLP. Features are standardised
     with the training set's statistics, stored as buffers so they travel with the weights."""
 
-    def __init__(self, n_levels: int, *, hidden: int = 256, dropout: float = 0.5) -> None:
+    def __init__(self, n_levels: int, *, hidden: int = 0, dropout: float = 0.5) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(FEATURE_SIZE))
         self.register_buffer("scale", torch.ones(FEATURE_SIZE))

@@ -146,15 +146,19 @@ def make_optimizer(config: TrainConfig, parameters: Sequence[nn.Parameter]) -> t
     raise ValueError(f"unknown optimizer {config.optimizer!r}; valid options: {', '.join(OPTIMIZERS)}")
 
 
-def save_atomically(payload: dict[str, Any], path: Path) -> str:
-    """torch.save to a temp file beside `path`, fsync, rename over it. Returns the sha256."""
+def save_atomically(payload: dict[str, Any], path: Path, *, durable: bool = True) -> str:
+    """torch.save to a temp file beside `path`, rename over it. Returns the sha256. `durable`
+    also fsyncs first, so a power cut cannot leave an empty file under the final name; an
+    epoch checkpoint skips it (the previous one is still there, and fsync per epoch is slow on
+    a busy disk)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as out:
             torch.save(payload, out)
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         digest = hashlib.sha256()
         with open(temp, "rb") as written:
             for chunk in iter(lambda: written.read(1 << 22), b""):
@@ -243,7 +247,7 @@ def _save_checkpoint(path: Path, config: TrainConfig, fingerprint: str, epoch: i
         "bad_epochs": state.bad_epochs,
         "finished": state.finished,
         "history": state.history,
-    }, path)
+    }, path, durable=False)
 
 
 def _end_of_epoch(state: _EpochState, *, epoch: int, loss: float, probabilities: np.ndarray | None,

@@ -1,0 +1,80 @@
+"""Backbone weights: ImageNet file checks, a loud random-init fallback, the network layout."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+from modeling.ml import network
+from modeling.ml.network import (
+    RANDOM_INIT,
+    BackboneIdentity,
+    FrozenFeatures,
+    PainHead,
+    PainNet,
+    WeightsFileError,
+    backbone_from_identity,
+    load_backbone,
+    read_imagenet_state,
+    state_sha256,
+)
+
+
+@pytest.fixture
+def offline_without_weights(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("PAINSITE_VGG16_WEIGHTS", raising=False)
+    monkeypatch.setenv("PAINSITE_OFFLINE", "1")
+
+
+def test_without_imagenet_weights_it_uses_random_init_and_warns(offline_without_weights, caplog):
+    with caplog.at_level(logging.WARNING, logger="modeling.ml.network"):
+        model, identity = load_backbone(init_seed=0)
+    assert identity.name == RANDOM_INIT
+    assert identity.init_seed == 0 and len(identity.sha256) == 64
+    assert "RANDOM-INIT" in caplog.text
+    assert isinstance(model.features, nn.Sequential)
+
+
+def test_a_random_init_backbone_is_rebuilt_from_its_identity(offline_without_weights):
+    _, identity = load_backbone(init_seed=0)
+    assert backbone_from_identity(identity) is not None
+    forged = BackboneIdentity(RANDOM_INIT, "0" * 64, 0)
+    with pytest.raises(WeightsFileError, match="differs from the one the model was trained on"):
+        backbone_from_identity(forged)
+
+
+def test_a_weights_path_that_does_not_exist_is_an_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PAINSITE_VGG16_WEIGHTS", str(tmp_path / "missing.pth"))
+    with pytest.raises(WeightsFileError, match="missing.pth"):
+        load_backbone()
+
+
+def test_a_weights_file_with_the_wrong_checksum_is_refused(tmp_path):
+    impostor = tmp_path / "vgg16-397923af.pth"
+    impostor.write_bytes(b"not the ImageNet weights")
+    with pytest.raises(WeightsFileError, match="expected 397923af"):
+        read_imagenet_state(impostor)
+
+
+def test_the_state_fingerprint_changes_with_any_weight():
+    layer = nn.Linear(3, 2)
+    before = state_sha256(layer.state_dict())
+    assert state_sha256(layer.state_dict()) == before
+    with torch.no_grad():
+        layer.weight[0, 0] += 1e-3
+    assert state_sha256(layer.state_dict()) != before
+
+
+def test_the_whole_network_equals_features_then_the_rest(offline_without_weights):
+    vgg, _ = load_backbone(init_seed=0)
+    net = PainNet(FrozenFeatures(vgg), PainHead(4, hidden=0), round_features=False).eval()
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        logits = net(images)
+        assert logits.shape == (2, 4)
+        torch.testing.assert_close(net.from_conv_output(net.features(images)), logits)
+    assert network.LAST_CONV_BLOCK == 24 and isinstance(net.features[28], nn.Conv2d)
