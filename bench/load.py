@@ -132,7 +132,8 @@ def spare_port() -> int:
 
 @contextmanager
 def gunicorn(
-    *, database_url: str, media_root: Path, data_dir: Path, workers: int, threads: int, log_path: Path
+    *, database_url: str, media_root: Path, data_dir: Path, workers: int, threads: int, log_path: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[int]:
     """gunicorn serving PainSite on a spare loopback port; yields the port, stops it after."""
     port = spare_port()
@@ -145,6 +146,7 @@ def gunicorn(
         "PAINSITE_VAR_DIR": str(data_dir / "var"),
         "DEBUG": "False",
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     command = [
         sys.executable, "-m", "gunicorn", "painsite.wsgi:application",
