@@ -152,6 +152,9 @@ def main() -> dict[str, object]:
         "DEBUG": "False",
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "painsite.settings",
+        # What painsite/wsgi.py sets for the server, so the bare pass runs under the same
+        # OpenMP policy as the requests it is compared with.
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
     }
     os.environ.update(env_overrides)
     server = None
@@ -257,6 +260,7 @@ def main() -> dict[str, object]:
             },
             "machine": {
                 "cpus": os.cpu_count(),
+                "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
                 "torch_threads": torch.get_num_threads(),
                 "load_average_1m_before": round(load_before, 2),
                 "load_average_1m_after": round(load_after, 2),
