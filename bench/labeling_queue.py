@@ -1,6 +1,6 @@
 """Benchmark: the labeling queue under load, at 1,000 and at 100,000 images.
 
-Run alone: ``python bench/queue.py`` (needs PostgreSQL; --server-url names the server to use).
+Run alone: ``python bench/labeling_queue.py`` (needs PostgreSQL; --server-url names the server to use).
 For each size it fills a throw-away database (default `painsite_bench`, created and dropped here)
 with images and 1.5 labels per image by COPY, starts gunicorn on 127.0.0.1 against it, and lets 8
 clients (threads, token auth, a new loopback connection per request) repeat one labeling step:
@@ -13,18 +13,11 @@ Data shape per size (by image): 20% never labeled, 10% one observer score (they 
 raters, the benchmark's 8 clinicians among them.
 """
 
-# ruff: noqa: E402
 from __future__ import annotations
 
-import os
-import sys
-
-# This file is named queue.py and Python puts its folder first on sys.path, where it would shadow
-# the standard library's `queue` module that threading pools and Django rely on.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
-
 import argparse
+import sys
+import os
 import http.client
 import io
 import json

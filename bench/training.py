@@ -16,11 +16,6 @@ from __future__ import annotations
 import os
 import sys
 
-# Python puts this folder first on sys.path, where bench/queue.py would shadow the standard
-# library's `queue` module.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
-
 import argparse
 import json
 import math
