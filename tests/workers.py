@@ -146,6 +146,10 @@ def celery_worker(
                 raise RuntimeError(f"celery worker not ready after {ready_timeout}s:\n{worker.log()}")
             time.sleep(0.2)
         yield worker
+    except BaseException:
+        # pytest shows captured output for a failing test: the worker's side of the story.
+        print(f"---- log of celery worker {hostname} ----\n{worker.log()}")
+        raise
     finally:
         worker.stop()
 
