@@ -65,9 +65,11 @@ run: demo
 test: install-test browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Each benchmark prints its side-by-side ratios and writes bench/results/<name>.json;
+# docs/benchmarks.md holds the current figures. Queue, load and training need PostgreSQL.
+BENCHMARKS := import_rate ml_stats ml synthetic_faces labeling_queue training results_compare assess load
 bench: install-test
-	$(BIN)/python bench/ml.py
-	$(BIN)/python bench/import_rate.py
+	@for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(BIN)/python bench/$$name.py || exit 1; done
 
 clean:
 	rm -rf $(VAR_DIR) test-artifacts .pytest_cache
