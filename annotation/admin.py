@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from annotation.models import Image, PainLabel, Patient
+from painsite.core.admin import ReadOnlyAdmin
 
 
 @admin.register(Patient)
@@ -36,19 +37,10 @@ class ImageAdmin(admin.ModelAdmin):
 
 
 @admin.register(PainLabel)
-class PainLabelAdmin(admin.ModelAdmin):
+class PainLabelAdmin(ReadOnlyAdmin):
     """Labels are append-only: the admin shows them and changes nothing."""
 
     list_display = ["id", "image", "rater", "nrs", "kind", "is_undo", "is_retraction", "created_at"]
     list_filter = ["kind", "is_undo", "is_retraction"]
     search_fields = ["rater__username", "image__patient__code"]
     list_select_related = ["image", "rater"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

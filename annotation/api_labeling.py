@@ -11,8 +11,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.decorators import api_view, permission_classes, renderer_classes
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -31,24 +30,10 @@ from annotation.serializers import (
     PatientSerializer,
     QueueItemSerializer,
 )
-from painsite.core.api import error_response, permission_classes_for
+from painsite.core.api import ERROR_SCHEMA, error_response, paginated_schema, permission_classes_for
 from painsite.core.services import record_event
 
 MAX_SKIPPED = 500
-ERROR = inline_serializer("Error", {"error": serializers.CharField(), "details": serializers.JSONField()})
-
-
-def _page_of(serializer_class, name: str):
-    """The schema of one page of a list (PageNumberPagination's shape)."""
-    return inline_serializer(
-        name,
-        {
-            "count": serializers.IntegerField(),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": serializer_class(many=True),
-        },
-    )
 
 
 def _paginate(request: Request, queryset: QuerySet, serializer_class, **context) -> Response:
@@ -66,9 +51,10 @@ def _paginate(request: Request, queryset: QuerySet, serializer_class, **context)
         OpenApiParameter("code", str, description="codes starting with this text"),
         OpenApiParameter("page", int),
     ],
-    responses=_page_of(PatientSerializer, "PaginatedPatientList"),
+    responses=paginated_schema(PatientSerializer, "PaginatedPatientList"),
+    operation_id="patients_list",
 )
-@extend_schema(methods=["POST"], request=PatientCreateSerializer, responses={201: PatientSerializer, 400: ERROR})
+@extend_schema(methods=["POST"], request=PatientCreateSerializer, responses={201: PatientSerializer, 400: ERROR_SCHEMA})
 @api_view(["GET", "POST"])
 @permission_classes(permission_classes_for(GET=["annotation.view_patient"], POST=["annotation.add_patient"]))
 def patients(request: Request) -> Response:
@@ -90,11 +76,11 @@ def patients(request: Request) -> Response:
     return _paginate(request, found, PatientSerializer)
 
 
-@extend_schema(methods=["GET"], responses={200: PatientSerializer, 404: ERROR})
+@extend_schema(methods=["GET"], responses={200: PatientSerializer, 404: ERROR_SCHEMA})
 @extend_schema(
     methods=["PATCH"],
     request=ConsentSerializer,
-    responses={200: PatientSerializer, 400: ERROR, 404: ERROR},
+    responses={200: PatientSerializer, 400: ERROR_SCHEMA, 404: ERROR_SCHEMA},
     description="Withdraw or grant consent. Withdrawal hides the patient's images from labeling, "
     "export and every future training run; both are audit-logged.",
 )
@@ -123,7 +109,7 @@ def queue_next(request: Request) -> Response:
     return Response(QueueItemSerializer(image).data)
 
 
-@extend_schema(request=LabelCreateSerializer, responses={201: LabelSerializer, 400: ERROR, 404: ERROR, 409: ERROR})
+@extend_schema(request=LabelCreateSerializer, responses={201: LabelSerializer, 400: ERROR_SCHEMA, 404: ERROR_SCHEMA, 409: ERROR_SCHEMA})
 @api_view(["POST"])
 @permission_classes(permission_classes_for(POST=["annotation.add_painlabel"]))
 def image_labels(request: Request, image_id: int) -> Response:
@@ -141,7 +127,7 @@ def image_labels(request: Request, image_id: int) -> Response:
 
 @extend_schema(
     request=None,
-    responses={200: LabelSerializer, 409: ERROR},
+    responses={200: LabelSerializer, 409: ERROR_SCHEMA},
     description="Take back your most recent standing score: the answer is the new row, which restores the "
     "score it replaced or, for a first score, retracts it (is_retraction). Repeating walks further back.",
 )
@@ -166,7 +152,8 @@ def _superseded_ids(page: list[PainLabel]) -> set[int]:
         OpenApiParameter("patient", str, description="patient code"),
         OpenApiParameter("page", int),
     ],
-    responses=_page_of(LabelSerializer, "PaginatedLabelList"),
+    responses=paginated_schema(LabelSerializer, "PaginatedLabelList"),
+    operation_id="labels_list",
     description="Label history, superseded rows included, newest first.",
 )
 @api_view(["GET"])
@@ -279,7 +266,7 @@ def _export_rows(labels: QuerySet[PainLabel]) -> Iterator[str]:
         OpenApiParameter("cohort", str, enum=["clinical", "simulated"]),
         OpenApiParameter("patient", str, description="patient code"),
     ],
-    responses={(200, "text/csv"): OpenApiTypes.STR, 403: ERROR},
+    responses={(200, "text/csv"): OpenApiTypes.STR, 403: ERROR_SCHEMA},
     description="Every label row (history included) of patients who consent, one CSV row per label, "
     "streamed. Audit-logged as export.labels.",
 )

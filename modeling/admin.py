@@ -6,17 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from modeling.models import Assessment, ModelVersion, PromotionEvent, SplitAssignment, TrainingRun
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from painsite.core.admin import ReadOnlyAdmin
 
 
 @admin.register(ModelVersion)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -20,23 +20,10 @@ from modeling.serializers_training import (
     TrainingRunRequestSerializer,
     TrainingRunSerializer,
 )
-from painsite.core.api import error_response, permission_classes_for
+from painsite.core.api import error_response, paginated_schema, permission_classes_for
 
 VIEW_RUNS = ["modeling.view_trainingrun"]
 VIEW_VERSIONS = ["modeling.view_modelversion"]
-
-
-def _page_of(serializer_class, name: str):
-    """The schema of one page of a list: what PageNumberPagination answers, not a bare array."""
-    return inline_serializer(
-        name,
-        {
-            "count": serializers.IntegerField(),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": serializer_class(many=True),
-        },
-    )
 
 
 def _validation_error(error: ValidationError) -> Response:
@@ -55,7 +42,9 @@ def _validation_error(error: ValidationError) -> Response:
         409: OpenApiResponse(description="a run is already queued or running; details.active_run is its id"),
     },
 )
-@extend_schema(methods=["GET"], responses=_page_of(TrainingRunSerializer, "TrainingRunPage"))
+@extend_schema(
+    methods=["GET"], responses=paginated_schema(TrainingRunSerializer, "TrainingRunPage"), operation_id="training_runs_list"
+)
 @api_view(["GET", "POST"])
 @permission_classes(permission_classes_for(GET=VIEW_RUNS, POST=["modeling.add_trainingrun"]))
 def training_runs(request: Request) -> Response:
@@ -98,7 +87,7 @@ def cancel_training_run(request: Request, pk: int) -> Response:
     return Response(TrainingRunSerializer(get_object_or_404(selectors.training_runs(), pk=run.pk)).data)
 
 
-@extend_schema(responses=_page_of(ModelVersionListSerializer, "ModelVersionPage"))
+@extend_schema(responses=paginated_schema(ModelVersionListSerializer, "ModelVersionPage"), operation_id="model_versions_list")
 @api_view(["GET"])
 @permission_classes(permission_classes_for(GET=VIEW_VERSIONS))
 def model_versions(request: Request) -> Response:

@@ -3,11 +3,8 @@ from django.contrib import admin
 from painsite.core.models import AuditEvent
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "actor_username", "action", "object_type", "object_id"]
-    list_filter = ["action"]
-    search_fields = ["actor_username", "object_id"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For append-only records (audit events, labels, model versions): shown, never changed."""
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -17,3 +14,10 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "actor_username", "action", "object_type", "object_id"]
+    list_filter = ["action"]
+    search_fields = ["actor_username", "object_id"]

@@ -4,9 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import permissions, status
+from drf_spectacular.utils import inline_serializer
+from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+
+# The body of every API error, for the OpenAPI schema.
+ERROR_SCHEMA = inline_serializer("Error", {"error": serializers.CharField(), "details": serializers.JSONField()})
+
+
+def paginated_schema(serializer_class, name: str):
+    """The schema of one page of a list: what PageNumberPagination answers, not a bare array."""
+    return inline_serializer(
+        name,
+        {
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer_class(many=True),
+        },
+    )
 
 
 def error_response(message: str, *, status_code: int = 400, details: Any = None) -> Response:
@@ -68,4 +86,4 @@ def permission_classes_for(**by_method: list[str]):
     return [_Required]
 
 
-__all__ = ["error_response", "exception_handler", "HasPermission", "permission_classes_for", "status"]
+__all__ = ["ERROR_SCHEMA", "paginated_schema", "error_response", "exception_handler", "HasPermission", "permission_classes_for", "status"]

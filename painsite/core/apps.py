@@ -9,7 +9,6 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from painsite.core.roles import sync_role_groups
 
         # Permissions are created after each migrate; keep the role groups' permissions in step
         # with ROLE_PERMISSIONS so a new permission reaches its role without a manual step.

@@ -35,7 +35,8 @@ def test_promoting_archives_the_previous_production_version(admin_user):
 
 
 def test_rollback_is_the_promotion_of_an_older_version(admin_user):
-    v1, v2 = make_model_version("v1"), make_model_version("v2", stage=Stage.PRODUCTION)
+    v1 = make_model_version("v1")
+    make_model_version("v2", stage=Stage.PRODUCTION)
     services.promote_model_version(version=v1, actor=admin_user, reason="v2 misses severe pain on ward 3")
     assert stages() == {"v1": "production", "v2": "archived"}
 
