@@ -37,11 +37,6 @@ from annotation.models import Consent, ImportJob, ImportStatus, Patient
 from annotation.services import PatientError, create_patient, record_label
 from painsite.core.services import record_event
 
-# Archives up to this many rows and bytes are imported while the uploader waits (about a second
-# per 20 images); anything larger goes to a `default` worker and the uploader watches progress.
-# Settings PAINSITE_IMPORT_INLINE_MAX_ROWS / _BYTES override them.
-INLINE_MAX_ROWS = 25
-INLINE_MAX_BYTES = 25 * 1024 * 1024
 PROGRESS_EVERY_ROWS = 10
 PROGRESS_EVERY_SECONDS = 2.0
 # Files zip tools add on their own; not worth a line in the report.
@@ -96,9 +91,9 @@ def start_archive_import(*, archive: IO[bytes], size: int, source_name: str, act
         manifest = parse_manifest(manifest_text)
         unlisted = _unlisted_members(zipped.names, manifest, folder)
     job = _create_job(source_name=source_name, manifest=manifest, actor=actor, unlisted=unlisted)
-    max_rows = getattr(settings, "PAINSITE_IMPORT_INLINE_MAX_ROWS", INLINE_MAX_ROWS)
-    max_bytes = getattr(settings, "PAINSITE_IMPORT_INLINE_MAX_BYTES", INLINE_MAX_BYTES)
-    if len(manifest.rows) <= max_rows and size <= max_bytes:
+    # Small archives are imported while the uploader waits (about a second per 20 images); larger
+    # ones go to a `default` worker and the uploader watches progress.
+    if len(manifest.rows) <= settings.PAINSITE_IMPORT_INLINE_MAX_ROWS and size <= settings.PAINSITE_IMPORT_INLINE_MAX_BYTES:
         archive.seek(0)
         return _run_archive(job, archive)
     archive.seek(0)
