@@ -87,6 +87,12 @@ _inference_lock = threading.Lock()
 _inference_copy: dict[tuple[str, str, torch.dtype, bool], FrozenFeatures] = {}
 
 
+def forget_inference_copies() -> None:
+    """Drop the low-precision backbone copy, as in a fresh process."""
+    with _inference_lock:
+        _inference_copy.clear()
+
+
 def inference_extractor(backbone: FrozenFeatures, identity: BackboneIdentity, choice: DeviceChoice) -> FrozenFeatures:
     key = (identity.sha256, str(choice.device), choice.dtype, choice.channels_last)
     with _inference_lock:

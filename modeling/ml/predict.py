@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,13 @@ from modeling.ml.device import DeviceChoice, choose_device, configure_threads
 from modeling.ml.features import FeatureCache, compute_vectors, extract_features, inference_extractor
 from modeling.ml.levels import PainLevels
 from modeling.ml.network import (
+    Backbone,
     BackboneIdentity,
     FrozenFeatures,
     PainHead,
     PainNet,
     WeightsFileError,
-    backbone_from_identity,
+    backbone_for_identity,
     for_inference,
     trainable_copy_for_finetune,
 )
@@ -62,9 +64,14 @@ def read_weights_file(path: Path, expected_sha256: str | None = None) -> dict[st
 
 class LoadedModel:
     """A trained model ready to assess images. `network` is the whole classifier in float32
-    (`network.features` is VGG16's conv stack, for Grad-CAM); `preset` its preprocessing."""
+    (`network.features` is VGG16's conv stack, for Grad-CAM); `preset` its preprocessing.
 
-    def __init__(self, *, payload: dict[str, Any], network: PainNet, identity: BackboneIdentity, choice: DeviceChoice) -> None:
+    In head mode the VGG16 under the head is built on first use only: predicting records whose
+    features are cached needs the head alone.
+    """
+
+    def __init__(self, *, payload: dict[str, Any], head: PainHead, backbone: Backbone | None,
+                 network: PainNet | None, identity: BackboneIdentity, choice: DeviceChoice) -> None:
         self.levels = PainLevels.parse(payload["levels"])
         self.mode: str = payload["mode"]
         self.image_size: int = int(payload["image_size"])
@@ -72,14 +79,29 @@ class LoadedModel:
         self.backbone = identity
         self.choice = choice
         self.device = choice.describe()
-        self.network = network
         self.trained_precision: str = payload.get("precision", "float32")
+        self._head = head
+        self._lazy_backbone = backbone
+        self._network = network
+        self._network_lock = threading.Lock()
         self._fast_backbone: FrozenFeatures | None = None
         self._fast_network: PainNet | None = None
 
     @property
     def level_names(self) -> list[str]:
         return self.levels.names
+
+    @property
+    def network(self) -> PainNet:
+        if self._network is None:
+            with self._network_lock:
+                if self._network is None:
+                    assert self._lazy_backbone is not None
+                    network = PainNet(FrozenFeatures(self._lazy_backbone.build()), self._head, round_features=True)
+                    network.eval()
+                    network.requires_grad_(False)
+                    self._network = network.to(self.choice.device)
+        return self._network
 
     def _head_backbone(self) -> FrozenFeatures:
         if self._fast_backbone is None:
@@ -88,8 +110,8 @@ class LoadedModel:
 
     @torch.inference_mode()
     def _probabilities_from_vectors(self, vectors: np.ndarray) -> np.ndarray:
-        logits = self.network.head(torch.from_numpy(np.asarray(vectors, dtype=np.float32)))
-        return torch.softmax(logits, dim=1).numpy().astype(np.float64)
+        inputs = torch.from_numpy(np.asarray(vectors, dtype=np.float32)).to(self.choice.device)
+        return torch.softmax(self._head(inputs), dim=1).cpu().numpy().astype(np.float64)
 
     @torch.inference_mode()
     def _probabilities_from_images(self, images: torch.Tensor) -> np.ndarray:
@@ -133,36 +155,46 @@ class LoadedModel:
 
 
 def load_model(weights_path: str | os.PathLike[str], device: str = "auto", *,
-               expected_sha256: str | None = None) -> LoadedModel:
+               expected_sha256: str | None = None,
+               cache_dir: str | os.PathLike[str] | None = None) -> LoadedModel:
     """Load a weights file written by `training.train`. Corrupt, foreign or unreproducible files
-    raise `WeightsFileError` naming the file and the reason."""
+    raise `WeightsFileError` naming the file and the reason.
+
+    A head model's backbone is checked against this machine's at once: from the backbone
+    fingerprints this process knows or finds in `cache_dir` (the feature cache training used),
+    else by building it.
+    """
     path = Path(weights_path)
     payload = read_weights_file(path, expected_sha256)
     configure_threads()
+    choice = choose_device(device)
+    backbone = network = None
     try:
         identity = BackboneIdentity(**payload["backbone"])
         levels = PainLevels.parse(payload["levels"])
         head = PainHead(len(levels), hidden=int(payload["head"]["hidden"]), dropout=float(payload["head"]["dropout"]))
         if payload["mode"] == "head":
             head.load_state_dict(payload["head_state"])
-            network = PainNet(FrozenFeatures(backbone_from_identity(identity)), head, round_features=True)
+            backbone = backbone_for_identity(identity, fingerprint_dir=cache_dir)
         else:
             with torch.device("meta"):
                 vgg = vgg16(weights=None)
             network = PainNet(trainable_copy_for_finetune(vgg), head, round_features=False)
             network.load_state_dict(payload["model_state"], assign=True)
+            network.eval()
+            network.requires_grad_(False)
+            network.to(choice.device)
     except WeightsFileError as error:
         raise WeightsFileError(f"{path}: {error}") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise WeightsFileError(f"model weights file {path} is damaged or from another version: {error}") from None
-    network.eval()
-    network.requires_grad_(False)
-    choice = choose_device(device)
-    network.to(choice.device)
+    head.eval()
+    head.requires_grad_(False)
+    head.to(choice.device)
     if choice.precision != payload.get("precision"):
         logger.info("%s was trained with %s features; this machine computes %s: probabilities may differ slightly",
                     path, payload.get("precision"), choice.precision)
-    return LoadedModel(payload=payload, network=network, identity=identity, choice=choice)
+    return LoadedModel(payload=payload, head=head, backbone=backbone, network=network, identity=identity, choice=choice)
 
 
 __all__ = ["LoadedModel", "UnreadableImage", "WeightsFileError", "load_model", "read_weights_file"]

@@ -32,12 +32,13 @@ from modeling.ml.device import DeviceChoice, choose_device, configure_threads
 from modeling.ml.features import FeatureCache, extract_features, inference_extractor
 from modeling.ml.network import (
     RANDOM_INIT,
+    Backbone,
     BackboneIdentity,
     FrozenFeatures,
     PainHead,
     PainNet,
     WeightsFileError,
-    load_backbone,
+    open_backbone,
     trainable_copy_for_finetune,
 )
 from modeling.ml.splits import check_no_leakage
@@ -358,7 +359,9 @@ def train(
     _check_inputs(config, train_records, val_records)
     configure_threads()
     choice = choose_device(config.device, config.precision)
-    vgg, identity = load_backbone(init_seed=config.seed)
+    # The VGG16 is built only when something needs it: a warm head-mode retrain never does.
+    vgg = open_backbone(init_seed=config.seed, fingerprint_dir=cache_dir)
+    identity = vgg.identity
     reporter = _Reporter(progress, should_stop, config.epochs)
     if identity.name == RANDOM_INIT:
         reporter.report(fraction=0.0, message="WARNING: no ImageNet weights found, training on a random-init backbone")
@@ -402,7 +405,7 @@ def _result(identity: BackboneIdentity, choice: DeviceChoice, state: _EpochState
 
 
 def _head_mode(config: TrainConfig, train_records: Sequence[Record], val_records: Sequence[Record], *,
-               vgg: nn.Module, identity: BackboneIdentity, choice: DeviceChoice, work: Path,
+               vgg: Backbone, identity: BackboneIdentity, choice: DeviceChoice, work: Path,
                cache_dir: str | os.PathLike[str] | None, reporter: _Reporter) -> tuple[dict[str, Any], TrainResult]:
     preset = EvalPreset(config.image_size)
     cache = (FeatureCache(cache_dir, backbone_sha256=identity.sha256, preprocessing=preset.version,
@@ -416,7 +419,7 @@ def _head_mode(config: TrainConfig, train_records: Sequence[Record], val_records
                         message=f"computing image features: {computed[0] + done} new")
 
     def extractor() -> FrozenFeatures:
-        return inference_extractor(FrozenFeatures(vgg), identity, choice)
+        return inference_extractor(FrozenFeatures(vgg.build()), identity, choice)
 
     extracted = []
     for records in (train_records, val_records):
@@ -470,7 +473,7 @@ def _head_mode(config: TrainConfig, train_records: Sequence[Record], val_records
 
 
 def _finetune_mode(config: TrainConfig, train_records: Sequence[Record], val_records: Sequence[Record], *,
-                   vgg: nn.Module, identity: BackboneIdentity, choice: DeviceChoice, work: Path,
+                   vgg: Backbone, identity: BackboneIdentity, choice: DeviceChoice, work: Path,
                    cache_dir: str | os.PathLike[str] | None, reporter: _Reporter) -> tuple[dict[str, Any], TrainResult]:
     train_ok, skipped_train = check_readable(train_records, skip_unreadable=config.skip_unreadable)
     val_ok, skipped_val = check_readable(val_records, skip_unreadable=config.skip_unreadable)
@@ -479,7 +482,7 @@ def _finetune_mode(config: TrainConfig, train_records: Sequence[Record], val_rec
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         head = PainHead(n_levels, hidden=0, dropout=config.dropout)
-    model = PainNet(trainable_copy_for_finetune(vgg), head, round_features=False).to(choice.device)
+    model = PainNet(trainable_copy_for_finetune(vgg.build()), head, round_features=False).to(choice.device)
     if choice.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(config, [p for p in model.parameters() if p.requires_grad])
