@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+import kombu.pools
 from django.conf import settings
 from django.db import connection
 
@@ -44,6 +45,22 @@ def database_url_for_subprocess() -> str:
     raise RuntimeError(f"no subprocess URL for database engine {db['ENGINE']}")
 
 
+def point_celery_at(url: str) -> None:
+    """Make this process's Celery app publish to `url` from now on.
+
+    Celery reads the CELERY_BROKER_URL environment variable before its own settings, and kombu
+    keeps producer pools per connection in a process-wide registry: both are reset, or tasks
+    would still go to (or fail on) the previous broker.
+    """
+    if "CELERY_BROKER_URL" in os.environ:
+        os.environ["CELERY_BROKER_URL"] = url
+    # Django-namespaced settings: the key is CELERY_BROKER_URL, not broker_url.
+    celery_app.conf.update(CELERY_BROKER_URL=url)
+    kombu.pools.reset()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
 def use_test_broker(tmp_dir: Path) -> str:
     """Point this process's Celery app at the test broker and return its URL.
 
@@ -52,13 +69,7 @@ def use_test_broker(tmp_dir: Path) -> str:
     running `make run` worker never takes test tasks.
     """
     url = os.environ.get("CELERY_BROKER_URL") or f"sqla+sqlite:///{tmp_dir / 'test-broker.sqlite3'}"
-    if celery_app.conf.broker_url != url:
-        # Django-namespaced settings: the key is CELERY_BROKER_URL, not broker_url.
-        celery_app.conf.update(CELERY_BROKER_URL=url)
-        if celery_app._pool is not None:
-            celery_app._pool.force_close_all()
-            celery_app._pool = None
-            celery_app.amqp._producer_pool = None
+    point_celery_at(url)
     if url.startswith(("redis://", "amqp://")):
         # Leftovers of an earlier, interrupted test session must not reach this session's workers.
         with celery_app.connection_for_write() as conn:

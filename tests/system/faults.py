@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from painsite.celery import app as celery_app
+from tests.workers import point_celery_at
 
 
 def spare_port() -> int:
@@ -72,19 +73,11 @@ def redis_available() -> bool:
 def celery_publishing_to(url: str) -> Iterator[None]:
     """Point this process's Celery producer (what the web process uses to send tasks) at `url`."""
     previous = celery_app.conf.broker_url
-
-    def switch(to: str) -> None:
-        celery_app.conf.update(CELERY_BROKER_URL=to)
-        if celery_app._pool is not None:
-            celery_app._pool.force_close_all()
-            celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-
-    switch(url)
+    point_celery_at(url)
     try:
         yield
     finally:
-        switch(previous)
+        point_celery_at(previous)
 
 
 def postgres_bin_dir() -> Path | None:

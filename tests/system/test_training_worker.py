@@ -95,7 +95,9 @@ def test_a_run_goes_through_the_training_worker_and_each_worker_takes_only_its_q
     assert body["model_version"] == version.pk and version.name == "v1" and version.stage == "candidate"
     for cohort in ("clinical", "simulated", "combined"):
         levels = version.metrics[cohort]["levels"]
-        assert list(levels) == ["none", "mild", "moderate", "severe"]
+        # PostgreSQL's jsonb does not keep key order: level_names carries it.
+        assert version.metrics[cohort]["level_names"] == ["none", "mild", "moderate", "severe"]
+        assert set(levels) == {"none", "mild", "moderate", "severe"}
         for level in levels.values():
             assert level["auroc"] is not None and len(level["ci"]) == 2 and 0 <= level["f1"] <= 1
     test_patients = {p["patient"] for p in version.test_predictions}
