@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "painsite.settings")
 
@@ -21,6 +21,11 @@ def route_task(name: str, args, kwargs, options, task=None, **kw) -> dict[str, s
     return {"queue": "training" if name in TRAINING_TASKS else "default"}
 
 
-app.conf.task_queues = (Queue("default"), Queue("training"))
+# Each queue has its own exchange and routing key: a bare Queue("training") would be bound to the
+# default exchange with the default key, and a training task would reach `default` workers too.
+app.conf.task_queues = (
+    Queue("default", Exchange("default", type="direct"), routing_key="default"),
+    Queue("training", Exchange("training", type="direct"), routing_key="training"),
+)
 app.conf.task_routes = (route_task,)
 app.autodiscover_tasks()

@@ -4,8 +4,14 @@ from painsite.celery import app
 
 
 def test_training_tasks_are_routed_to_the_training_queue():
-    route = app.amqp.router.route({}, "modeling.tasks.run_training")
-    assert route["queue"].name == "training"
+    queue = app.amqp.router.route({}, "modeling.tasks.run_training")["queue"]
+    assert (queue.name, queue.exchange.name, queue.routing_key) == ("training", "training", "training")
+
+
+def test_no_two_queues_share_an_exchange_binding():
+    """A message for one queue must never be delivered to the other as well."""
+    bindings = [(queue.exchange.name, queue.routing_key) for queue in app.conf.task_queues]
+    assert len(set(bindings)) == len(bindings) == 2
 
 
 def test_other_tasks_are_routed_to_the_default_queue():
