@@ -125,7 +125,7 @@ def _random_init_vgg16(seed: int) -> VGG:
 
 
 @dataclass(frozen=True)
-class _Source:
+class BackboneSource:
     """Where a backbone's weights come from: the ImageNet file, or a random init from a seed."""
 
     name: str
@@ -157,11 +157,11 @@ def _canonical_sha256(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
-def fingerprint_path(folder: str | os.PathLike[str], source: _Source) -> Path:
+def fingerprint_path(folder: str | os.PathLike[str], source: BackboneSource) -> Path:
     return Path(folder) / FINGERPRINTS_FOLDER / f"{_canonical_sha256(source.describe())[:32]}.json"
 
 
-def read_fingerprint(folder: str | os.PathLike[str], source: _Source) -> str | None:
+def read_fingerprint(folder: str | os.PathLike[str], source: BackboneSource) -> str | None:
     """The backbone sha256 recorded for `source`, or None when there is no usable entry. A
     damaged or foreign entry is logged and ignored (the backbone is then built and the entry
     rewritten), never trusted."""
@@ -190,7 +190,7 @@ def read_fingerprint(folder: str | os.PathLike[str], source: _Source) -> str | N
     return entry["sha256"]
 
 
-def write_fingerprint(folder: str | os.PathLike[str], source: _Source, sha256: str) -> None:
+def write_fingerprint(folder: str | os.PathLike[str], source: BackboneSource, sha256: str) -> None:
     """Record a computed fingerprint, atomically (temp file + rename): concurrent workers write
     the same bytes, and a crash never leaves half an entry."""
     path = fingerprint_path(folder, source)
@@ -212,9 +212,9 @@ def write_fingerprint(folder: str | os.PathLike[str], source: _Source, sha256: s
 # retrains and assesses with the same weights again and again. It is shared read-only. Beside it,
 # the fingerprints this process has computed by building (the truth) and those it has read.
 _cache_lock = threading.RLock()
-_cache: dict[_Source, tuple[VGG, BackboneIdentity]] = {}
-_computed: dict[_Source, str] = {}
-_read: dict[_Source, str] = {}
+_cache: dict[BackboneSource, tuple[VGG, BackboneIdentity]] = {}
+_computed: dict[BackboneSource, str] = {}
+_read: dict[BackboneSource, str] = {}
 # How many times this process has constructed a VGG16 backbone (tests and benchmarks read it).
 vgg16_constructions = 0
 
@@ -233,7 +233,7 @@ def _frozen(model: VGG) -> VGG:
     return model
 
 
-def _build(source: _Source) -> tuple[VGG, BackboneIdentity]:
+def _build(source: BackboneSource) -> tuple[VGG, BackboneIdentity]:
     global vgg16_constructions
     with _cache_lock:
         if source in _cache:
@@ -256,7 +256,7 @@ def _build(source: _Source) -> tuple[VGG, BackboneIdentity]:
         return _cache[source]
 
 
-def _identity(source: _Source, sha256: str) -> BackboneIdentity:
+def _identity(source: BackboneSource, sha256: str) -> BackboneIdentity:
     return BackboneIdentity(source.name, sha256, source.init_seed if source.name == RANDOM_INIT else None)
 
 
@@ -268,7 +268,7 @@ class Backbone:
     Whenever it is built, its sha256 is checked against the identity: a mismatch is an error.
     """
 
-    def __init__(self, source: _Source, identity: BackboneIdentity, *, fingerprint_dir: str | os.PathLike[str] | None) -> None:
+    def __init__(self, source: BackboneSource, identity: BackboneIdentity, *, fingerprint_dir: str | os.PathLike[str] | None) -> None:
         self.source = source
         self.identity = identity
         self.fingerprint_dir = fingerprint_dir
@@ -294,7 +294,7 @@ class Backbone:
         return model
 
 
-def _known_sha256(source: _Source, fingerprint_dir: str | os.PathLike[str] | None) -> str | None:
+def _known_sha256(source: BackboneSource, fingerprint_dir: str | os.PathLike[str] | None) -> str | None:
     """The backbone's sha256 without building it, if this process or `fingerprint_dir` knows it.
     A fingerprint this process computed is written to `fingerprint_dir` when missing there (or
     corrected there when it differs)."""
@@ -316,7 +316,7 @@ def _known_sha256(source: _Source, fingerprint_dir: str | os.PathLike[str] | Non
         return _read.get(source)
 
 
-def _open(source: _Source, fingerprint_dir: str | os.PathLike[str] | None) -> Backbone:
+def _open(source: BackboneSource, fingerprint_dir: str | os.PathLike[str] | None) -> Backbone:
     sha = _known_sha256(source, fingerprint_dir)
     if sha is None:
         _, identity = _build(source)
@@ -336,14 +336,14 @@ def open_backbone(*, init_seed: int = 0, allow_download: bool = True,
     if path is None and allow_download:
         path = download_imagenet_weights()
     if path is not None:
-        return _open(_Source(IMAGENET, path=path), fingerprint_dir)
+        return _open(BackboneSource(IMAGENET, path=path), fingerprint_dir)
     logger.warning(
         "VGG16 ImageNet weights not found (set PAINSITE_VGG16_WEIGHTS or put %s under "
         "$TORCH_HOME/hub/checkpoints): using a RANDOM-INIT backbone (seed %d); "
         "its features are far weaker than ImageNet's",
         WEIGHTS_FILENAME, init_seed,
     )
-    return _open(_Source(RANDOM_INIT, init_seed=int(init_seed)), fingerprint_dir)
+    return _open(BackboneSource(RANDOM_INIT, init_seed=int(init_seed)), fingerprint_dir)
 
 
 def load_backbone(*, init_seed: int = 0, allow_download: bool = True) -> tuple[VGG, BackboneIdentity]:
@@ -362,9 +362,9 @@ def backbone_for_identity(identity: BackboneIdentity, *, fingerprint_dir: str | 
                 f"this model was trained on the VGG16 ImageNet weights, which are not available here "
                 f"(set PAINSITE_VGG16_WEIGHTS or put {WEIGHTS_FILENAME} under $TORCH_HOME/hub/checkpoints)"
             )
-        source = _Source(IMAGENET, path=path)
+        source = BackboneSource(IMAGENET, path=path)
     elif identity.name == RANDOM_INIT:
-        source = _Source(RANDOM_INIT, init_seed=int(identity.init_seed or 0))
+        source = BackboneSource(RANDOM_INIT, init_seed=int(identity.init_seed or 0))
     else:
         raise WeightsFileError(f"unknown backbone {identity.name!r}; valid options: {IMAGENET}, {RANDOM_INIT}")
     found = _open(source, fingerprint_dir)

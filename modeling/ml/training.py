@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 
 from modeling.ml.config import OPTIMIZERS, TrainConfig
 from modeling.ml.data import PainImageDataset, Record, check_readable
-from modeling.ml.device import DeviceChoice, choose_device, configure_threads
+from modeling.ml.device import DeviceChoice, choose_device, configure_threads, intra_op_threads
 from modeling.ml.features import FeatureCache, extract_features, inference_extractor
 from modeling.ml.network import (
     RANDOM_INIT,
@@ -457,12 +457,15 @@ def _head_mode(config: TrainConfig, train_records: Sequence[Record], val_records
         val_loss = float(nn.functional.cross_entropy(logits, torch.from_numpy(levels_val), weight=loss_fn.weight))
         return torch.softmax(logits, dim=1).numpy(), val_loss
 
-    state, resumed_from = _run_epochs(
-        config, model=head, optimizer=optimizer, loss_fn=loss_fn, batches=batches, n_batches=n_batches,
-        forward=head, validate=validate, levels_val=levels_val, checkpoint_path=work / CHECKPOINT_NAME,
-        fingerprint=data_fingerprint(train_features.records, val_features.records), reporter=reporter,
-        fraction_from=fraction_from,
-    )
+    # One thread: the head's batches are tiny, so more threads only add synchronisation, and on a
+    # busy machine OpenMP's spinning workers made each epoch ten times slower (bench/ml.py).
+    with intra_op_threads(1):
+        state, resumed_from = _run_epochs(
+            config, model=head, optimizer=optimizer, loss_fn=loss_fn, batches=batches, n_batches=n_batches,
+            forward=head, validate=validate, levels_val=levels_val, checkpoint_path=work / CHECKPOINT_NAME,
+            fingerprint=data_fingerprint(train_features.records, val_features.records), reporter=reporter,
+            fraction_from=fraction_from,
+        )
     payload = _weights_payload(config, identity, choice, preset, state, head_state=head.state_dict())
     result = _result(identity, choice, state, resumed_from,
                      cache_hits=train_features.hits + val_features.hits,
