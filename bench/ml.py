@@ -3,7 +3,10 @@
 1. Feature extraction: the project's path (batched, threads set, channels_last + bf16 where the
    CPU has native bf16) vs a plain float32 NCHW torchvision VGG16 forward, on the same images.
 2. Head-mode retrain: cold (empty feature cache, backbone built from scratch) vs warm (every
-   feature cached; the in-process backbone is dropped first, so warm pays for rebuilding it).
+   feature cached). Before each, the process forgets its backbone, the backbone's fast copy and
+   the fingerprints it knows, so warm pays what a fresh worker process would; the VGG16
+   constructions each side needed are counted. Then the test patients' predictions, as a real
+   run makes next (cold: computes their features; warm: all cached).
 3. Incremental: after adding 100 images, how many feature vectors the next retrain computes.
 4. The bootstrap benchmark from bench/ml_stats.py, when present.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import resource
 import shutil
@@ -68,8 +72,12 @@ def peak_rss_gib() -> float:
 
 
 def drop_in_process_backbone() -> None:
-    network._cache.clear()
-    features_module._inference_copy.clear()
+    network.forget_backbones()
+    features_module.forget_inference_copies()
+
+
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
 
 
 def throughput(records: list, batch_size: int, rounds: int) -> dict[str, Any]:
@@ -119,6 +127,45 @@ def retrain(records: list, splits: dict[str, str], work: Path, cache: Path, epoc
     return result, time.perf_counter() - started
 
 
+def predict_test(result: Any, test_records: list, cache: Path) -> float:
+    """Seconds to load the model and predict the test patients, as the worker does after training."""
+    started = time.perf_counter()
+    load_model(result.weights_path, cache_dir=cache).predict_records(test_records, cache_dir=cache)
+    return time.perf_counter() - started
+
+
+def cold_and_warm(records: list, splits: dict[str, str], scratch: Path, cache: Path, epochs: int) -> dict[str, Any]:
+    test_records = [r for r in records if splits[r.patient] == "test"]
+    runs: dict[str, dict[str, Any]] = {}
+    for name in ("cold", "warm"):
+        drop_in_process_backbone()
+        built = network.vgg16_constructions
+        result, seconds = retrain(records, splits, scratch / name, cache, epochs)
+        built_by_retrain = network.vgg16_constructions - built
+        runs[name] = {"result": result, "seconds": seconds, "vgg16_constructions": built_by_retrain,
+                      "test_seconds": predict_test(result, test_records, cache),
+                      "test_vgg16_constructions": network.vgg16_constructions - built - built_by_retrain}
+    cold, warm = runs["cold"], runs["warm"]
+    weights_equal = cold["result"].weights_sha256 == warm["result"].weights_sha256
+    report = {
+        "cold_seconds": cold["seconds"], "cold_feature_misses": cold["result"].cache_misses,
+        "cold_vgg16_constructions": cold["vgg16_constructions"],
+        "warm_seconds": warm["seconds"], "warm_feature_misses": warm["result"].cache_misses,
+        "warm_vgg16_constructions": warm["vgg16_constructions"],
+        "cold_epochs_run": len(cold["result"].history), "warm_epochs_run": len(warm["result"].history),
+        "warm_weights_identical_to_cold": weights_equal,
+        "speedup": cold["seconds"] / warm["seconds"], "target": 20.0,
+        "test_images": len(test_records),
+        "cold_test_prediction_seconds": cold["test_seconds"], "warm_test_prediction_seconds": warm["test_seconds"],
+        "warm_test_prediction_vgg16_constructions": warm["test_vgg16_constructions"],
+        "cold_with_test_seconds": cold["seconds"] + cold["test_seconds"],
+        "warm_with_test_seconds": warm["seconds"] + warm["test_seconds"],
+        "speedup_with_test_predictions": (cold["seconds"] + cold["test_seconds"]) / (warm["seconds"] + warm["test_seconds"]),
+        "backbone": cold["result"].backbone,
+    }
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=FULL_IMAGES, help=f"data set size (default {FULL_IMAGES})")
@@ -131,6 +178,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ml.json")
     args = parser.parse_args()
 
+    load_at_start = load_average()
     threads = configure_threads()
     scratch = Path(tempfile.mkdtemp(prefix="painsite-bench-ml-"))
     data_dir = args.keep or scratch / "faces"
@@ -145,8 +193,11 @@ def main() -> None:
     records, added = all_records[: args.images], all_records[args.images : args.images + ADDED_IMAGES]
     scaled = args.images != FULL_IMAGES
     report: dict[str, Any] = {
-        "machine": {"nproc": threads, "cpu": cpu_model(), "bf16_native": cpu_supports_bf16(),
-                    "torch": torch.__version__, "python": platform.python_version()},
+        "machine": {"nproc": os.cpu_count(), "torch_threads": threads, "cpu": cpu_model(),
+                    "bf16_native": cpu_supports_bf16(), "torch": torch.__version__,
+                    "python": platform.python_version(),
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
+                    "load_average_at_start": load_at_start},
         "images": len(records), "images_per_patient": args.images_per_patient, "image_size": IMAGE_SIZE,
         "scaled_down": scaled, "generate_seconds": generate_seconds,
     }
@@ -155,27 +206,21 @@ def main() -> None:
 
     splits = assign_splits(patient_max_levels(records), {}, seed=0)
     cache = scratch / "cache"
-    drop_in_process_backbone()
-    cold, cold_seconds = retrain(records, splits, scratch / "cold", cache, args.epochs)
-    drop_in_process_backbone()
-    warm, warm_seconds = retrain(records, splits, scratch / "warm", cache, args.epochs)
-    report["retrain"] = {
-        "cold_seconds": cold_seconds, "cold_feature_misses": cold.cache_misses,
-        "warm_seconds": warm_seconds, "warm_feature_misses": warm.cache_misses,
-        "warm_epochs_run": len(warm.history), "speedup": cold_seconds / warm_seconds, "target": 20.0,
-        "backbone": cold.backbone, "peak_rss_gib_after_retrains": peak_rss_gib(), "peak_memory_target_gib": 3.0,
-    }
-    retrain_report = report["retrain"]
-    # A real run evaluates on the test patients next, which caches their features too.
-    load_model(warm.weights_path).predict_records([r for r in records if splits[r.patient] == "test"], cache_dir=cache)
-    print(f"retrain: cold {cold_seconds:.1f}s ({cold.cache_misses} features computed) vs warm {warm_seconds:.2f}s "
-          f"({warm.cache_misses} computed) = {retrain_report['speedup']:.1f}x; peak RSS {retrain_report['peak_rss_gib_after_retrains']:.2f} GiB")
+    retrain_report = cold_and_warm(records, splits, scratch, cache, args.epochs)
+    retrain_report.update(peak_rss_gib_after_retrains=peak_rss_gib(), peak_memory_target_gib=3.0,
+                          load_average_after=load_average())
+    report["retrain"] = retrain_report
+    print(f"retrain: cold {retrain_report['cold_seconds']:.1f}s ({retrain_report['cold_feature_misses']} features "
+          f"computed) vs warm {retrain_report['warm_seconds']:.2f}s ({retrain_report['warm_feature_misses']} computed, "
+          f"{retrain_report['warm_vgg16_constructions']} VGG16 built) = {retrain_report['speedup']:.1f}x; "
+          f"with test predictions {retrain_report['speedup_with_test_predictions']:.1f}x; "
+          f"peak RSS {retrain_report['peak_rss_gib_after_retrains']:.2f} GiB")
 
     grown = records + added
     grown_splits = assign_splits(patient_max_levels(grown), splits, seed=0)
     after, after_seconds = retrain(grown, grown_splits, scratch / "grown", cache, args.epochs)
     test_added = [r for r in added if grown_splits[r.patient] == "test"]
-    model = load_model(after.weights_path)
+    model = load_model(after.weights_path, cache_dir=cache)
     before_test = len(list(cache.rglob("*.npy")))
     assert before_test == len(records) + after.cache_misses
     model.predict_records([r for r in grown if grown_splits[r.patient] == "test"], cache_dir=cache)
@@ -205,6 +250,7 @@ def main() -> None:
             print(f"bootstrap: {stats['speedup']:.0f}x vs naive scikit-learn loop, CI max difference {stats['ci_max_difference']:.4f}")
 
     report["peak_rss_gib_whole_benchmark"] = peak_rss_gib()
+    report["machine"]["load_average_at_end"] = load_average()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out}")
