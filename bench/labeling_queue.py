@@ -204,7 +204,7 @@ def start_server(database_url: str, workers: int, scratch: Path) -> tuple[subpro
         "DJANGO_SETTINGS_MODULE": "painsite.settings",
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "bench.queue:preloaded_application()", "--bind", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "gunicorn", "bench.labeling_queue:preloaded_application()", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--log-level", "warning", "--preload", "--timeout", "120"],
         cwd=ROOT,
         env=env,
