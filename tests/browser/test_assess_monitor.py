@@ -9,7 +9,6 @@ from annotation.models import Image, PainLabel, Patient
 from modeling.inference import models
 from modeling.ml.levels import PainLevels
 from modeling.models import Assessment, Stage
-from painsite.core.roles import sync_role_groups
 from tests.modeling.tiny_model import make_face_jpeg, make_model_version, tiny_model
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,9 +18,6 @@ LEVEL_NAMES = PainLevels.parse().names
 
 @pytest.fixture
 def production(transactional_db):
-    # After a transactional test's flush, post_migrate syncs the role groups before the apps'
-    # permissions exist again (painsite.core runs before annotation and modeling): sync now.
-    sync_role_groups()
     version = make_model_version(tiny_model(), name="v1", stage=Stage.PRODUCTION)
     # Load the model and import every URL module before the browser's first request, so a busy
     # machine does not spend the page's time budget on them in the live server thread.

@@ -112,3 +112,17 @@ def test_the_api_docs_are_served_offline_from_vendored_assets(client, clinician)
     page = client.get(reverse("api-docs")).content.decode()
     assert "drf_spectacular_sidecar" in page
     assert "cdn" not in page.lower()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_role_groups_keep_every_permission_after_a_database_flush():
+    """Transactional tests (and `manage.py flush`) re-create permissions app by app; the roles
+    must be re-synced after the last app, not after core's own turn."""
+    from django.core.management import call_command
+
+    call_command("flush", interactive=False, verbosity=0)
+    granted = {
+        f"{p.content_type.app_label}.{p.codename}"
+        for p in Group.objects.get(name="admin").permissions.select_related("content_type")
+    }
+    assert granted == set(ADMIN_PERMISSIONS)

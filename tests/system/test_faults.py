@@ -44,15 +44,6 @@ RECOVERY_ENV = {"PAINSITE_TRAINING_HEARTBEAT_SECONDS": "0.5", "PAINSITE_TRAINING
 LONG_RUN = {**SMALL_CONFIG, "epochs": 40, "patience": 40, "batch_size": 4}
 
 
-@pytest.fixture
-def role_permissions(db):
-    """After a transactional test's flush the role groups lack the modeling app's permissions
-    until they are synced again: sync them before users get their roles."""
-    from painsite.core.roles import sync_role_groups
-
-    sync_role_groups()
-
-
 def run_row(run_id: int) -> TrainingRun:
     return TrainingRun.objects.defer("data_manifest").get(pk=run_id)
 
@@ -70,7 +61,7 @@ def start_run(user, **config) -> int:
 @needs_redis
 @pytest.mark.system
 @pytest.mark.django_db(transaction=True)
-def test_a_run_started_while_the_broker_is_down_is_answered_and_sent_when_it_returns(role_permissions, researcher, clinician):
+def test_a_run_started_while_the_broker_is_down_is_answered_and_sent_when_it_returns(researcher, clinician):
     make_dataset(clinician, splits={"clinical": ["train", "val", "test"]})
     broker = RedisServer(spare_port())  # nothing listens on the port yet: the broker is down
     with celery_publishing_to(broker.url):
@@ -109,7 +100,7 @@ def test_a_run_started_while_the_broker_is_down_is_answered_and_sent_when_it_ret
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="re-checks worker loss on PostgreSQL: set DATABASE_URL=postgres://...")
 def test_a_worker_killed_mid_run_on_postgres_and_redis_is_resumed_once_and_a_late_duplicate_changes_nothing(
-    role_permissions, researcher, clinician, worker_log_dir, settings
+    researcher, clinician, worker_log_dir, settings
 ):
     from modeling.models import ModelVersion
     from modeling.tasks import run_training

@@ -23,15 +23,7 @@ CLIENTS = 16
 SECONDS = 10
 
 
-@pytest.fixture
-def role_permissions(db):
-    """After a transactional test's flush the role groups lack some permissions until synced."""
-    from painsite.core.roles import sync_role_groups
-
-    sync_role_groups()
-
-
-def test_sixteen_clinicians_labeling_at_once_lose_and_duplicate_nothing(role_permissions, tmp_path):
+def test_sixteen_clinicians_labeling_at_once_lose_and_duplicate_nothing(tmp_path):
     data = prepare(clinicians=CLIENTS, images=24)
     with gunicorn(
         database_url=database_url_for_subprocess(),

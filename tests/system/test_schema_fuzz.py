@@ -34,15 +34,7 @@ SKIPPED = {("DELETE", "/api/auth/token/")}
 
 
 @pytest.fixture
-def role_permissions(db):
-    """After a transactional test's flush the role groups lack some permissions until synced."""
-    from painsite.core.roles import sync_role_groups
-
-    sync_role_groups()
-
-
-@pytest.fixture
-def admin_token(role_permissions, settings) -> str:
+def admin_token(settings) -> str:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     admin = make_user("fuzz-admin", ADMIN)
     # Real objects, so generated ids sometimes hit something (ids are small integers).

@@ -32,15 +32,6 @@ RECOVERY_ENV = {
 LONG_RUN = {**SMALL_CONFIG, "epochs": 40, "patience": 40, "batch_size": 4}
 
 
-@pytest.fixture(autouse=True)
-def role_permissions(db):
-    """A transactional test's flush re-creates the role groups before the modeling app's
-    permissions exist again; give the roles their permissions back before users get them."""
-    from painsite.core.roles import sync_role_groups
-
-    sync_role_groups()
-
-
 def run_row(run_id: int) -> TrainingRun:
     return TrainingRun.objects.defer("data_manifest").get(pk=run_id)
 
