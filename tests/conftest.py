@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from painsite.core.roles import ADMIN, CLINICIAN, RESEARCHER, assign_role
@@ -24,6 +25,14 @@ def make_user(username: str, role: str | None = None) -> User:
 def fast_password_hashing(settings):
     """PBKDF2's deliberate cost is wasted on test users; the log-in flows work the same."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Cached comparisons and throttling state must not leak from one test into the next."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 
 from tests.modeling.factories import make_model_version, make_predictions, make_test_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def test_a_researcher_switches_cohort_and_opens_a_comparison_with_roc_plots(page_for, researcher, artifacts_dir):

@@ -17,11 +17,6 @@ pytestmark = pytest.mark.django_db
 N_COLUMNS = 4 + 2 * (len(LEVEL_NAMES) + 1)
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def study_versions():
     """A clinical-only model (CPD-train) and one trained on both cohorts (CD-train)."""

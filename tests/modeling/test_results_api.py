@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -18,14 +17,6 @@ from tests.modeling.factories import LEVEL_NAMES, make_model_version, make_predi
 
 pytestmark = pytest.mark.django_db
 URL = "/api/model-versions/compare/"
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords_and_empty_cache(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from django.core.cache import cache
 from django.urls import reverse
 
 from modeling.ml.metrics import compare_predictions
@@ -14,14 +13,6 @@ from tests.modeling.factories import LEVEL_NAMES, make_model_version, make_predi
 from tests.modeling.results_html import read_cells
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords_and_empty_cache(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -148,11 +148,6 @@ def _parameters(route: str) -> list[str]:
     return [part.split(">")[0] for part in route.split("<")[1:]]
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def people(clinician, researcher, admin_user, outsider) -> dict[str, User | None]:
     return {"anonymous": None, "outsider": outsider, CLINICIAN: clinician, RESEARCHER: researcher, ADMIN: admin_user}

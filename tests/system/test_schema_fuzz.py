@@ -35,7 +35,6 @@ SKIPPED = {("DELETE", "/api/auth/token/")}
 
 @pytest.fixture
 def admin_token(settings) -> str:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     admin = make_user("fuzz-admin", ADMIN)
     # Real objects, so generated ids sometimes hit something (ids are small integers).
     patient = make_patient("P-1")
