@@ -11,7 +11,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from django.contrib.auth.models import User
 from django.conf import settings
@@ -115,18 +115,30 @@ def target_nrs(image_labels: Iterable[Score], rule: str = SELF_REPORT_FIRST) -> 
     return None
 
 
-def current_labels_by_image(images: QuerySet[Image] | Iterable[int]) -> dict[int, list[PainLabel]]:
+class CurrentScore(NamedTuple):
+    """A standing score as plain values: snapshotting thousands of images needs no model rows."""
+
+    id: int
+    image_id: int
+    rater_id: int
+    nrs: int
+    kind: str
+    created_at: datetime
+    is_retraction: bool
+
+
+def current_labels_by_image(images: QuerySet[Image] | Iterable[int]) -> dict[int, list[CurrentScore]]:
     """Standing scores of many images in one query; withdrawn patients' images are left out."""
     labels = PainLabel.objects.current().filter(image__patient__consent=Consent.GRANTED)
     if isinstance(images, QuerySet):
         labels = labels.filter(image__in=images.values("pk"))
     else:
         labels = labels.filter(image_id__in=list(images))
-    grouped: dict[int, list[PainLabel]] = defaultdict(list)
-    for label in labels.order_by("image_id", "created_at", "id").only(
-        "id", "image_id", "rater_id", "nrs", "kind", "created_at", "is_retraction"
-    ):
-        grouped[label.image_id].append(label)
+    grouped: dict[int, list[CurrentScore]] = defaultdict(list)
+    rows = labels.order_by("image_id", "created_at", "id").values_list(*CurrentScore._fields)
+    for row in rows:
+        score = CurrentScore(*row)
+        grouped[score.image_id].append(score)
     return dict(grouped)
 
 

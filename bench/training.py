@@ -31,7 +31,7 @@ IMAGES_PER_PATIENT = 8
 TARGET_OVERHEAD = 0.05
 
 
-def configure(work: Path) -> None:
+def configure(work: Path, broker_url: str | None) -> None:
     """Point every setting at `work` before Django starts (this process and the worker)."""
     os.environ.update(
         {
@@ -40,7 +40,7 @@ def configure(work: Path) -> None:
             "PAINSITE_MEDIA_ROOT": str(work / "media"),
             "PAINSITE_DATA_DIR": str(work / "data"),
             "DATABASE_URL": f"sqlite:///{work / 'var' / 'bench.sqlite3'}",
-            "CELERY_BROKER_URL": f"sqla+sqlite:///{work / 'var' / 'broker.sqlite3'}",
+            "CELERY_BROKER_URL": broker_url or f"sqla+sqlite:///{work / 'var' / 'broker.sqlite3'}",
             "LOG_LEVEL": "WARNING",
         }
     )
@@ -95,11 +95,16 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=FULL_SIZE, help=f"synthetic images (default {FULL_SIZE})")
     parser.add_argument("--image-size", type=int, default=224, help="pixels, stored and trained (default 224)")
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument(
+        "--broker-url",
+        help="e.g. redis://127.0.0.1:6379/1 (its queues are purged); default: the embedded SQLite broker, "
+        "which kombu polls once a second",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="painsite-bench-training-") as folder:
         work = Path(folder)
-        configure(work)
+        configure(work, args.broker_url)
         import django
 
         django.setup()
@@ -130,6 +135,7 @@ def main() -> None:
         "image_size": args.image_size,
         "epochs": args.epochs,
         "mode": "head",
+        "broker": os.environ["CELERY_BROKER_URL"].split(":", 1)[0],
         "seed_seconds": round(seed_seconds, 1),
         "cold": cold,
         "warm": warm,
