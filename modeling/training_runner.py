@@ -10,6 +10,7 @@ mid-run leaves its checkpoints for the next attempt (see services.reap_stale_run
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import platform
@@ -499,8 +500,12 @@ def next_version_number() -> int:
     return max(numbers, default=0) + 1
 
 
+@functools.cache
 def code_version() -> str:
-    """The git commit of the running code, or PAINSITE_CODE_VERSION where there is no checkout."""
+    """The git commit of the running code, or PAINSITE_CODE_VERSION where there is no checkout.
+
+    Asked once per process: the code a worker runs is the code it imported at start, and two git
+    subprocesses forked from a worker holding VGG16 cost more than a warm retrain's bookkeeping."""
     if os.getenv("PAINSITE_CODE_VERSION"):
         return os.environ["PAINSITE_CODE_VERSION"]
     try:
