@@ -64,17 +64,24 @@ def roc_overlay_spec(level: str, sides: dict[str, tuple[str, dict[str, Any]]]) -
     return _roc_spec(f"ROC: {level} vs rest", series)
 
 
-def _roc_spec(title: str, series: list[dict[str, Any]]) -> dict[str, Any]:
+def _unit_square_lines(title: str, x_label: str, y_label: str, diagonal: str, series: list[dict[str, Any]]) -> dict[str, Any]:
+    """A line plot on [0, 1] × [0, 1] with a labelled diagonal (ROC curves, reliability diagrams)."""
     return {
         "kind": "lines",
         "title": title,
-        "x_label": "False positive rate (1 − specificity)",
-        "y_label": "True positive rate (sensitivity)",
+        "x_label": x_label,
+        "y_label": y_label,
         "x_domain": [0, 1],
         "y_domain": [0, 1],
-        "diagonal": "chance",
+        "diagonal": diagonal,
         "series": series,
     }
+
+
+def _roc_spec(title: str, series: list[dict[str, Any]]) -> dict[str, Any]:
+    return _unit_square_lines(
+        title, "False positive rate (1 − specificity)", "True positive rate (sensitivity)", "chance", series
+    )
 
 
 def calibration_spec(sides: list[tuple[str, str, str, dict[str, Any]]], title: str) -> dict[str, Any]:
@@ -93,16 +100,9 @@ def calibration_spec(sides: list[tuple[str, str, str, dict[str, Any]]], title: s
         ece = found["ece"]
         suffix = f" (ECE {ece:.3f})" if ece is not None else ""
         series.append({"label": label + suffix, "colour": colour, "dash": dash, "markers": True, "points": points})
-    return {
-        "kind": "lines",
-        "title": title,
-        "x_label": "Mean predicted probability (confidence)",
-        "y_label": "Observed accuracy",
-        "x_domain": [0, 1],
-        "y_domain": [0, 1],
-        "diagonal": "perfect calibration",
-        "series": series,
-    }
+    return _unit_square_lines(
+        title, "Mean predicted probability (confidence)", "Observed accuracy", "perfect calibration", series
+    )
 
 
 def confusion_spec(metrics: dict[str, Any], title: str) -> dict[str, Any]:
