@@ -78,8 +78,11 @@ class Image(models.Model):
         ordering = ["-uploaded_at", "-id"]
         permissions = [("view_withdrawn_images", "Can view images of patients who withdrew consent")]
         indexes = [
-            models.Index(fields=["label_count", "id"], name="image_queue_idx"),
-            models.Index(fields=["observer_rater_count", "id"], name="image_second_rater_idx"),
+            # Partial indexes hold only the images each queue step wants, in queue order. A full
+            # (counter, id) index left PostgreSQL free to walk the primary key instead, which with
+            # statistics from before the backlog was labeled scanned every image once none was left.
+            models.Index(fields=["id"], condition=Q(label_count=0), name="image_unlabeled_idx"),
+            models.Index(fields=["id"], condition=Q(observer_rater_count=1), name="image_one_observer_idx"),
             models.Index(fields=["patient", "uploaded_at"], name="image_patient_time_idx"),
         ]
         constraints = [

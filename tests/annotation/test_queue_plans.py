@@ -1,0 +1,68 @@
+"""The labeling queue stays an index lookup in PostgreSQL when the planner's statistics are stale.
+
+Statistics are gathered while there is a backlog of never-labeled images; then the backlog is
+labeled. A plan that walks the primary key and filters on the counter would now read every
+image on every request; the queue's partial indexes keep it at the first matching row.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection
+from django.db.models import Exists, OuterRef
+
+from annotation.models import Consent, Image, PainLabel
+from tests.annotation.factories import make_patient
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="checks PostgreSQL plans: set DATABASE_URL=postgres://..."),
+]
+
+N_IMAGES = 5000
+
+
+def image_rows_read(queryset) -> int:
+    """Rows of annotation_image that PostgreSQL read (returned or filtered out) to answer `queryset`."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+
+    def walk(node: dict) -> int:
+        own = 0
+        if node.get("Relation Name") == "annotation_image":
+            own = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
+        return own + sum(walk(child) for child in node.get("Plans", []))
+
+    return walk(plan[0]["Plan"])
+
+
+@pytest.fixture
+def labeled_backlog():
+    patient = make_patient()
+    Image.objects.bulk_create(
+        Image(patient=patient, file=f"images/plan/{n}.jpg", sha256=f"{n:064x}", width=640, height=480)
+        for n in range(N_IMAGES)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE annotation_image, annotation_patient")
+    # The backlog gets labeled (two observers each) after the statistics were taken.
+    Image.objects.update(label_count=2, observer_rater_count=2)
+    return patient
+
+
+def test_an_empty_unlabeled_step_reads_no_images(labeled_backlog):
+    step = Image.objects.filter(patient__consent=Consent.GRANTED, label_count=0).order_by("id")[:1]
+    assert image_rows_read(step) == 0
+
+
+def test_the_second_observer_step_reads_only_images_that_need_one(labeled_backlog, clinician):
+    last = Image.objects.order_by("-id").first()
+    Image.objects.filter(pk=last.pk).update(observer_rater_count=1)
+    rated = PainLabel.objects.current().filter(image=OuterRef("pk"), rater=clinician)
+    step = Image.objects.filter(patient__consent=Consent.GRANTED, observer_rater_count=1).filter(~Exists(rated))
+    assert image_rows_read(step.order_by("id")[:1]) == 1
