@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 
 from django.db.models import QuerySet
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -113,11 +113,13 @@ def queue_next(request: Request) -> Response:
 @api_view(["POST"])
 @permission_classes(permission_classes_for(POST=["annotation.add_painlabel"]))
 def image_labels(request: Request, image_id: int) -> Response:
-    image = get_object_or_404(Image, pk=image_id)
     form = LabelCreateSerializer(data=request.data)
     form.is_valid(raise_exception=True)
     try:
-        label = services.record_label(image=image, rater=request.user, **form.validated_data)
+        # The service locks the image row anyway: no separate lookup before it.
+        label = services.record_label(image=image_id, rater=request.user, **form.validated_data)
+    except Image.DoesNotExist:
+        raise Http404(f"no image {image_id}") from None
     except services.ConsentWithdrawnError as error:
         return error_response(str(error), status_code=409)
     except services.LabelingError as error:

@@ -80,8 +80,9 @@ def _lock_image(image_id: int) -> Image:
     return Image.objects.select_for_update(of=("self",)).select_related("patient").get(pk=image_id)
 
 
-def record_label(*, image: Image, rater: User, nrs: int, kind: str) -> PainLabel:
-    """Record `rater`'s NRS score for `image`; a second score by the same rater is a correction.
+def record_label(*, image: Image | int, rater: User, nrs: int, kind: str) -> PainLabel:
+    """Record `rater`'s NRS score for `image` (an Image or its id; Image.DoesNotExist when there
+    is none); a second score by the same rater is a correction.
 
     One rater holds one standing score per image, of either kind: a clinician who has heard the
     patient's self-report is no longer a blind observer of that face.
@@ -91,7 +92,7 @@ def record_label(*, image: Image, rater: User, nrs: int, kind: str) -> PainLabel
     with transaction.atomic():
         # The image row lock serialises writers of the same image (on SQLite the immediate
         # transaction already does), so the chain head read below cannot go stale.
-        locked = _lock_image(image.pk)
+        locked = _lock_image(image if isinstance(image, int) else image.pk)
         if locked.patient.consent != Consent.GRANTED:
             raise ConsentWithdrawnError(
                 f"patient {locked.patient.code} withdrew consent: their images cannot be labeled"

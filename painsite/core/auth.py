@@ -13,8 +13,10 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.models import Permission
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -41,6 +43,28 @@ def lockout_message() -> str:
 
 
 class ThrottledModelBackend(ModelBackend):
+    def get_all_permissions(self, user_obj, obj=None) -> set[str]:
+        """The user's own and their roles' permissions, read in one query instead of two.
+
+        Every API request checks permissions, so this is on the labeling queue's hot path. Like
+        ModelBackend, the answer is cached on the user object, i.e. for one request.
+        """
+        if (
+            obj is None
+            and user_obj.is_active
+            and not user_obj.is_anonymous
+            and not user_obj.is_superuser
+            and not hasattr(user_obj, "_perm_cache")
+        ):
+            granted = (
+                Permission.objects.filter(Q(user=user_obj) | Q(group__user=user_obj))
+                .values_list("content_type__app_label", "codename")
+                .order_by()
+                .distinct()
+            )
+            user_obj._perm_cache = {f"{app_label}.{codename}" for app_label, codename in granted}
+        return super().get_all_permissions(user_obj, obj)
+
     def authenticate(self, request, username=None, password=None, **kwargs):
         if username is not None and is_locked_out(username):
             # PermissionDenied stops authenticate() at once: even the right password is refused.

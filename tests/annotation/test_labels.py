@@ -219,7 +219,7 @@ def test_history_takes_a_fixed_number_of_queries(clinician, django_assert_num_qu
         make_label(image, clinician, nrs=1)
         make_label(image, clinician, nrs=2)
     client = api_client_for(clinician)
-    # user permissions, group permissions, count, page, superseded flags
-    with django_assert_num_queries(5):
+    # permissions (user and role in one query), count, page, superseded flags
+    with django_assert_num_queries(4):
         response = client.get("/api/labels/")
     assert response.json()["count"] == 8

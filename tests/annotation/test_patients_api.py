@@ -57,7 +57,7 @@ def test_the_list_takes_a_fixed_number_of_queries(clinician, django_assert_num_q
     for number in range(5):
         make_image(make_patient(f"P{number:03d}"))
     client = api_client_for(clinician)
-    with django_assert_num_queries(4):  # user permissions, group permissions, count, page
+    with django_assert_num_queries(3):  # permissions (user and role in one query), count, page
         response = client.get("/api/patients/")
     assert response.json()["count"] == 5
 

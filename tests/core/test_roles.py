@@ -126,3 +126,23 @@ def test_the_role_groups_keep_every_permission_after_a_database_flush():
         for p in Group.objects.get(name="admin").permissions.select_related("content_type")
     }
     assert granted == set(ADMIN_PERMISSIONS)
+
+
+def test_permissions_come_from_the_role_and_the_user_in_one_query(clinician, django_assert_num_queries):
+    from django.contrib.auth.backends import ModelBackend
+    from django.contrib.auth.models import Permission, User
+
+    clinician.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    fresh = User.objects.get(pk=clinician.pk)
+    with django_assert_num_queries(1):
+        granted = fresh.get_all_permissions()
+        assert fresh.has_perm("annotation.add_painlabel") and fresh.has_perm("core.view_auditevent")
+        assert not fresh.has_perm("modeling.add_trainingrun")
+    assert granted == ModelBackend().get_all_permissions(User.objects.get(pk=clinician.pk))
+
+
+def test_an_inactive_user_has_no_permission(clinician):
+    from django.contrib.auth.models import User
+
+    User.objects.filter(pk=clinician.pk).update(is_active=False)
+    assert User.objects.get(pk=clinician.pk).get_all_permissions() == set()

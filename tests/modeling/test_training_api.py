@@ -74,7 +74,7 @@ def test_the_run_list_costs_the_same_queries_for_many_runs(researcher, django_as
         TrainingRun.objects.create(status=RunStatus.FAILED)
     make_model_version("v1")
     client = api_client_for(researcher)
-    with django_assert_num_queries(4):  # user permissions (2), count, page
+    with django_assert_num_queries(3):  # permissions (user and role in one query), count, page
         response = client.get(reverse("api-training-runs"))
     assert response.json()["count"] == 6
     assert response.json()["results"][0]["model_version_name"] == "v1"
@@ -84,7 +84,7 @@ def test_the_model_version_list_is_light_and_the_detail_has_provenance(researche
     for number in range(1, 4):
         make_model_version(f"v{number}")
     client = api_client_for(researcher)
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(3):  # permissions (user and role in one query), count, page
         listing = client.get(reverse("api-model-versions")).json()
     assert listing["count"] == 3
     assert "test_predictions" not in listing["results"][0] and "metrics" not in listing["results"][0]
