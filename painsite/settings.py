@@ -246,7 +246,7 @@ CELERY_TASK_ALWAYS_EAGER = False
 REST_FRAMEWORK = {
     # Token first, so an anonymous API request gets 401 with a WWW-Authenticate header.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "painsite.core.token_auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
