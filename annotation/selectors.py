@@ -21,6 +21,7 @@ from annotation.models import Consent, Image, LabelKind, PainLabel, Patient
 
 QUEUE_UNLABELED = "unlabeled"
 QUEUE_SECOND_OBSERVER = "second_observer"
+QUEUE_SPREAD = 8
 
 SELF_REPORT_FIRST = "self_report_first"
 SELF_REPORT_ONLY = "self_report_only"
@@ -39,10 +40,14 @@ def next_image_for(user: User, *, skip: Iterable[int] = ()) -> Image | None:
     """The next image `user` should label, or None when their queue is empty.
 
     Never-labeled images come first, then images with exactly one observer score (they need a
-    second rater for agreement), oldest first; images the user holds a score on and images of
-    patients who withdrew consent are left out; `skip` holds ids the user passed over this
-    session. Each step is an index range scan on Image's queue counters, so the cost does not
-    grow with the number of images or labels.
+    second rater for agreement); images the user holds a score on and images of patients who
+    withdrew consent are left out; `skip` holds ids the user passed over this session. Each step
+    is an index range scan on a partial index, so the cost does not grow with the number of
+    images or labels.
+
+    Within a step each user starts at their own slot among the oldest QUEUE_SPREAD images, so
+    clinicians labeling at the same time get different images instead of all scoring (and
+    queueing for the row lock of) the same one.
     """
     candidates = (
         Image.objects.filter(patient__consent=Consent.GRANTED)
@@ -51,15 +56,21 @@ def next_image_for(user: User, *, skip: Iterable[int] = ()) -> Image | None:
         .order_by("id")
     )
     # Nobody holds a score on a never-labeled image, the user included: no label lookup needed.
-    image = candidates.filter(label_count=0).first()
+    image = _at_users_slot(candidates.filter(label_count=0), user)
     if image is not None:
         image.queue_reason = QUEUE_UNLABELED
         return image
     rated_by_user = PainLabel.objects.current().filter(image=OuterRef("pk"), rater=user)
-    image = candidates.filter(observer_rater_count=1).filter(~Exists(rated_by_user)).first()
+    image = _at_users_slot(candidates.filter(observer_rater_count=1).filter(~Exists(rated_by_user)), user)
     if image is not None:
         image.queue_reason = QUEUE_SECOND_OBSERVER
     return image
+
+
+def _at_users_slot(step: QuerySet[Image], user: User) -> Image | None:
+    slot = user.pk % QUEUE_SPREAD
+    oldest = list(step[: slot + 1])
+    return oldest[slot % len(oldest)] if oldest else None
 
 
 def current_labels(image: Image) -> list[PainLabel]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from annotation.models import Consent
-from annotation.selectors import QUEUE_SECOND_OBSERVER, QUEUE_UNLABELED, next_image_for
+from annotation.selectors import QUEUE_SECOND_OBSERVER, QUEUE_SPREAD, QUEUE_UNLABELED, next_image_for
 from annotation.services import undo_last_label, withdraw_consent
 from tests.annotation.factories import make_image, make_label, make_patient
-from tests.conftest import api_client_for
+from painsite.core.roles import CLINICIAN
+from tests.conftest import api_client_for, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -18,14 +19,22 @@ def patient():
     return make_patient("P001")
 
 
-def test_never_labeled_images_come_first_oldest_first(patient, clinician, clinician2):
+def test_never_labeled_images_come_first(patient, clinician, clinician2):
     labeled_once = make_image(patient)
     make_label(labeled_once, clinician2, nrs=4)
-    first_unlabeled, second_unlabeled = make_image(patient), make_image(patient)
+    unlabeled = {make_image(patient), make_image(patient)}
     image = next_image_for(clinician)
-    assert (image, image.queue_reason) == (first_unlabeled, QUEUE_UNLABELED)
-    make_label(first_unlabeled, clinician2, nrs=4)
-    assert next_image_for(clinician) == second_unlabeled
+    assert image in unlabeled and image.queue_reason == QUEUE_UNLABELED
+    make_label(image, clinician2, nrs=4)
+    assert next_image_for(clinician) == (unlabeled - {image}).pop()
+
+
+def test_clinicians_labeling_at_the_same_time_get_different_images(patient):
+    images = [make_image(patient) for _ in range(QUEUE_SPREAD + 2)]
+    raters = [make_user(f"rater{number}", CLINICIAN) for number in range(QUEUE_SPREAD)]
+    served = [next_image_for(rater) for rater in raters]
+    assert len(set(served)) == QUEUE_SPREAD and set(served) <= set(images[:QUEUE_SPREAD])
+    assert [next_image_for(rater) for rater in raters] == served  # each rater's place is stable
 
 
 def test_then_images_needing_a_second_observer(patient, clinician, clinician2, researcher):
