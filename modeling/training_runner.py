@@ -11,6 +11,7 @@ mid-run leaves its checkpoints for the next attempt (see services.reap_stale_run
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import platform
@@ -33,7 +34,7 @@ from django.utils import timezone
 
 from modeling import selectors, services
 from modeling.ml.config import TrainConfig
-from modeling.ml.data import Record, sha256_file
+from modeling.ml.data import Record
 from modeling.ml.levels import PainLevels
 from modeling.models import ModelVersion, RunStatus, Split, TrainingRun
 from painsite.core.services import record_event
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 EVALUATION_COHORTS = ("clinical", "simulated", "combined")
 # Share of the progress bar for training; evaluation and publishing fill the rest.
 TRAINING_SHARE = 0.9
+# Seconds between progress writes within an epoch (and between Celery state reports).
 PROGRESS_WRITE_INTERVAL = 1.0
 
 StateReporter = Callable[[dict[str, Any]], None]
@@ -187,8 +189,8 @@ def _train_and_publish(
     val_records = _records(images, run.config["cohorts"], Split.VAL)
     test_records = _records(images, None, Split.TEST)
     config = train_config_for(run.config)
+    # The claim's "preparing the data" stands until the ML core's first event is written.
     progress = ProgressWriter(attempt, epochs=config.epochs, report_state=report_state)
-    attempt.update(message="training", heartbeat_at=timezone.now())
 
     started = time.perf_counter()
     result = train(
@@ -200,14 +202,15 @@ def _train_and_publish(
         progress=progress,
         should_stop=heartbeat.should_stop,
     )
-    ml_seconds = time.perf_counter() - started
+    # The progress writes happened inside train(), but they are bookkeeping, not ML core.
+    ml_seconds = time.perf_counter() - started - progress.seconds
     if result.backbone == "random-init":
         logger.warning(
             "training run %s: NO IMAGENET VGG16 WEIGHTS FOUND; the backbone is randomly initialised "
             "(set PAINSITE_VGG16_WEIGHTS or TORCH_HOME)", run.pk
         )
 
-    attempt.update(progress=TRAINING_SHARE, message="evaluating on the locked test patients", eta_seconds=None)
+    progress.write_final(progress=TRAINING_SHARE, message="evaluating on the locked test patients", eta_seconds=None)
     started = time.perf_counter()
     predictions, metrics = evaluate(result.weights_path, test_records, seed=config.seed)
     ml_seconds += time.perf_counter() - started
@@ -248,9 +251,10 @@ def _usable_images(run: TrainingRun) -> list[dict[str, Any]]:
 
 
 def _records(images: list[dict[str, Any]], cohorts: list[str] | None, split: str) -> list[Record]:
+    folders: dict[str, str] = {}
     return [
         Record(
-            path=local_image_path(item["file"], item["sha256"]),
+            path=local_image_path(item["file"], item["sha256"], folders=folders),
             sha256=item["sha256"],
             face_box=tuple(item["face_box"]) if item["face_box"] else None,
             nrs=item["nrs"],
@@ -264,11 +268,19 @@ def _records(images: list[dict[str, Any]], cohorts: list[str] | None, split: str
     ]
 
 
-def local_image_path(name: str, sha256: str) -> str:
+def local_image_path(name: str, sha256: str, *, folders: dict[str, str] | None = None) -> str:
     """A local file the ML core can open: the stored file itself on local storage, else a copy
-    under PAINSITE_DATA_DIR/image-cache (object storage), fetched once per image."""
+    under PAINSITE_DATA_DIR/image-cache (object storage), fetched once per image.
+
+    `folders` keeps the storage's answer per folder across calls: thousands of images share a
+    few folders, and the storage's checks cost more per file than the rest of a record."""
+    folder, file_name = os.path.split(name)
     try:
-        return default_storage.path(name)
+        if folders is None or file_name in ("", ".", ".."):
+            return default_storage.path(name)
+        if folder not in folders:
+            folders[folder] = default_storage.path(folder)
+        return os.path.join(folders[folder], file_name)
     except NotImplementedError:
         pass
     cached = Path(settings.PAINSITE_DATA_DIR) / "image-cache" / f"{sha256}{Path(name).suffix}"
@@ -282,26 +294,54 @@ def local_image_path(name: str, sha256: str) -> str:
 
 
 class ProgressWriter:
-    """Receives the ML core's progress events; writes them to the run row (and the Celery
-    state) at most once a second, and at every new epoch."""
+    """Receives the ML core's progress events (one per batch: hundreds a second in a warm
+    retrain) and writes them to the run row at the first event of every epoch, so the row's
+    epoch never falls behind the last checkpoint a resumed attempt starts from, and otherwise
+    at most once every PROGRESS_WRITE_INTERVAL; a warning is written at once. The Celery state,
+    a copy nobody depends on, is reported at most once every PROGRESS_WRITE_INTERVAL. The last
+    event is never lost to the throttle: `write_final` writes it.
+
+    `seconds` is the time spent here: bookkeeping, which `ml_seconds` must not count."""
 
     def __init__(self, attempt: Attempt, *, epochs: int, report_state: StateReporter | None) -> None:
         self.attempt = attempt
         self.epochs = epochs
         self.report_state = report_state
-        self.last_write = 0.0
+        self.last_write = -PROGRESS_WRITE_INTERVAL
+        self.last_report = -PROGRESS_WRITE_INTERVAL
         self.last_epoch = -1
         self.warning = ""
+        self.unwritten = None
+        self.seconds = 0.0
 
     def __call__(self, event) -> None:
-        now = time.monotonic()
-        if event.message.startswith("WARNING"):
+        started = time.perf_counter()
+        warning = event.message.startswith("WARNING")
+        if warning:
             self.warning = event.message  # shown with every later message: it must not scroll away
-        elif event.epoch == self.last_epoch and now - self.last_write < PROGRESS_WRITE_INTERVAL:
-            return
-        self.last_write, self.last_epoch = now, event.epoch
+        if warning or event.epoch != self.last_epoch or started - self.last_write >= PROGRESS_WRITE_INTERVAL:
+            fields = self._fields(event)
+            self.attempt.update(**fields)
+            self.last_write, self.last_epoch, self.unwritten = started, event.epoch, None
+            if self.report_state is not None and started - self.last_report >= PROGRESS_WRITE_INTERVAL:
+                self.report_state(_state_of(fields))
+                self.last_report = started
+        else:
+            self.unwritten = event
+        self.seconds += time.perf_counter() - started
+
+    def write_final(self, **fields: Any) -> None:
+        """Write `fields` together with the last event if the throttle held it back."""
+        if self.unwritten is not None:
+            fields = {**self._fields(self.unwritten), **fields}
+            self.unwritten = None
+        self.attempt.update(**fields)
+        if self.report_state is not None:
+            self.report_state(_state_of(fields))
+
+    def _fields(self, event) -> dict[str, Any]:
         loss = None if event.loss is None or event.loss != event.loss else float(event.loss)
-        fields = {
+        return {
             "progress": min(max(float(event.fraction), 0.0), 1.0) * TRAINING_SHARE,
             "epoch": int(event.epoch),
             "loss": loss,
@@ -309,9 +349,10 @@ class ProgressWriter:
             "message": "; ".join(filter(None, [self.warning, _progress_message(event, loss)]))[:500],
             "heartbeat_at": timezone.now(),
         }
-        self.attempt.update(**fields)
-        if self.report_state is not None:
-            self.report_state({key: value for key, value in fields.items() if key != "heartbeat_at"})
+
+
+def _state_of(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if key != "heartbeat_at"}
 
 
 def _progress_message(event, loss: float | None) -> str:
@@ -388,7 +429,8 @@ def publish(run, attempt, images, result, config, predictions, metrics, ml_secon
     trained_on = [item for item in used if item["split"] == Split.TRAIN]
     try:
         with transaction.atomic():
-            locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
+            # Without the snapshot: it is already in hand, and saving the row must not write it again.
+            locked = TrainingRun.objects.select_for_update().defer("data_manifest", "history").get(pk=run.pk)
             if locked.status != RunStatus.RUNNING or locked.attempts != attempt.number:
                 raise LostOwnership(f"training run {run.pk} changed hands before publishing")
             if locked.cancel_requested:
@@ -413,7 +455,9 @@ def publish(run, attempt, images, result, config, predictions, metrics, ml_secon
             locked.ml_seconds = ml_seconds
             resumed = f" (resumed from epoch {result.resumed_from_epoch})" if result.resumed_from_epoch else ""
             locked.message = f"finished: {version.name}{warning}{resumed}"
-            locked.save()
+            locked.save(update_fields=[
+                "status", "progress", "eta_seconds", "finished_at", "heartbeat_at", "history", "ml_seconds", "message"
+            ])
             record_event(
                 actor=None,
                 action="model_version.create",
@@ -433,15 +477,20 @@ def publish(run, attempt, images, result, config, predictions, metrics, ml_secon
 
 
 def _publish_weights(run_id: int, source: str, expected_sha256: str) -> Path:
+    """Copy the weights into place, checking the sha256 of the bytes as they are written (a
+    fine-tuned VGG16 is half a gigabyte: reading it back would double the cost)."""
     target = services.run_artifact_dir(run_id) / "weights.pt"
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".weights.pt.{os.getpid()}.part")
+    digest = hashlib.sha256()
     try:
         with open(source, "rb") as reader, open(partial, "wb") as writer:
-            shutil.copyfileobj(reader, writer, length=1 << 20)
+            for chunk in iter(lambda: reader.read(1 << 20), b""):
+                digest.update(chunk)
+                writer.write(chunk)
             writer.flush()
             os.fsync(writer.fileno())
-        if sha256_file(partial) != expected_sha256:
+        if digest.hexdigest() != expected_sha256:
             raise OSError(f"weights copied from {source} do not match their sha256 {expected_sha256}")
         os.replace(partial, target)
     finally:
@@ -478,7 +527,7 @@ def _create_version(*, run, used, trained_on, result, config, predictions, metri
         metrics=metrics,
         test_predictions=predictions,
         training_history=result.history,
-        created_by=run.requested_by,
+        created_by_id=run.requested_by_id,
     )
     # Names are v1, v2, ...: the next free number. Two runs finishing at once on different
     # queues may pick the same one; the unique name makes the later one try the next.
