@@ -44,8 +44,11 @@ logger = logging.getLogger(__name__)
 EVALUATION_COHORTS = ("clinical", "simulated", "combined")
 # Share of the progress bar for training; evaluation and publishing fill the rest.
 TRAINING_SHARE = 0.9
-# Seconds between progress writes within an epoch (and between Celery state reports).
+# Seconds between progress writes to the run row within an epoch.
 PROGRESS_WRITE_INTERVAL = 1.0
+# Seconds between reports of the Celery task state: a copy of the row for broker-side monitoring
+# (and the console of `manage.py train --inline`), one result-backend write each.
+STATE_REPORT_INTERVAL = 5.0
 
 StateReporter = Callable[[dict[str, Any]], None]
 
@@ -297,9 +300,9 @@ class ProgressWriter:
     """Receives the ML core's progress events (one per batch: hundreds a second in a warm
     retrain) and writes them to the run row at the first event of every epoch, so the row's
     epoch never falls behind the last checkpoint a resumed attempt starts from, and otherwise
-    at most once every PROGRESS_WRITE_INTERVAL; a warning is written at once. The Celery state,
-    a copy nobody depends on, is reported at most once every PROGRESS_WRITE_INTERVAL. The last
-    event is never lost to the throttle: `write_final` writes it.
+    at most once every PROGRESS_WRITE_INTERVAL; a warning is written at once. The Celery state
+    is reported at most once every STATE_REPORT_INTERVAL. The last event is never lost to the
+    throttle: `write_final` writes it.
 
     `seconds` is the time spent here: bookkeeping, which `ml_seconds` must not count."""
 
@@ -308,7 +311,7 @@ class ProgressWriter:
         self.epochs = epochs
         self.report_state = report_state
         self.last_write = -PROGRESS_WRITE_INTERVAL
-        self.last_report = -PROGRESS_WRITE_INTERVAL
+        self.last_report = -STATE_REPORT_INTERVAL
         self.last_epoch = -1
         self.warning = ""
         self.unwritten = None
@@ -323,7 +326,7 @@ class ProgressWriter:
             fields = self._fields(event)
             self.attempt.update(**fields)
             self.last_write, self.last_epoch, self.unwritten = started, event.epoch, None
-            if self.report_state is not None and started - self.last_report >= PROGRESS_WRITE_INTERVAL:
+            if self.report_state is not None and started - self.last_report >= STATE_REPORT_INTERVAL:
                 self.report_state(_state_of(fields))
                 self.last_report = started
         else:
