@@ -5,9 +5,9 @@ Run alone: ``python bench/training.py`` (the full size: 4,449 synthetic images, 
 ``--images N`` scales down, and the output says so. Everything lives in a temporary folder: a
 SQLite database, the embedded SQLite broker (unless --broker-url), media and PAINSITE_DATA_DIR. It
 prints, for each run, the total time, the time inside the ML core (training, prediction, metrics:
-TrainingRun.ml_seconds) and the orchestration overhead (total minus ML core: the request's data snapshot, broker pick-up,
-claims, heartbeats, progress writes, publishing the weights, writing the version), and writes
-bench/results/training.json. "request" is how long the POST took to answer (the snapshot).
+TrainingRun.ml_seconds) and the orchestration overhead (total minus ML core: the request's data
+snapshot, broker pick-up, claims, heartbeats, progress writes, publishing the weights, writing the
+version), and writes bench/results/training.json. "request" is how long the POST took to answer.
 Target: overhead under 5% of a warm run.
 """
 
