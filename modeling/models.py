@@ -57,6 +57,8 @@ class TrainingRun(models.Model):
     message = models.CharField(max_length=500, blank=True)
     eta_seconds = models.FloatField(null=True, blank=True)
     history = models.JSONField(default=list, blank=True)
+    # What the snapshot holds (label rule, cohorts, pain levels, image counts per split); its
+    # images are in `snapshot`.
     data_manifest = models.JSONField(default=dict, blank=True)
     cancel_requested = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
@@ -94,6 +96,21 @@ class TrainingRun(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+
+class TrainingSnapshot(models.Model):
+    """The images and training targets of a run, fixed when it was requested; written once.
+
+    A row of its own because the worker updates the run's row at every epoch, and SQLite rewrites
+    a whole row on every update: with the few thousand images of a real data set inside (over a
+    megabyte of JSON), each progress write cost ten times more and filled the write-ahead log."""
+
+    run = models.OneToOneField(TrainingRun, on_delete=models.CASCADE, related_name="snapshot")
+    # One dict per image: image_id, sha256, file, face_box, patient, cohort, nrs, level, split.
+    images = models.JSONField(default=list)
+
+    def __str__(self) -> str:
+        return f"snapshot of training run {self.run_id}"
 
 
 class Stage(models.TextChoices):

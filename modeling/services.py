@@ -35,6 +35,7 @@ from modeling.models import (
     SplitAssignment,
     Stage,
     TrainingRun,
+    TrainingSnapshot,
 )
 from modeling.training_config import clean_training_config
 from painsite.core.services import record_event
@@ -74,9 +75,9 @@ class AlreadyInProduction(Exception):
 
 
 def start_training(*, requested_by: User | None, config: dict[str, Any], enqueue: bool = True) -> TrainingRun:
-    """Check the config, snapshot the data, create the run and send it to a training worker once
-    the transaction commits. `enqueue=False` leaves the run for an in-process runner
-    (`manage.py train --inline`)."""
+    """Check the config, snapshot the data (`run.snapshot`), create the run and send it to a
+    training worker once the transaction commits. `enqueue=False` leaves the run for an
+    in-process runner (`manage.py train --inline`)."""
     config = clean_training_config(config)
     with transaction.atomic():
         active = TrainingRun.objects.active().filter(queue=TRAINING_QUEUE).first()
@@ -84,6 +85,7 @@ def start_training(*, requested_by: User | None, config: dict[str, Any], enqueue
             raise TrainingAlreadyActive(active)
         manifest = snapshot_training_data(cohorts=config["cohorts"], label_rule=config["label_rule"])
         _check_enough_data(manifest)
+        images = manifest.pop("images")
         run = TrainingRun(
             config=config,
             queue=TRAINING_QUEUE,
@@ -98,6 +100,7 @@ def start_training(*, requested_by: User | None, config: dict[str, Any], enqueue
                 run.save()
         except IntegrityError:
             raise TrainingAlreadyActive(TrainingRun.objects.active().get(queue=TRAINING_QUEUE)) from None
+        TrainingSnapshot.objects.create(run=run, images=images)
         record_event(
             actor=requested_by,
             action="training.start",

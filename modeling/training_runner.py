@@ -36,7 +36,7 @@ from modeling import selectors, services
 from modeling.ml.config import TrainConfig
 from modeling.ml.data import Record
 from modeling.ml.levels import PainLevels
-from modeling.models import ModelVersion, RunStatus, Split, TrainingRun
+from modeling.models import ModelVersion, RunStatus, Split, TrainingRun, TrainingSnapshot
 from painsite.core.services import record_event
 
 logger = logging.getLogger(__name__)
@@ -248,7 +248,7 @@ def run_levels(config: dict[str, Any]) -> str:
 
 def _usable_images(run: TrainingRun) -> list[dict[str, Any]]:
     """The run's snapshot, less patients who withdrew consent since it was taken."""
-    images = run.data_manifest["images"]
+    images = TrainingSnapshot.objects.values_list("images", flat=True).get(run=run)
     withdrawn = selectors.withdrawn_patient_codes({item["patient"] for item in images})
     return [item for item in images if item["patient"] not in withdrawn]
 
@@ -432,8 +432,7 @@ def publish(run, attempt, images, result, config, predictions, metrics, ml_secon
     trained_on = [item for item in used if item["split"] == Split.TRAIN]
     try:
         with transaction.atomic():
-            # Without the snapshot: it is already in hand, and saving the row must not write it again.
-            locked = TrainingRun.objects.select_for_update().defer("data_manifest", "history").get(pk=run.pk)
+            locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
             if locked.status != RunStatus.RUNNING or locked.attempts != attempt.number:
                 raise LostOwnership(f"training run {run.pk} changed hands before publishing")
             if locked.cancel_requested:

@@ -43,7 +43,7 @@ def test_it_snapshots_consented_images_and_their_targets(researcher, clinician):
     withdrawn.consent = "withdrawn"
     withdrawn.save()
     run = make_run(researcher, cohorts=["clinical"])
-    images = run.data_manifest["images"]
+    images = TrainingRun.objects.get(pk=run.pk).snapshot.images
     assert "C-withdrawn" not in {item["patient"] for item in images}
     trained = [item for item in images if item["split"] in ("train", "val")]
     assert {item["cohort"] for item in trained} == {"clinical"}
@@ -51,6 +51,8 @@ def test_it_snapshots_consented_images_and_their_targets(researcher, clinician):
     assert {item["cohort"] for item in images if item["split"] == "test"} == {"clinical", "simulated"}
     assert {(item["nrs"], item["level"]) for item in images} == {(0, 0), (2, 1), (5, 2), (8, 3)}
     assert run.data_manifest["counts"] == {"train": 8, "val": 4, "test": 8}
+    # The run's row, written at every epoch, does not carry the images: its snapshot does.
+    assert "images" not in run.data_manifest and len(images) == 20
 
 
 def test_it_uses_the_label_rule_for_targets(researcher, clinician, clinician2):
@@ -61,7 +63,7 @@ def test_it_uses_the_label_rule_for_targets(researcher, clinician, clinician2):
     by_rule = {}
     for rule in ("self_report_first", "observer_median"):
         run = make_run(researcher, label_rule=rule)
-        by_rule[rule] = {item["nrs"] for item in run.data_manifest["images"] if item["patient"] == "C-train-1"}
+        by_rule[rule] = {item["nrs"] for item in run.snapshot.images if item["patient"] == "C-train-1"}
         services.cancel_training(run=run, actor=researcher)
     assert by_rule["self_report_first"] == {0, 2, 5, 8}
     assert by_rule["observer_median"] == {10}
@@ -80,7 +82,7 @@ def test_it_assigns_new_patients_once_and_never_moves_existing_ones(researcher, 
     after = dict(SplitAssignment.objects.values_list("patient__code", "split"))
     assert len(after) == 14
     assert {code: after[code] for code in splits} == splits
-    patients_in = lambda run, split: {i["patient"] for i in run.data_manifest["images"] if i["split"] == split}  # noqa: E731
+    patients_in = lambda run, split: {i["patient"] for i in run.snapshot.images if i["split"] == split}  # noqa: E731
     assert patients_in(second, "test") >= patients_in(first, "test")
 
 
