@@ -1,5 +1,5 @@
 """Benchmark: a training run from `POST /api/training-runs/` to a finished ModelVersion, through a
-real `celery worker` process, cold (no cached features) and warm (features cached).
+real `celery worker` process, cold (no cached features), then warm (features cached) several times.
 
 Run alone: ``python bench/training.py`` (the full size: 4,449 synthetic images, head mode, CPU).
 ``--images N`` scales down, and the output says so. Everything lives in a temporary folder: a
@@ -101,6 +101,10 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224, help="pixels, stored and trained (default 224)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument(
+        "--warm-runs", type=int, default=5,
+        help="warm runs after the cold one (default 5); the median overhead share is the figure",
+    )
+    parser.add_argument(
         "--broker-url",
         help="e.g. redis://127.0.0.1:6379/1 (its queues are purged); default: the embedded SQLite broker, "
         "which kombu polls once a second",
@@ -130,7 +134,10 @@ def main() -> None:
         broker = use_test_broker(work / "var")
         with celery_worker(broker_url=broker, queues=("default", "training"), log_dir=work / "logs"):
             cold = timed_run(client, config)
-            warm = timed_run(client, config)
+            warm_runs = [timed_run(client, config) for _ in range(max(args.warm_runs, 1))]
+    # One warm run can land on a full garbage collection of this (web) process or a busy moment
+    # of the machine: the median of several is the figure, and all of them are kept.
+    warm = sorted(warm_runs, key=lambda row: row["overhead_share"])[len(warm_runs) // 2]
 
     scaled = "" if n_images >= FULL_SIZE else f" (scaled down from {FULL_SIZE})"
     result = {
@@ -144,6 +151,7 @@ def main() -> None:
         "seed_seconds": round(seed_seconds, 1),
         "cold": cold,
         "warm": warm,
+        "warm_runs": warm_runs,
         "warm_over_cold": round(warm["total_seconds"] / cold["total_seconds"], 3),
         "target_overhead_share": TARGET_OVERHEAD,
         "meets_target": warm["overhead_share"] < TARGET_OVERHEAD,
@@ -155,11 +163,13 @@ def main() -> None:
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{n_images} synthetic images{scaled}, {args.image_size} px, head mode, {args.epochs} epochs, "
           f"load average {result['load_average'][0]:.1f} on {result['cpu_count']} CPUs")
-    print(f"{'run':<6}{'total s':>9}{'ML core s':>11}{'overhead s':>12}{'overhead':>10}{'request s':>11}{'queued s':>10}")
-    for name, row in (("cold", cold), ("warm", warm)):
-        print(f"{name:<6}{row['total_seconds']:>9.2f}{row['ml_core_seconds']:>11.2f}{row['overhead_seconds']:>12.3f}"
+    print(f"{'run':<8}{'total s':>9}{'ML core s':>11}{'overhead s':>12}{'overhead':>10}"
+          f"{'request s':>11}{'queued s':>10}")
+    for name, row in (("cold", cold), *((f"warm {n}", row) for n, row in enumerate(warm_runs, start=1))):
+        print(f"{name:<8}{row['total_seconds']:>9.2f}{row['ml_core_seconds']:>11.2f}{row['overhead_seconds']:>12.3f}"
               f"{row['overhead_share']:>10.1%}{row['request_seconds']:>11.3f}{row['queued_seconds']:>10.3f}")
-    print(f"warm / cold = {result['warm_over_cold']:.2f}; target overhead < {TARGET_OVERHEAD:.0%} of a warm run: "
+    print(f"median warm run: overhead {warm['overhead_seconds']:.3f} s = {warm['overhead_share']:.1%}; "
+          f"warm / cold = {result['warm_over_cold']:.2f}; target overhead < {TARGET_OVERHEAD:.0%} of a warm run: "
           f"{'met' if result['meets_target'] else 'NOT met'}; results in {RESULTS.relative_to(ROOT)}")
 
 
