@@ -1,4 +1,5 @@
-"""Starting a training run: config checks, the data snapshot, splits, one run per queue."""
+"""Starting a training run: config checks, the data snapshot, splits, one run per queue; and how a
+running one writes its progress."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from annotation.models import Patient
 from annotation.services import record_label
-from modeling import services
+from modeling import services, training_runner
 from modeling.models import RunStatus, SplitAssignment, TrainingRun
 from modeling.training_config import clean_training_config
 from painsite.core.models import AuditEvent
@@ -135,3 +136,29 @@ def test_cancelling_a_queued_run_ends_it_and_a_running_one_sets_the_flag(researc
     assert AuditEvent.objects.filter(action="training.cancel").count() == 2
     with pytest.raises(services.RunNotActive):
         services.cancel_training(run=queued, actor=researcher)
+
+
+def test_progress_reaches_the_row_at_every_epoch_keeps_its_warning_and_never_drops_the_last_event(monkeypatch):
+    from modeling.ml.training import Progress
+
+    # Within an epoch only one write per interval: a long interval holds back every later event.
+    monkeypatch.setattr(training_runner, "PROGRESS_WRITE_INTERVAL", 3600)
+    run = TrainingRun.objects.create(status=RunStatus.RUNNING, attempts=1)
+    writer = training_runner.ProgressWriter(training_runner.Attempt(run), epochs=3, report_state=None)
+
+    def row() -> TrainingRun:
+        return TrainingRun.objects.get(pk=run.pk)
+
+    writer(Progress(0, 3, 0, 0, None, 0.0, 0.0, None, "WARNING: no ImageNet weights found"))
+    writer(Progress(1, 3, 1, 10, 0.9, 0.1, 1.0, 9.0))
+    writer(Progress(1, 3, 2, 10, 0.8, 0.2, 2.0, 8.0))
+    assert (row().epoch, row().loss) == (1, 0.9)
+    writer(Progress(2, 3, 1, 10, 0.7, 0.4, 4.0, 6.0))
+    assert (row().epoch, row().loss) == (2, 0.7) and row().message.startswith("WARNING: no ImageNet weights found; ")
+    writer(Progress(2, 3, 10, 10, 0.5, 0.66, 6.0, 3.0))
+    assert row().loss == 0.7
+    writer.write_final(progress=training_runner.TRAINING_SHARE, message="evaluating", eta_seconds=None)
+    final = row()
+    assert (final.epoch, final.loss, final.message) == (2, 0.5, "evaluating")
+    assert final.progress == pytest.approx(training_runner.TRAINING_SHARE)
+    assert writer.seconds > 0  # the time ml_seconds leaves out
