@@ -156,18 +156,20 @@ class LoadedModel:
 
 def load_model(weights_path: str | os.PathLike[str], device: str = "auto", *,
                expected_sha256: str | None = None,
-               cache_dir: str | os.PathLike[str] | None = None) -> LoadedModel:
+               cache_dir: str | os.PathLike[str] | None = None,
+               precision: str = "auto") -> LoadedModel:
     """Load a weights file written by `training.train`. Corrupt, foreign or unreproducible files
     raise `WeightsFileError` naming the file and the reason.
 
     A head model's backbone is checked against this machine's at once: from the backbone
     fingerprints this process knows or finds in `cache_dir` (the feature cache training used),
-    else by building it.
+    else by building it. `precision` as in `device.choose_device` (auto: bf16 where the hardware
+    has it natively).
     """
     path = Path(weights_path)
     payload = read_weights_file(path, expected_sha256)
     configure_threads()
-    choice = choose_device(device)
+    choice = choose_device(device, precision)
     backbone = network = None
     try:
         identity = BackboneIdentity(**payload["backbone"])

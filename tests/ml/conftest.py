@@ -50,15 +50,19 @@ def make_config(**overrides: object) -> TrainConfig:
     return TrainConfig(**values)
 
 
-@pytest.fixture(scope="session")
-def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> SyntheticData:
-    manifest = write_dataset(tmp_path_factory.mktemp("faces"), N_PATIENTS, IMAGES_PER_PATIENT, DATA_SEED, size=DRAWN_SIZE)
+def make_synthetic_data(folder: Path, n_patients: int) -> SyntheticData:
+    manifest = write_dataset(folder, n_patients, IMAGES_PER_PATIENT, DATA_SEED, size=DRAWN_SIZE)
     records = [
         dataclasses.replace(record, face_box=detect_face(load_image(record.path)))
         for record in read_manifest(manifest, data_dir=manifest.parent, levels=PainLevels.parse())
     ]
     splits = assign_splits(patient_max_levels(records), {}, seed=0)
     return SyntheticData(manifest, records, splits)
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> SyntheticData:
+    return make_synthetic_data(tmp_path_factory.mktemp("faces"), N_PATIENTS)
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,23 @@ import torch
 
 from modeling.ml.config import TrainConfig
 from modeling.ml.data import Record
+from modeling.ml.metrics import evaluate_predictions
+from modeling.ml.network import IMAGENET
 from modeling.ml.predict import load_model
 from modeling.ml.splits import PatientLeakage
 from modeling.ml.training import CHECKPOINT_NAME, CheckpointError, TrainingCancelled, macro_auroc, train
 
-from .conftest import make_config
+from .conftest import make_config, make_synthetic_data
+
+# The held-out estimate needs many test patients: 300 patients give 60 (40 give 8, whose macro
+# AUROC swings by more than 0.1 from one patient split to the next).
+HELD_OUT_PATIENTS = 300
+# ImageNet features: the requirement. A random-init backbone (no weights, as in CI) gave
+# 0.616-0.705 on 15 data and split seeds at this size (float32 features: 0.625-0.701), the lower
+# bound of the bootstrap 95% CI never below 0.564; this data set and split: 0.670 (docs/ml.md,
+# bench/ml_heldout.py). Its features carry far less of the expression than ImageNet's.
+IMAGENET_MIN_HELD_OUT_AUROC = 0.8
+RANDOM_INIT_MIN_HELD_OUT_AUROC = 0.58
 
 
 def test_a_head_model_learns_the_pain_levels_of_its_training_patients(trained_head):
@@ -22,15 +34,20 @@ def test_a_head_model_learns_the_pain_levels_of_its_training_patients(trained_he
     assert macro_auroc(np.array([r.level for r in train_records]), probabilities) > 0.9
 
 
-def test_a_head_model_ranks_held_out_patients_well_above_chance(trained_head):
-    if trained_head.result.backbone == "random-init":
-        # Measured 0.49-0.80 on 64-128 px synthetic faces with a random-init backbone: its fc7
-        # features carry less of the expression than raw pixels do (docs/ml.md).
-        pytest.skip("needs the VGG16 ImageNet weights (PAINSITE_VGG16_WEIGHTS)")
-    test = trained_head.data.split("test")
-    model = load_model(trained_head.result.weights_path)
-    probabilities = model.predict_records(test, cache_dir=trained_head.cache_dir)
-    assert macro_auroc(np.array([r.level for r in test]), probabilities) > 0.8
+def test_a_head_model_ranks_held_out_patients_well_above_chance(tmp_path):
+    data = make_synthetic_data(tmp_path / "faces", HELD_OUT_PATIENTS)
+    test = data.split("test")
+    result = train(make_config(), data.split("train"), data.split("val"), work_dir=tmp_path / "run",
+                   cache_dir=tmp_path / "cache")
+    model = load_model(result.weights_path, cache_dir=tmp_path / "cache")
+    probabilities = model.predict_records(test, cache_dir=tmp_path / "cache")
+    metrics = evaluate_predictions([r.level for r in test], [r.nrs for r in test], probabilities,
+                                   [r.patient for r in test], model.level_names)
+    assert metrics["n_patients"] >= 50
+    low, _ = metrics["macro_auroc_ci"]
+    assert low > 0.5, f"macro AUROC {metrics['macro_auroc']:.3f}, 95% CI from {low:.3f}: not above chance"
+    least = IMAGENET_MIN_HELD_OUT_AUROC if result.backbone == IMAGENET else RANDOM_INIT_MIN_HELD_OUT_AUROC
+    assert metrics["macro_auroc"] > least
 
 
 def test_the_result_describes_the_run(trained_head):
