@@ -58,3 +58,13 @@ def test_a_head_whose_backbone_cannot_be_reproduced_is_refused(trained_head, tmp
     torch.save(payload, forged)
     with pytest.raises(WeightsFileError, match="differs from the one the model was trained on"):
         load_model(forged)
+
+
+def test_a_model_loaded_in_float32_computes_its_features_in_float32(trained_head):
+    record = trained_head.data.split("test")[0]
+    model = load_model(trained_head.result.weights_path, precision="float32")
+    assert model.choice.dtype == torch.float32 and model.device.endswith("(float32)")
+    probabilities = model.predict_image(load_image(record.path), record.face_box)
+    np.testing.assert_allclose(probabilities.sum(), 1, atol=1e-6)
+    with pytest.raises(ValueError, match="valid options: auto, float32, bfloat16"):
+        load_model(trained_head.result.weights_path, precision="half")
