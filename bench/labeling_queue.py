@@ -182,13 +182,9 @@ def explain_queue(user) -> dict[str, float]:
 
 
 def preloaded_application():
-    """gunicorn's app for this benchmark: Django with every URL module imported before forking,
-    so no worker spends its first request importing (PyTorch is among the imports)."""
-    from django.core.wsgi import get_wsgi_application
-    from django.urls import get_resolver
+    """gunicorn's app for this benchmark: painsite.wsgi's, loaded before forking (--preload)."""
+    from painsite.wsgi import application
 
-    application = get_wsgi_application()
-    get_resolver().url_patterns
     return application
 
 

@@ -46,3 +46,16 @@ def test_the_embedded_defaults_need_no_server(settings):
 def test_media_is_never_mapped_to_a_public_url(settings, client):
     assert settings.MEDIA_URL in (None, "")
     assert client.get("/media/images/anything.jpg").status_code in (302, 404)
+
+
+def test_the_web_entry_point_loads_every_view_and_keeps_them_from_the_garbage_collector(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PAINSITE_", "SECRET_KEY"))}
+    probe = (
+        "import gc, sys, painsite.wsgi; "
+        "print(gc.get_freeze_count(), 'annotation.api_labeling' in sys.modules, 'modeling.api_training' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**clean, "PAINSITE_VAR_DIR": str(tmp_path)},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    frozen, labeling_loaded, training_loaded = result.stdout.split()
+    assert int(frozen) > 100_000 and labeling_loaded == training_loaded == "True"
