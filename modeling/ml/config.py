@@ -43,6 +43,10 @@ class TrainConfig:
     # Feature extraction batch (head mode): independent of the training batch, which for the
     # head is a batch of 4096-d vectors.
     extract_batch_size: int = 32
+    # Processes decoding and augmenting images for fine-tuning; -1 (auto) uses one per CPU but
+    # one (at most 16) on CUDA, where the GPU would otherwise wait for the CPU, and none on the
+    # CPU, where they would take cores from the network. Results depend on it: each worker draws its own augmentation.
+    loader_workers: int = -1
 
     def __post_init__(self) -> None:
         if isinstance(self.levels, PainLevels):
@@ -56,6 +60,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.image_size < 32:
             raise ValueError(f"image_size must be at least 32 pixels (VGG16 pools 5 times), got {self.image_size}")
+        if self.loader_workers < -1:
+            raise ValueError(f"loader_workers must be -1 (auto) or at least 0, got {self.loader_workers}")
         if self.patience < 1:
             raise ValueError(f"patience must be at least 1, got {self.patience}")
         if not self.lr > 0:

@@ -475,6 +475,20 @@ def _head_mode(config: TrainConfig, train_records: Sequence[Record], val_records
     return payload, result
 
 
+def loader_workers(config: TrainConfig, choice: DeviceChoice) -> int:
+    """Image loading processes for fine-tuning: the configured count, or for -1 (auto) one per CPU
+    but one (left to the training process), at most 16, on CUDA, and none on the CPU."""
+    if config.loader_workers >= 0:
+        return config.loader_workers
+    if choice.device.type != "cuda":
+        return 0
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return max(0, min(16, cpus - 1))
+
+
 def _finetune_mode(config: TrainConfig, train_records: Sequence[Record], val_records: Sequence[Record], *,
                    vgg: Backbone, identity: BackboneIdentity, choice: DeviceChoice, work: Path,
                    cache_dir: str | os.PathLike[str] | None, reporter: _Reporter) -> tuple[dict[str, Any], TrainResult]:
@@ -491,14 +505,18 @@ def _finetune_mode(config: TrainConfig, train_records: Sequence[Record], val_rec
     optimizer = make_optimizer(config, [p for p in model.parameters() if p.requires_grad])
     train_targets = np.array([record.level for record in train_ok], dtype=np.int64)
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_targets, n_levels).to(choice.device))
+    on_cuda = choice.device.type == "cuda"
+    loading = {"num_workers": loader_workers(config, choice), "pin_memory": on_cuda}
+    if loading["num_workers"]:
+        loading["persistent_workers"] = True
     train_loader = DataLoader(PainImageDataset(train_ok, FinetunePreset(config.image_size)),
-                              batch_size=config.batch_size, shuffle=True)
+                              batch_size=config.batch_size, shuffle=True, **loading)
     preset = EvalPreset(config.image_size)
-    val_loader = DataLoader(PainImageDataset(val_ok, preset), batch_size=config.batch_size)
+    val_loader = DataLoader(PainImageDataset(val_ok, preset), batch_size=config.batch_size, **loading)
     levels_val = np.array([record.level for record in val_ok], dtype=np.int64)
 
     def to_device(images: torch.Tensor) -> torch.Tensor:
-        images = images.to(choice.device)
+        images = images.to(choice.device, non_blocking=on_cuda)
         return images.contiguous(memory_format=torch.channels_last) if choice.channels_last else images
 
     def forward(images: torch.Tensor) -> torch.Tensor:
@@ -506,7 +524,7 @@ def _finetune_mode(config: TrainConfig, train_records: Sequence[Record], val_rec
             return model(to_device(images)).float()
 
     def batches() -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        return ((images, targets.to(choice.device)) for images, targets in train_loader)
+        return ((images, targets.to(choice.device, non_blocking=on_cuda)) for images, targets in train_loader)
 
     @torch.inference_mode()
     def validate() -> tuple[np.ndarray | None, float | None]:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
 from modeling.ml.config import TrainConfig
+from modeling.ml.device import DeviceChoice, choose_device
 from modeling.ml.data import Record
 from modeling.ml.metrics import evaluate_predictions
 from modeling.ml.network import IMAGENET
 from modeling.ml.predict import load_model
 from modeling.ml.splits import PatientLeakage
-from modeling.ml.training import CHECKPOINT_NAME, CheckpointError, TrainingCancelled, macro_auroc, train
+from modeling.ml.training import (CHECKPOINT_NAME, CheckpointError, TrainingCancelled, loader_workers, macro_auroc,
+                                  train)
 
 from .conftest import make_config, make_synthetic_data
 
@@ -135,6 +139,26 @@ def test_a_patient_in_both_train_and_validation_is_refused(trained_head, tmp_pat
     with pytest.raises(PatientLeakage):
         train(make_config(epochs=1), data.split("train"), data.split("train")[:2], work_dir=tmp_path,
               cache_dir=trained_head.cache_dir)
+
+
+def test_fine_tuning_loads_images_in_processes_on_cuda_only_unless_told(monkeypatch):
+    cpu, cuda = choose_device("cpu", "float32"), DeviceChoice(torch.device("cuda"), torch.float32, True)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(6)))
+    assert loader_workers(make_config(mode="finetune"), cpu) == 0
+    assert loader_workers(make_config(mode="finetune"), cuda) == 5
+    assert loader_workers(make_config(mode="finetune", loader_workers=3), cpu) == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert loader_workers(make_config(mode="finetune"), cuda) == 16
+    with pytest.raises(ValueError, match="loader_workers"):
+        make_config(loader_workers=-2)
+
+
+def test_fine_tuning_with_loading_processes_repeats_exactly(synthetic_data, tmp_path):
+    records = synthetic_data.split("train")[:6]
+    config = make_config(mode="finetune", epochs=1, image_size=32, batch_size=3, loader_workers=2, precision="float32")
+    weights = [train(config, records, synthetic_data.split("val")[:2], work_dir=tmp_path / name, cache_dir=None).weights_sha256
+               for name in ("first", "second")]
+    assert weights[0] == weights[1]
 
 
 def test_finetune_mode_trains_the_last_block_and_saves_the_full_network(synthetic_data, tmp_path):
