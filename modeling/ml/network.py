@@ -9,11 +9,13 @@ Layout of torchvision's VGG16 as used here:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import threading
 import urllib.error
@@ -95,7 +97,9 @@ def download_imagenet_weights() -> Path | None:
     if _download_failed or os.getenv("PAINSITE_OFFLINE", "").lower() in ("1", "true", "yes"):
         return None
     try:
-        VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        # torch.hub announces the download on stdout, where the command line prints its JSON.
+        with contextlib.redirect_stdout(sys.stderr):
+            VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
     except (urllib.error.URLError, OSError, RuntimeError) as error:
         _download_failed = True
         logger.warning("could not download the VGG16 ImageNet weights: %s", error)

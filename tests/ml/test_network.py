@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+import urllib.error
 
 import pytest
 import torch
@@ -37,6 +39,25 @@ def test_without_imagenet_weights_it_uses_random_init_and_warns(offline_without_
     assert identity.init_seed == 0 and len(identity.sha256) == 64
     assert "RANDOM-INIT" in caplog.text
     assert isinstance(model.features, nn.Sequential)
+
+
+def test_a_failed_download_says_so_on_stderr_and_leaves_stdout_to_the_json(monkeypatch, tmp_path, capsys):
+    """torch.hub announces a download on stdout; the command line prints its JSON there."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("PAINSITE_OFFLINE", raising=False)
+    monkeypatch.setattr(network, "_download_failed", False)
+
+    def unreachable(url, *args, **kwargs):
+        sys.stdout.write(f'Downloading: "{url}"\n')
+        raise urllib.error.URLError("unreachable in this test")
+
+    monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", unreachable)
+    assert network.download_imagenet_weights() is None
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "Downloading" in captured.err
+    assert network.download_imagenet_weights() is None  # tried once per process
+    assert capsys.readouterr().err == ""
 
 
 def test_a_random_init_backbone_is_rebuilt_from_its_identity(offline_without_weights):
