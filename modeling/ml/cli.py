@@ -66,6 +66,7 @@ def command_train(args: argparse.Namespace) -> dict[str, Any]:
         mode=args.mode, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer,
         seed=args.seed, image_size=args.image_size, patience=args.patience, device=args.device,
         levels=args.levels, precision=args.precision, skip_unreadable=args.skip_unreadable,
+        loader_workers=args.loader_workers,
     )
     records = _records(args)
     work_dir = Path(args.work_dir)
@@ -164,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--precision", default="auto", help=f"one of {', '.join(PRECISIONS)}")
     train.add_argument("--levels", default=DEFAULT_LEVELS)
     train.add_argument("--skip-unreadable", action="store_true", help="skip (and count) unreadable images instead of failing")
+    train.add_argument("--loader-workers", type=int, default=defaults.loader_workers,
+                       help="finetune mode: image loading processes (-1: one per CPU but one, at most 16, on CUDA; "
+                            "none on the CPU)")
     train.add_argument("--no-evaluate", action="store_true")
     train.add_argument("--n-bootstrap", type=int, default=2000)
     train.set_defaults(run=command_train)

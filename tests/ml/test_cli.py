@@ -45,3 +45,11 @@ def test_a_bad_manifest_exits_with_a_clear_error(tmp_path, capsys):
     code = main(["features", "--data-dir", str(tmp_path), "--manifest", str(manifest), "--cache-dir", str(tmp_path)])
     assert code == 2
     assert "missing column" in capsys.readouterr().err
+
+
+def test_a_bad_loader_workers_count_exits_with_a_clear_error(synthetic_data, tmp_path, capsys):
+    code = main(["train", "--data-dir", str(synthetic_data.manifest.parent), "--manifest", str(synthetic_data.manifest),
+                 "--work-dir", str(tmp_path), "--mode", "finetune", "--loader-workers", "-2"])
+    assert code == 2
+    assert "loader_workers must be -1 (auto) or at least 0" in capsys.readouterr().err
+    assert not (tmp_path / "model.pt").exists()
