@@ -44,6 +44,7 @@ from modeling.ml.device import choose_device, configure_threads  # noqa: E402
 from modeling.ml.features import compute_vectors, inference_extractor  # noqa: E402
 from modeling.ml.gradcam import grad_cam  # noqa: E402
 from modeling.ml.levels import PainLevels  # noqa: E402
+from modeling.ml.metrics import evaluate_predictions  # noqa: E402
 from modeling.ml.network import FrozenFeatures, load_backbone  # noqa: E402
 from modeling.ml.predict import load_model  # noqa: E402
 from modeling.ml.splits import assign_splits, patient_max_levels  # noqa: E402
@@ -100,8 +101,12 @@ def prediction_and_explanation(weights_path: str, records: list, device: str) ->
     started = time.perf_counter()
     cam, level = grad_cam(network.features, network.from_conv_output, batch)
     synchronize(model.choice.device)
+    metrics = evaluate_predictions([r.level for r in records], [r.nrs for r in records], probabilities,
+                                   [r.patient for r in records], model.level_names)
     return {
-        "test_images": len(records), "predict_images_per_s": len(records) / predict_seconds,
+        "test_images": len(records), "test_patients": metrics["n_patients"],
+        "test_macro_auroc": metrics["macro_auroc"], "test_macro_auroc_ci": metrics["macro_auroc_ci"],
+        "predict_images_per_s": len(records) / predict_seconds,
         "probabilities_sum_to_one": bool(np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)),
         "grad_cam_ms": (time.perf_counter() - started) * 1000, "grad_cam_shape": list(cam.shape),
         "grad_cam_finite": bool(np.isfinite(cam).all()), "grad_cam_level": level,
@@ -154,6 +159,8 @@ def main() -> dict[str, Any]:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument("--patience", type=int, help="early-stopping patience (default: the epochs, so all run)")
     parser.add_argument("--workers", type=int, default=-1, help="loading processes of the first run (-1: auto)")
     parser.add_argument("--skip-no-workers", action="store_true", help="skip the run with no loading processes")
     parser.add_argument("--extraction-images", type=int, default=512)
@@ -175,14 +182,15 @@ def main() -> dict[str, Any]:
         "machine": {"torch": torch.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
                     "torch_threads": threads, "device": choice.describe()},
         "images": len(records), "train_images": len(by_split["train"]), "image_size": IMAGE_SIZE,
-        "batch_size": args.batch_size, "epochs": args.epochs,
+        "batch_size": args.batch_size, "epochs": args.epochs, "lr": args.lr,
     }
     first = TrainConfig(mode="finetune", device=args.device, loader_workers=args.workers)
     settings = [args.workers] + ([] if args.skip_no_workers or loader_workers(first, choice) == 0 else [0])
     runs = []
     for workers in settings:
         config = TrainConfig(mode="finetune", epochs=args.epochs, batch_size=args.batch_size, image_size=IMAGE_SIZE,
-                             device=args.device, seed=0, patience=args.epochs, loader_workers=workers)
+                             device=args.device, seed=0, patience=args.patience or args.epochs, lr=args.lr,
+                             loader_workers=workers)
         run = finetune_run(config, by_split["train"], by_split["val"], scratch / f"run-{workers}")
         run["loader_workers"] = loader_workers(config, choice)
         runs.append(run)
@@ -191,8 +199,12 @@ def main() -> dict[str, Any]:
               f"(first epoch {run['first_epoch_images_per_s']:.0f}); {run['epochs_run']} epochs in {run['seconds']:.1f}s")
     report["finetune"] = runs
     report["prediction"] = prediction_and_explanation(runs[0]["weights_path"], by_split["test"], args.device)
-    print(f"prediction: {report['prediction']['predict_images_per_s']:.0f} images/s; "
-          f"Grad-CAM {report['prediction']['grad_cam_ms']:.1f} ms")
+    found = report["prediction"]
+    auroc, (low, high) = found["test_macro_auroc"], found["test_macro_auroc_ci"]
+    auroc_text = "n/a" if auroc is None or low is None else f"{auroc:.3f} (95% CI {low:.3f}-{high:.3f})"
+    print(f"test patients ({found['test_patients']}): macro AUROC {auroc_text}; "
+          f"prediction {found['predict_images_per_s']:.0f} images/s; "
+          f"Grad-CAM {found['grad_cam_ms']:.1f} ms")
     report["extraction"] = extraction(records[: args.extraction_images], args.device, 64, args.rounds)
     found = report["extraction"]
     print(f"extraction on {found['device']}: project {found['project_images_per_s']:.0f} images/s vs plain float32 "
