@@ -1,7 +1,8 @@
 """Where and in which precision the network runs.
 
-On CPUs with native bf16 (AVX512-BF16 or AMX) VGG16 runs about three times faster in bf16 with
-channels_last than in float32; on older CPUs bf16 is emulated and slower, so support is checked
+On CPUs with native bf16, VGG16's frozen part runs faster in bf16 with channels_last than in
+float32 NCHW: about 5x with AMX (Intel Xeon, Sapphire Rapids and later), 2.6x with AVX512-BF16
+alone (docs/benchmarks.md); on older CPUs bf16 is emulated and slower, so support is checked
 (oneDNN's own check, the CPU flags, and a tiny trial), never assumed.
 """
 
