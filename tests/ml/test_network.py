@@ -14,6 +14,7 @@ from modeling.ml import network
 from modeling.ml.network import (
     RANDOM_INIT,
     BackboneIdentity,
+    CpuDropout,
     FrozenFeatures,
     PainHead,
     PainNet,
@@ -99,3 +100,38 @@ def test_the_whole_network_equals_features_then_the_rest(offline_without_weights
         assert logits.shape == (2, 4)
         torch.testing.assert_close(net.from_conv_output(net.features(images)), logits)
     assert network.LAST_CONV_BLOCK == 24 and isinstance(net.features[28], nn.Conv2d)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3, 0.9])
+def test_cpu_dropout_drops_the_share_p_and_keeps_the_expectation_as_torch_dropout_does(p):
+    values = torch.rand(256, 4096) + 0.5
+    torch.manual_seed(0)
+    ours = CpuDropout(p).train()(values)
+    theirs = nn.Dropout(p).train()(values)
+    n = values.numel()
+    tolerance = 4 * (p * (1 - p) / n) ** 0.5
+    for out in (ours, theirs):
+        assert abs(float((out == 0).float().mean()) - p) < tolerance
+        kept = out != 0
+        torch.testing.assert_close(out[kept], values[kept] / (1 - p), rtol=1e-4, atol=0)
+    assert abs(float(ours.mean() - values.mean())) < 0.01
+    assert not torch.equal(ours == 0, theirs == 0)
+
+
+def test_cpu_dropout_repeats_under_torch_manual_seed_and_passes_gradients_through_its_mask():
+    values = torch.randn(64, 4096, requires_grad=True)
+    dropout = CpuDropout(0.5).train()
+    torch.manual_seed(7)
+    first = dropout(values)
+    torch.manual_seed(7)
+    second = dropout(values)
+    assert torch.equal(first, second)
+    assert not torch.equal(first, dropout(values))
+    first.sum().backward()
+    torch.testing.assert_close(values.grad, (first != 0).float() * 2.0)
+
+
+def test_cpu_dropout_is_the_identity_in_evaluation_and_at_p_zero():
+    values = torch.randn(8, 4096)
+    assert torch.equal(CpuDropout(0.5).eval()(values), values)
+    assert torch.equal(CpuDropout(0.0).train()(values), values)
