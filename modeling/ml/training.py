@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import multiprocessing
 import os
 import tempfile
 import time
@@ -477,16 +478,27 @@ def _head_mode(config: TrainConfig, train_records: Sequence[Record], val_records
 
 def loader_workers(config: TrainConfig, choice: DeviceChoice) -> int:
     """Image loading processes for fine-tuning: the configured count, or for -1 (auto) one per CPU
-    but one (left to the training process), at most 16, on CUDA, and none on the CPU."""
+    but one (left to the training process), at most 16, on CUDA, and none on the CPU.
+
+    A daemonic process (a task in Celery's default prefork pool) may not start processes, so
+    there the images load in the training process itself, with a warning."""
     if config.loader_workers >= 0:
-        return config.loader_workers
-    if choice.device.type != "cuda":
+        wanted = config.loader_workers
+    elif choice.device.type != "cuda":
+        wanted = 0
+    else:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:
+            cpus = os.cpu_count() or 1
+        wanted = max(0, min(16, cpus - 1))
+    if wanted and multiprocessing.current_process().daemon:
+        logger.warning(
+            "fine-tuning loads its images in the training process, not in %d loading processes: this is a "
+            "daemonic process (Celery's prefork pool), which may not start any; run the training worker "
+            "with --pool threads to use them", wanted)
         return 0
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    return max(0, min(16, cpus - 1))
+    return wanted
 
 
 def _finetune_mode(config: TrainConfig, train_records: Sequence[Record], val_records: Sequence[Record], *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 import numpy as np
@@ -159,6 +160,29 @@ def test_fine_tuning_with_loading_processes_repeats_exactly(synthetic_data, tmp_
     weights = [train(config, records, synthetic_data.split("val")[:2], work_dir=tmp_path / name, cache_dir=None).weights_sha256
                for name in ("first", "second")]
     assert weights[0] == weights[1]
+
+
+def _fine_tune_in_this_process(train_records, val_records, work_dir, answers) -> None:
+    config = make_config(mode="finetune", epochs=1, image_size=32, batch_size=3, loader_workers=2,
+                         precision="float32")
+    try:
+        result = train(config, train_records, val_records, work_dir=work_dir, cache_dir=None)
+        answers.put(("trained", loader_workers(config, choose_device("cpu", "float32")), result.weights_sha256))
+    except Exception as error:  # reported to the test, which fails with it
+        answers.put(("failed", repr(error), None))
+
+
+def test_fine_tuning_in_a_daemonic_process_loads_its_images_itself(synthetic_data, tmp_path):
+    """A task in Celery's prefork pool runs in a daemonic process, which may not start processes."""
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    child = context.Process(target=_fine_tune_in_this_process, daemon=True,
+                            args=(synthetic_data.split("train")[:6], synthetic_data.split("val")[:2], tmp_path, answers))
+    child.start()
+    outcome, workers, sha256 = answers.get(timeout=300)
+    child.join(timeout=60)
+    assert outcome == "trained", workers
+    assert workers == 0 and len(sha256) == 64
 
 
 def test_finetune_mode_trains_the_last_block_and_saves_the_full_network(synthetic_data, tmp_path):

@@ -102,6 +102,21 @@ def test_a_run_goes_through_the_training_worker_and_each_worker_takes_only_its_q
     call_command("evaluate", version.name)  # the stored metrics are what its predictions give
 
 
+def test_a_run_succeeds_on_a_training_worker_with_the_threads_pool(researcher, clinician, test_broker_url, worker_log_dir):
+    """docs/deploy.md starts GPU training workers with --pool threads: a prefork pool's task runs in
+    a daemonic process, which may not start fine-tuning's image loading processes."""
+    make_dataset(clinician)
+    with celery_worker(broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir,
+                       extra_args=("--pool", "threads")) as worker:
+        run_id = start_run(researcher)["id"]
+        wait_for(lambda: not run_row(run_id).is_active, timeout=240, message="the run to end")
+        log = worker.log()
+    run = run_row(run_id)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error, log)
+    assert "concurrency: 1 (thread)" in log
+    assert ModelVersion.objects.filter(training_run_id=run_id).exists()
+
+
 def test_cancel_stops_a_running_run_on_the_worker(researcher, clinician, test_broker_url, worker_log_dir):
     make_dataset(clinician, splits={"clinical": ["train", "val", "test"]})
     with celery_worker(broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV):
