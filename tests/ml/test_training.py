@@ -25,8 +25,8 @@ from .conftest import make_config, make_synthetic_data
 # AUROC swings by more than 0.1 from one patient split to the next).
 HELD_OUT_PATIENTS = 300
 # ImageNet features: the requirement. A random-init backbone (no weights, as in CI) gave
-# 0.616-0.705 on 15 data and split seeds at this size (float32 features: 0.625-0.701), the lower
-# bound of the bootstrap 95% CI never below 0.564; this data set and split: 0.670 (docs/ml.md,
+# 0.583-0.700 on 15 data and split seeds at this size (float32 features: the same), the lower
+# bound of the bootstrap 95% CI never below 0.528; this data set and split: 0.658 (docs/ml.md,
 # bench/ml_heldout.py). Its features carry far less of the expression than ImageNet's.
 IMAGENET_MIN_HELD_OUT_AUROC = 0.8
 RANDOM_INIT_MIN_HELD_OUT_AUROC = 0.58
