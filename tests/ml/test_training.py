@@ -174,7 +174,9 @@ def _fine_tune_in_this_process(train_records, val_records, work_dir, answers) ->
 
 def test_fine_tuning_in_a_daemonic_process_loads_its_images_itself(synthetic_data, tmp_path):
     """A task in Celery's prefork pool runs in a daemonic process, which may not start processes."""
-    context = multiprocessing.get_context("fork")
+    # spawn, not fork: a child forked from this process, whose OpenMP threads have run, can hang
+    # in its first parallel region.
+    context = multiprocessing.get_context("spawn")
     answers = context.Queue()
     child = context.Process(target=_fine_tune_in_this_process, daemon=True,
                             args=(synthetic_data.split("train")[:6], synthetic_data.split("val")[:2], tmp_path, answers))
