@@ -80,25 +80,33 @@ def load_average() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]
 
 
-def throughput(records: list, batch_size: int, rounds: int) -> dict[str, Any]:
-    """images/s of the project's extraction vs plain float32 NCHW, alternating, best of `rounds`."""
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def throughput(records: list, batch_size: int, rounds: int, device: str = "auto") -> dict[str, Any]:
+    """images/s of the project's extraction vs plain float32 NCHW on the same device, alternating,
+    best of `rounds`."""
     vgg, identity = load_backbone(init_seed=0)
-    choice = choose_device("auto")
+    choice = choose_device(device)
     preset = EvalPreset(IMAGE_SIZE)
     images = torch.stack([preset(load_image(r.path), r.face_box) for r in records])
     project = inference_extractor(FrozenFeatures(vgg), identity, choice)
     plain_vgg = vgg16(weights=None).eval()
     plain_vgg.load_state_dict(vgg.state_dict())
-    plain = FrozenFeatures(plain_vgg).eval()
+    plain = FrozenFeatures(plain_vgg).eval().to(choice.device)
 
     def run_project() -> None:
         for start in range(0, len(images), batch_size):
             compute_vectors(project, images[start : start + batch_size], choice)
+        synchronize(choice.device)
 
     @torch.inference_mode()
     def run_plain() -> None:
         for start in range(0, len(images), batch_size):
-            plain(images[start : start + batch_size])
+            plain(images[start : start + batch_size].to(choice.device)).cpu()
+        synchronize(choice.device)
 
     run_project()
     run_plain()

@@ -35,28 +35,18 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torchvision.models import vgg16  # noqa: E402
 
 from annotation.synthetic_faces import write_dataset  # noqa: E402
+from bench.ml import IMAGE_SIZE, synchronize, throughput  # noqa: E402
 from modeling.ml.config import TrainConfig  # noqa: E402
 from modeling.ml.data import load_image, read_manifest  # noqa: E402
 from modeling.ml.device import choose_device, configure_threads  # noqa: E402
-from modeling.ml.features import compute_vectors, inference_extractor  # noqa: E402
 from modeling.ml.gradcam import grad_cam  # noqa: E402
 from modeling.ml.levels import PainLevels  # noqa: E402
 from modeling.ml.metrics import evaluate_predictions  # noqa: E402
-from modeling.ml.network import FrozenFeatures, load_backbone  # noqa: E402
 from modeling.ml.predict import load_model  # noqa: E402
 from modeling.ml.splits import assign_splits, patient_max_levels  # noqa: E402
 from modeling.ml.training import Progress, loader_workers, train  # noqa: E402
-from modeling.ml.transforms import EvalPreset  # noqa: E402
-
-IMAGE_SIZE = 224
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def finetune_run(config: TrainConfig, train_records: list, val_records: list, work: Path) -> dict[str, Any]:
@@ -110,44 +100,6 @@ def prediction_and_explanation(weights_path: str, records: list, device: str) ->
         "probabilities_sum_to_one": bool(np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)),
         "grad_cam_ms": (time.perf_counter() - started) * 1000, "grad_cam_shape": list(cam.shape),
         "grad_cam_finite": bool(np.isfinite(cam).all()), "grad_cam_level": level,
-    }
-
-
-def extraction(records: list, device: str, batch_size: int, rounds: int) -> dict[str, Any]:
-    """The frozen part on the device: the project's path vs plain float32 NCHW, best of `rounds`."""
-    vgg, identity = load_backbone(init_seed=0, allow_download=False)
-    choice = choose_device(device)
-    preset = EvalPreset(IMAGE_SIZE)
-    images = torch.stack([preset(load_image(r.path), r.face_box) for r in records])
-    project = inference_extractor(FrozenFeatures(vgg), identity, choice)
-    plain_vgg = vgg16(weights=None).eval()
-    plain_vgg.load_state_dict(vgg.state_dict())
-    plain = FrozenFeatures(plain_vgg).eval().to(choice.device)
-
-    def run_project() -> None:
-        for start in range(0, len(images), batch_size):
-            compute_vectors(project, images[start : start + batch_size], choice)
-        synchronize(choice.device)
-
-    @torch.inference_mode()
-    def run_plain() -> None:
-        for start in range(0, len(images), batch_size):
-            plain(images[start : start + batch_size].to(choice.device)).cpu()
-        synchronize(choice.device)
-
-    run_project()
-    run_plain()
-    best = {"project": float("inf"), "plain": float("inf")}
-    for _ in range(rounds):
-        for name, run in (("project", run_project), ("plain", run_plain)):
-            started = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - started)
-    return {
-        "images": len(images), "batch_size": batch_size, "rounds": rounds, "device": choice.describe(),
-        "project_images_per_s": len(images) / best["project"],
-        "plain_float32_nchw_images_per_s": len(images) / best["plain"],
-        "speedup": best["plain"] / best["project"],
     }
 
 
@@ -205,7 +157,8 @@ def main() -> dict[str, Any]:
     print(f"test patients ({found['test_patients']}): macro AUROC {auroc_text}; "
           f"prediction {found['predict_images_per_s']:.0f} images/s; "
           f"Grad-CAM {found['grad_cam_ms']:.1f} ms")
-    report["extraction"] = extraction(records[: args.extraction_images], args.device, 64, args.rounds)
+    report["extraction"] = throughput(records[: args.extraction_images], 64, args.rounds, device=args.device)
+    report["extraction"].pop("target")  # bench/ml.py's 3x is a CPU target
     found = report["extraction"]
     print(f"extraction on {found['device']}: project {found['project_images_per_s']:.0f} images/s vs plain float32 "
           f"NCHW {found['plain_float32_nchw_images_per_s']:.0f} images/s = {found['speedup']:.2f}x")
