@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 from torchvision.models import vgg16  # noqa: E402
 
-from annotation.synthetic_faces import write_dataset  # noqa: E402
+from painsite.synthetic_faces import write_dataset  # noqa: E402
 from modeling.ml import features as features_module  # noqa: E402
 from modeling.ml import network  # noqa: E402
 from modeling.ml.config import TrainConfig  # noqa: E402

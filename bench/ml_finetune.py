@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from annotation.synthetic_faces import write_dataset  # noqa: E402
+from painsite.synthetic_faces import write_dataset  # noqa: E402
 from bench.ml import IMAGE_SIZE, synchronize, throughput  # noqa: E402
 from modeling.ml.config import TrainConfig  # noqa: E402
 from modeling.ml.data import load_image, read_manifest  # noqa: E402

@@ -42,7 +42,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from annotation.synthetic_faces import plan_patients, sample_expression, write_dataset  # noqa: E402
+from painsite.synthetic_faces import plan_patients, sample_expression, write_dataset  # noqa: E402
 from modeling.ml.config import TrainConfig  # noqa: E402
 from modeling.ml.data import Record, load_image, read_manifest  # noqa: E402
 from modeling.ml.device import choose_device, configure_threads, cpu_supports_bf16  # noqa: E402

@@ -29,7 +29,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from annotation.synthetic_faces import write_dataset  # noqa: E402
+from painsite.synthetic_faces import write_dataset  # noqa: E402
 from modeling.ml.face import detect_face  # noqa: E402
 
 CASCADE = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from annotation.synthetic_faces import write_dataset
+from painsite.synthetic_faces import write_dataset
 from modeling.ml.config import TrainConfig
 from modeling.ml.data import Record, load_image, read_manifest
 from modeling.ml.face import detect_face

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from annotation.synthetic_faces import draw_face, make_identity
+from painsite.synthetic_faces import draw_face, make_identity
 from modeling.ml.config import TrainConfig
 from modeling.ml.data import Record, sha256_file
 from modeling.ml.face import detect_face

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from annotation.intake import store_image
 from annotation.models import Patient
 from annotation.services import record_label
-from annotation.synthetic_faces import draw_face, encode_jpeg, make_identity
+from painsite.synthetic_faces import draw_face, encode_jpeg, make_identity
 from modeling.models import SplitAssignment
 
 # Every patient shows every pain level, so each cohort's test patients cover all four levels.

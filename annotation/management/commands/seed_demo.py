@@ -2,7 +2,7 @@
 
 Everything goes through the same services real data uses (patients, image intake with face
 detection, label recording), so the demo exercises the whole path and the audit log shows it.
-Every image is drawn by annotation.synthetic_faces and marked SYNTHETIC in a corner.
+Every image is drawn by painsite.synthetic_faces and marked SYNTHETIC in a corner.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from PIL import Image as PILImage
 from annotation.intake import DuplicateImage, store_image
 from annotation.models import Image, LabelKind, PainLabel, Patient
 from annotation.services import create_patient, record_label
-from annotation.synthetic_faces import Expression, PlannedPatient, nrs_for_intensity, plan_patients
+from painsite.synthetic_faces import Expression, PlannedPatient, nrs_for_intensity, plan_patients
 from painsite.core.roles import CLINICIAN, assign_role
 
 CODE_PREFIX = "DEMO-"

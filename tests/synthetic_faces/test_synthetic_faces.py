@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from scipy.stats import spearmanr
 
-from annotation.synthetic_faces import (
+from painsite.synthetic_faces import (
     COHORTS,
     MARK,
     draw_face,
