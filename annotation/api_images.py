@@ -23,7 +23,7 @@ from annotation.image_access import (
     record_image_view,
     visible_images,
 )
-from annotation.imports import start_archive_import
+from annotation.bulk_import import start_archive_import
 from annotation.intake import DuplicateImage, ImageRejected, read_upload, store_image
 from annotation.models import Consent, Image, ImportJob, ImportStatus, Patient
 from annotation.serializers_images import (

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from annotation.archive import ArchiveRejected
 from annotation.image_access import filter_images, may_view_image, parse_labeled, visible_images
-from annotation.imports import start_archive_import
+from annotation.bulk_import import start_archive_import
 from annotation.models import Cohort, Image, ImportJob, Patient
 from annotation.selectors import label_history
 

@@ -56,7 +56,7 @@ def main() -> dict[str, object]:
     import cv2
     import PIL
 
-    from annotation.imports import start_archive_import
+    from annotation.bulk_import import start_archive_import
     from annotation.intake import make_thumbnail, prepare_image
     from annotation.models import Image
     from modeling.ml.face import detect_face

@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from annotation.imports import run_import_job
+from annotation.bulk_import import run_import_job
 from annotation.models import Image, ImportJob, ImportStatus, PainLabel, Patient
 from annotation.tasks import import_archive
 from tests.annotation.image_factories import make_face_jpeg, make_jpeg, make_patient, make_zip, manifest, stored_files

@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.archive import MANIFEST_COLUMNS, ArchiveRejected
-from annotation.imports import import_folder
+from annotation.bulk_import import import_folder
 from annotation.models import ImportStatus
 
 

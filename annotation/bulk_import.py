@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -38,6 +39,8 @@ from annotation.services import PatientError, create_patient, record_label
 from painsite.core.services import record_event
 
 PROGRESS_EVERY_ROWS = 10
+# The Celery task that finishes a large archive import on a `default` worker (annotation/tasks.py).
+IMPORT_ARCHIVE_TASK = "annotation.tasks.import_archive"
 PROGRESS_EVERY_SECONDS = 2.0
 # Files zip tools add on their own; not worth a line in the report.
 TOOL_LITTER = ("__MACOSX/", ".DS_Store", "Thumbs.db")
@@ -99,9 +102,8 @@ def start_archive_import(*, archive: IO[bytes], size: int, source_name: str, act
     archive.seek(0)
     job.archive = default_storage.save(f"imports/{job.pk}.zip", File(archive))
     job.save(update_fields=["archive"])
-    from annotation.tasks import import_archive  # the task module imports this one
-
-    transaction.on_commit(lambda: import_archive.delay(job.pk))
+    # Sent by name: the task module imports this one, so importing it here would close a circle.
+    transaction.on_commit(lambda: current_app.send_task(IMPORT_ARCHIVE_TASK, args=[job.pk]))
     return job
 
 
