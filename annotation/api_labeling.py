@@ -55,7 +55,7 @@ def _paginate(request: Request, queryset: QuerySet, serializer_class, **context)
     operation_id="patients_list",
 )
 @extend_schema(methods=["POST"], request=PatientCreateSerializer, responses={201: PatientSerializer, 400: ERROR_SCHEMA})
-@api_view(["GET", "POST"])
+@api_view(["GET", "HEAD", "POST"])
 @permission_classes(permission_classes_for(GET=["annotation.view_patient"], POST=["annotation.add_patient"]))
 def patients(request: Request) -> Response:
     if request.method == "POST":
@@ -84,7 +84,7 @@ def patients(request: Request) -> Response:
     description="Withdraw or grant consent. Withdrawal hides the patient's images from labeling, "
     "export and every future training run; both are audit-logged.",
 )
-@api_view(["GET", "PATCH"])
+@api_view(["GET", "HEAD", "PATCH"])
 @permission_classes(permission_classes_for(GET=["annotation.view_patient"], PATCH=["annotation.change_patient"]))
 def patient_detail(request: Request, code: str) -> Response:
     patient = get_object_or_404(patients_with_counts(), code=code)
@@ -99,7 +99,7 @@ def patient_detail(request: Request, code: str) -> Response:
     parameters=[OpenApiParameter("skip", str, description="comma-separated image ids passed over this session")],
     responses={200: QueueItemSerializer, 204: OpenApiResponse(description="the queue is empty")},
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=["annotation.add_painlabel"]))
 def queue_next(request: Request) -> Response:
     skipped = [int(part) for part in request.query_params.get("skip", "").split(",") if part.strip().isdigit()]
@@ -158,7 +158,7 @@ def _superseded_ids(page: list[PainLabel]) -> set[int]:
     operation_id="labels_list",
     description="Label history, superseded rows included, newest first.",
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=["annotation.view_painlabel"]))
 def labels(request: Request) -> Response:
     image_id = request.query_params.get("image")
@@ -177,7 +177,7 @@ def labels(request: Request) -> Response:
 
 @extend_schema(responses=OpenApiTypes.OBJECT, description="ICC(2,1) with 95% CI, quadratic-weighted kappa, "
                "mean absolute difference, observer vs self-report, and images to adjudicate.")
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=["annotation.view_painlabel"]))
 def agreement(request: Request) -> Response:
     return Response(agreement_report())
@@ -272,7 +272,7 @@ def _export_rows(labels: QuerySet[PainLabel]) -> Iterator[str]:
     description="Every label row (history included) of patients who consent, one CSV row per label, "
     "streamed. Audit-logged as export.labels.",
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @renderer_classes([JSONRenderer, CSVRenderer])
 @permission_classes(permission_classes_for(GET=["annotation.export_labels"]))
 def export_labels(request: Request) -> StreamingHttpResponse:

@@ -121,7 +121,7 @@ def assessments(request: Request) -> Response:
     description="The production model's suggestion for a stored image. Shown to a rater only after they have "
     "saved their own score for the image, so the model cannot anchor it (403 before).",
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=["annotation.view_image", "modeling.view_assessment"]))
 def image_suggestion(request: Request, image_id: int) -> Response:
     image = get_object_or_404(Image.objects.select_related("patient"), pk=image_id)
