@@ -21,7 +21,8 @@ from rest_framework.response import Response
 from annotation import services
 from annotation.agreement import agreement_report
 from annotation.models import Consent, Image, PainLabel
-from annotation.selectors import label_history, next_image_for, patients_with_counts
+from annotation.image_access import visible_label_history
+from annotation.selectors import next_image_for, patients_with_counts
 from annotation.serializers import (
     ConsentSerializer,
     LabelCreateSerializer,
@@ -164,10 +165,7 @@ def labels(request: Request) -> Response:
     image_id = request.query_params.get("image")
     if image_id is not None and not image_id.isdigit():
         return error_response("image must be an image id")
-    history = label_history(
-        image_id=int(image_id) if image_id else None,
-        include_withdrawn=request.user.has_perm("annotation.view_withdrawn_images"),
-    )
+    history = visible_label_history(request.user, image_id=int(image_id) if image_id else None)
     if request.query_params.get("rater"):
         history = history.filter(rater__username=request.query_params["rater"])
     if request.query_params.get("patient"):

@@ -10,10 +10,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import urlencode
 
 from annotation.archive import ArchiveRejected
-from annotation.image_access import filter_images, may_view_image, parse_labeled, visible_images
+from annotation.image_access import filter_images, may_view_image, parse_labeled, visible_images, visible_label_history
 from annotation.imports import start_archive_import
 from annotation.models import Cohort, Image, ImportJob, Patient
-from annotation.selectors import label_history
 from painsite.core.permissions import page_permissions
 
 IMAGES_PER_PAGE = 48
@@ -73,7 +72,7 @@ def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
     if not may_view_image(request.user, image):
         raise PermissionDenied(f"patient {image.patient.code} withdrew consent: their images are hidden")
     can_see_labels = request.user.has_perm("annotation.view_painlabel")
-    labels = label_history(image_id=image.pk, include_withdrawn=True) if can_see_labels else []
+    labels = visible_label_history(request.user, image_id=image.pk) if can_see_labels else []
     return render(request, "annotation/image_detail.html", {"image": image, "labels": labels})
 
 

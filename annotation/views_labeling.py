@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from annotation import services
 from annotation.agreement import agreement_report
+from annotation.image_access import may_view_patient_data
 from annotation.models import Cohort, Consent, Patient
 from annotation.selectors import patient_timeline, patients_with_counts
 from painsite.core.permissions import page_permissions
@@ -62,8 +63,13 @@ def patients_page(request: HttpRequest) -> HttpResponse:
 @page_permissions(GET="annotation.view_patient")
 def patient_detail_page(request: HttpRequest, code: str) -> HttpResponse:
     patient = get_object_or_404(Patient, code=code)
-    points = patient_timeline(patient)
-    context = {"patient": patient, "points": points, "chart": _timeline_chart(points)}
+    points = patient_timeline(patient, viewer=request.user)
+    context = {
+        "patient": patient,
+        "points": points,
+        "chart": _timeline_chart(points),
+        "data_shown": may_view_patient_data(request.user, patient),
+    }
     return render(request, "annotation/patient_detail.html", context)
 
 

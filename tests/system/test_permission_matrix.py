@@ -349,3 +349,20 @@ def test_the_django_admin_is_for_staff_only(people):
         response = call(people[persona], "GET", "/admin/")
         assert response.status_code == 302 and "/admin/login/" in response.headers["Location"], persona
     assert call(people[ADMIN], "GET", "/admin/").status_code == 200
+
+
+def test_a_withdrawn_patients_scores_and_raters_are_shown_to_admins_only(people, objects):
+    """The patient page and its timeline follow the same rule as /api/labels/ and the images."""
+    withdrawn = objects["withdrawn_image"]
+    code = withdrawn.patient.code
+    rater = people[ADMIN].get_username()
+    for persona in (CLINICIAN, RESEARCHER):
+        response = call(people[persona], "GET", f"/patients/{code}/")
+        assert response.status_code == 200, persona
+        assert response.context["points"] == []
+        table = response.content.decode().split('id="timeline-table"')[1]
+        assert rater not in table and f"/api/images/{withdrawn.pk}/file/" not in table
+        assert client_for(people[persona]).get(f"/api/labels/?patient={code}").json()["results"] == []
+    response = call(people[ADMIN], "GET", f"/patients/{code}/")
+    assert [(point["who"], point["nrs"]) for point in response.context["points"]] == [(rater, 6)]
+    assert [label["nrs"] for label in client_for(people[ADMIN]).get(f"/api/labels/?patient={code}").json()["results"]] == [6]
