@@ -8,6 +8,7 @@ Redis/RabbitMQ (see README.md and docs/deploy.md).
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -36,11 +37,30 @@ VAR_DIR = Path(os.getenv("PAINSITE_VAR_DIR", BASE_DIR / "var"))
 PRODUCTION = os.getenv("PAINSITE_ENV", "development") == "production"
 DEBUG = envbool("DEBUG", "False" if PRODUCTION else "True")
 
+
+
+def installation_secret_key(var_dir: Path) -> str:
+    """This installation's development key: made once in var/secret_key (mode 0600), then reused.
+
+    A constant in the repository would be the same key on every copy, so anyone could forge
+    sessions and signed values of a development installation that is reachable from outside.
+    """
+    path = var_dir / "secret_key"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
 SECRET_KEY = os.getenv("SECRET_KEY", "")
 if not SECRET_KEY:
     if PRODUCTION:
         raise ImproperlyConfigured("SECRET_KEY must be set when PAINSITE_ENV=production")
-    SECRET_KEY = "development-only-key-do-not-use-in-production-0123456789abcdef"
+    SECRET_KEY = installation_secret_key(VAR_DIR)
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
