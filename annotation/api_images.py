@@ -33,6 +33,7 @@ from annotation.serializers_images import (
     ImportJobSerializer,
 )
 from painsite.core.api import HasPermission, error_response
+from painsite.core.throttles import UploadThrottle
 
 ERROR_SCHEMA = OpenApiResponse(description='{"error": "...", "details": ...}')
 LIST_FILTERS = [
@@ -59,6 +60,7 @@ class ImageListCreate(generics.GenericAPIView):
     permission_classes = [HasPermission]
     pagination_class = ImagePagination
     required_permissions = {"GET": ["annotation.view_image"], "POST": ["annotation.add_image"]}
+    throttle_classes = [UploadThrottle]
     serializer_class = ImageSerializer
     parser_classes = [MultiPartParser, FormParser]
 
@@ -148,6 +150,7 @@ class ImageFile(APIView):
 class ArchiveImport(APIView):
     permission_classes = [HasPermission]
     required_permissions = {"POST": ["annotation.add_image", "annotation.add_patient", "annotation.add_painlabel"]}
+    throttle_classes = [UploadThrottle]
     parser_classes = [MultiPartParser]
 
     @extend_schema(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -77,6 +78,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_results",
+    "axes",
     "painsite.core",
     "annotation",
     "modeling",
@@ -94,6 +96,7 @@ MIDDLEWARE = [
     "painsite.core.middleware.ContentSecurityPolicyMiddleware",
     "painsite.core.middleware.DatabaseUnavailableMiddleware",
     "painsite.core.middleware.StorageUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "painsite.urls"
@@ -158,9 +161,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-AUTHENTICATION_BACKENDS = ["painsite.core.auth.ThrottledModelBackend"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "painsite.core.auth.RolePermissionBackend"]
 PAINSITE_LOGIN_FAILURE_LIMIT = envint("PAINSITE_LOGIN_FAILURE_LIMIT", "5")
 PAINSITE_LOGIN_LOCKOUT_SECONDS = envint("PAINSITE_LOGIN_LOCKOUT_SECONDS", "900")
+# django-axes: failures count per (username, client address) pair, so failures from elsewhere
+# cannot lock a clinician out of their own machine; records expire after the cool-off, and each
+# failure during a lockout extends it.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = PAINSITE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=PAINSITE_LOGIN_LOCKOUT_SECONDS)
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "painsite.core.auth.keep_response"
+AXES_VERBOSE = False
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
@@ -263,6 +275,12 @@ elif CELERY_BROKER_URL.startswith("sqla+sqlite"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"connect_args": {"timeout": 30}}
 CELERY_TASK_ALWAYS_EAGER = False
 
+# Requests per account (assessments, image uploads) or per client address (token requests).
+PAINSITE_THROTTLE_RATES = {
+    "assessments": os.getenv("PAINSITE_THROTTLE_ASSESSMENTS", "240/minute"),
+    "uploads": os.getenv("PAINSITE_THROTTLE_UPLOADS", "1200/minute"),
+    "token": os.getenv("PAINSITE_THROTTLE_TOKEN", "60/minute"),
+}
 REST_FRAMEWORK = {
     # Token first, so an anonymous API request gets 401 with a WWW-Authenticate header.
     "DEFAULT_AUTHENTICATION_CLASSES": [
