@@ -25,7 +25,7 @@ from annotation.image_access import (
 )
 from annotation.imports import start_archive_import
 from annotation.intake import DuplicateImage, ImageRejected, read_upload, store_image
-from annotation.models import Consent, Image, ImportJob, ImportStatus, Patient
+from annotation.models import Image, ImportJob, ImportStatus, Patient
 from annotation.serializers_images import (
     ArchiveUploadSerializer,
     ImageSerializer,
@@ -88,8 +88,6 @@ class ImageListCreate(generics.GenericAPIView):
         patient = Patient.objects.filter(code=code).first()
         if patient is None:
             return error_response(f"unknown patient {code!r}", details={"patient": code})
-        if patient.consent != Consent.GRANTED:
-            return error_response(f"patient {code} withdrew consent: no new images", details={"patient": code})
         upload = form.validated_data["file"]
         try:
             stored = store_image(

@@ -169,7 +169,7 @@ def targets_for_images(images: QuerySet[Image] | Iterable[int], rule: str = SELF
 
 
 def patients_with_counts() -> QuerySet[Patient]:
-    return Patient.objects.annotate(
+    return Patient.objects.select_related("consent_recorded_by").annotate(
         image_count=Count("images", distinct=True),
         labeled_image_count=Count("images", filter=Q(images__label_count__gt=0), distinct=True),
     ).order_by("code")

@@ -63,6 +63,9 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when PAINSITE_ENV=production")
     SECRET_KEY = installation_secret_key(VAR_DIR)
 
+# Old keys still accepted for signed values while a rotation is under way (README.md).
+SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS", "")
+
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 
