@@ -17,7 +17,7 @@ from modeling.serializers_training import (
     ModelVersionListSerializer,
     ModelVersionSerializer,
     PromoteSerializer,
-    TrainingRunRequestSerializer,
+    TrainingConfigSerializer,
     TrainingRunSerializer,
 )
 from painsite.core.api import error_response, paginated_schema, permission_classes_for
@@ -35,7 +35,7 @@ def _validation_error(error: ValidationError) -> Response:
 
 @extend_schema(
     methods=["POST"],
-    request=TrainingRunRequestSerializer,
+    request=TrainingConfigSerializer,
     responses={
         202: TrainingRunSerializer,
         400: OpenApiResponse(description="invalid config or not enough labelled data"),

@@ -164,7 +164,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "painsite.core.auth.RolePermissionBackend"]
+AUTHENTICATION_BACKENDS = ["painsite.core.auth.LockoutBackend", "painsite.core.auth.RolePermissionBackend"]
 PAINSITE_LOGIN_FAILURE_LIMIT = envint("PAINSITE_LOGIN_FAILURE_LIMIT", "5")
 PAINSITE_LOGIN_LOCKOUT_SECONDS = envint("PAINSITE_LOGIN_LOCKOUT_SECONDS", "900")
 # django-axes: failures count per (username, client address) pair, so failures from elsewhere

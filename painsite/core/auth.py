@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 
+from axes.backends import AxesStandaloneBackend
 from axes.signals import user_locked_out
 from painsite.core.services import record_event
 
@@ -53,6 +54,17 @@ def audit_lockout(sender, request, username: str | None = None, ip_address: str 
         object_id=(username or "")[:64],
         details={"username": username, "ip": ip_address, "failures": settings.PAINSITE_LOGIN_FAILURE_LIMIT},
     )
+
+
+class LockoutBackend(AxesStandaloneBackend):
+    """django-axes' lockout check for log-ins that come with a request (the log-in page and the
+    token endpoint). authenticate() without one (the test client's login(), scripts) has no
+    client address to count by and is left to the next backend."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
 
 
 class RolePermissionBackend(ModelBackend):
