@@ -175,6 +175,7 @@ AXES_FAILURE_LIMIT = PAINSITE_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(seconds=PAINSITE_LOGIN_LOCKOUT_SECONDS)
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "painsite.core.auth.keep_response"
+AXES_CLIENT_IP_CALLABLE = "painsite.core.auth.client_address"
 AXES_VERBOSE = False
 
 LOGIN_URL = "login"
@@ -295,6 +296,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "painsite.core.api.exception_handler",
+    # How many proxies of ours add X-Forwarded-For; with 0, the header is ignored (clients can
+    # write it), and the rates and the log-in lockout count by REMOTE_ADDR.
+    "NUM_PROXIES": envint("PAINSITE_TRUSTED_PROXIES", "0"),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "PainSite API",

@@ -39,3 +39,13 @@ def test_costly_posts_are_limited_per_account(path, clinician, clinician2, low_r
 def test_reading_is_not_limited_by_the_upload_rate(clinician, low_rates):
     client = api_client_for(clinician)
     assert [client.get(reverse("api-images")).status_code for _ in range(4)] == [200] * 4
+
+
+def test_a_forwarded_for_header_written_by_the_client_does_not_reset_the_count(clinician, low_rates):
+    client = api_client_for(None)
+    credentials = {"username": clinician.username, "password": PASSWORD}
+    codes = [
+        client.post("/api/auth/token/", credentials, format="json", REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR=f"10.0.0.{n}").status_code
+        for n in range(3)
+    ]
+    assert codes == [200, 200, 429]
