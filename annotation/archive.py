@@ -21,10 +21,10 @@ from typing import IO
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from annotation.models import Cohort, LabelKind
+from annotation.models import RECORDABLE_CONSENT, Cohort, LabelKind
 
 MANIFEST_NAME = "manifest.csv"
-MANIFEST_COLUMNS = ("filename", "patient", "cohort", "nrs", "kind", "captured_at")
+MANIFEST_COLUMNS = ("filename", "patient", "cohort", "nrs", "kind", "captured_at", "consent")
 REQUIRED_COLUMNS = ("filename", "patient")
 # Archives inside archives are how zip bombs multiply; they are refused, not opened.
 NESTED_ARCHIVE_SUFFIXES = (".zip", ".jar", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".7z", ".rar", ".zst")
@@ -49,6 +49,8 @@ class ManifestRow:
     nrs: int | None
     kind: str | None
     captured_at: datetime | None
+    # The consent the importer records for a patient this import creates ("" when not stated).
+    consent: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,9 @@ def _parse_row(line: int, filename: str, values: dict[str, str]) -> ManifestRow:
     if nrs is not None and kind is None:
         # A data set's score is what the patient reported unless the manifest says otherwise.
         kind = LabelKind.SELF_REPORT
+    consent = values.get("consent", "").lower()
+    if consent and consent not in RECORDABLE_CONSENT:
+        raise MemberRejected(f"consent {consent!r} is not one of {', '.join(RECORDABLE_CONSENT)}")
     return ManifestRow(
         line=line,
         filename=filename,
@@ -124,6 +129,7 @@ def _parse_row(line: int, filename: str, values: dict[str, str]) -> ManifestRow:
         nrs=nrs,
         kind=kind,
         captured_at=_parse_captured_at(values.get("captured_at", "")),
+        consent=consent,
     )
 
 

@@ -239,7 +239,9 @@ def _patient_for(row: ManifestRow, actor: User | None, patients: dict[str, Patie
             if not row.cohort:
                 raise MemberRejected(f"patient {row.patient} is new and the manifest gives no cohort")
             try:
-                patient = create_patient(code=row.patient, cohort=row.cohort, actor=actor)
+                patient = create_patient(
+                    code=row.patient, cohort=row.cohort, actor=actor, consent=row.consent or Consent.NOT_RECORDED
+                )
             except PatientError as problem:
                 # Another import may have created the same patient a moment ago.
                 patient = Patient.objects.filter(code=row.patient).first()
@@ -248,8 +250,7 @@ def _patient_for(row: ManifestRow, actor: User | None, patients: dict[str, Patie
         patients[row.patient] = patient
     if row.cohort and row.cohort != patient.cohort:
         raise MemberRejected(f"patient {patient.code} is in the {patient.cohort} cohort, not {row.cohort}")
-    if patient.consent == Consent.WITHDRAWN:
-        raise MemberRejected(f"patient {patient.code} has withdrawn consent")
+    # Consent is checked by store_image, like every other way an image comes in.
     return patient
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -26,7 +27,9 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from annotation.models import Image, LabelKind, Patient, PainLabel
+from annotation.intake import ImageRejected, check_image_limits
+from annotation.models import Cohort, Consent, Image, LabelKind, Patient, PainLabel
+from annotation.services import PATIENT_CODE_PATTERN
 from modeling.models import SplitAssignment
 from painsite.core.services import record_event
 
@@ -72,6 +75,8 @@ def export_dataset(*, path: Path, actor: User | None = None) -> DatasetSummary:
             "code": p.code,
             "cohort": p.cohort,
             "consent": p.consent,
+            "consent_recorded_by": p.consent_recorded_by.username if p.consent_recorded_by else None,
+            "consent_recorded_at": _time(p.consent_recorded_at) if p.consent_recorded_at else None,
             "created_at": _time(p.created_at),
             "split": (
                 {"split": splits[p.pk].split, "seed": splits[p.pk].seed, "assigned_at": _time(splits[p.pk].assigned_at)}
@@ -79,7 +84,7 @@ def export_dataset(*, path: Path, actor: User | None = None) -> DatasetSummary:
                 else None
             ),
         }
-        for p in Patient.objects.order_by("pk")
+        for p in Patient.objects.select_related("consent_recorded_by").order_by("pk")
     ]
     images = Image.objects.select_related("patient", "uploaded_by").order_by("pk")
     labels = PainLabel.objects.select_related("rater").order_by("pk")
@@ -156,6 +161,36 @@ def _load_document(archive: zipfile.ZipFile) -> dict:
     return document
 
 
+def _check_patient(record: dict) -> None:
+    """A backup is input like any other: codes, cohorts and consent are checked as on creation."""
+    code = record.get("code")
+    if not isinstance(code, str) or not PATIENT_CODE_PATTERN.match(code):
+        raise DatasetImportError(f"patient code {code!r} is not a pseudonymous code (letters, digits, '.', '_', '-')")
+    if record.get("cohort") not in Cohort.values:
+        raise DatasetImportError(f"patient {code}: cohort {record.get('cohort')!r} is not one of {', '.join(Cohort.values)}")
+    if record.get("consent") not in Consent.values:
+        raise DatasetImportError(f"patient {code}: consent {record.get('consent')!r} is not one of {', '.join(Consent.values)}")
+
+
+def _read_image(archive: zipfile.ZipFile, name: str, *, sha256: str | None = None) -> bytes:
+    """A member within the upload limits: read with a cap (the size a ZIP declares can lie),
+    compared with its recorded sha256, then held to the byte and pixel limits of every upload."""
+    try:
+        with archive.open(name) as member:
+            data = member.read(settings.PAINSITE_MAX_UPLOAD_BYTES + 1)
+        if len(data) > settings.PAINSITE_MAX_UPLOAD_BYTES:
+            # Before the sha256: reading on to hash it would read past the limit.
+            raise ImageRejected(name, f"the file is more than {settings.PAINSITE_MAX_UPLOAD_BYTES:,} bytes, the limit")
+        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            raise DatasetImportError(f"{name} does not match its recorded sha256: the archive is damaged")
+        check_image_limits(data=data, filename=name)
+    except KeyError:
+        raise DatasetImportError(f"{name} is listed in dataset.json but not in the archive") from None
+    except ImageRejected as rejected:
+        raise DatasetImportError(str(rejected)) from None
+    return data
+
+
 def _user(username: str | None, created: list[str]) -> User | None:
     if not username:
         return None
@@ -185,7 +220,15 @@ def import_dataset(*, path: Path, actor: User | None = None) -> DatasetSummary:
             document = _load_document(archive)
             patients = {}
             for record in document["patients"]:
-                patient = Patient.objects.create(code=record["code"], cohort=record["cohort"], consent=record["consent"])
+                _check_patient(record)
+                recorded_at = record.get("consent_recorded_at")
+                patient = Patient.objects.create(
+                    code=record["code"],
+                    cohort=record["cohort"],
+                    consent=record["consent"],
+                    consent_recorded_by=_user(record.get("consent_recorded_by"), created_users),
+                    consent_recorded_at=parse_datetime(recorded_at) if recorded_at else None,
+                )
                 Patient.objects.filter(pk=patient.pk).update(created_at=parse_datetime(record["created_at"]))
                 patients[record["code"]] = patient
                 if record.get("split"):
@@ -193,15 +236,13 @@ def import_dataset(*, path: Path, actor: User | None = None) -> DatasetSummary:
                     SplitAssignment.objects.filter(pk=split.pk).update(assigned_at=parse_datetime(record["split"]["assigned_at"]))
             image_ids = {}
             for record in document["images"]:
-                data = archive.read(record["file"])
-                if hashlib.sha256(data).hexdigest() != record["sha256"]:
-                    raise DatasetImportError(f"{record['file']} does not match its recorded sha256: the archive is damaged")
+                data = _read_image(archive, record["file"], sha256=record["sha256"])
                 name = default_storage.save(f"images/restored/{record['sha256']}.jpg", ContentFile(data))
                 written.append(name)
                 thumbnail = ""
                 if record.get("thumbnail"):
                     thumbnail = default_storage.save(
-                        f"thumbnails/restored/{record['sha256']}.jpg", ContentFile(archive.read(record["thumbnail"]))
+                        f"thumbnails/restored/{record['sha256']}.jpg", ContentFile(_read_image(archive, record["thumbnail"]))
                     )
                     written.append(thumbnail)
                 image = Image.objects.create(

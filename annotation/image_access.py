@@ -1,4 +1,9 @@
-"""Who may see which face image, and the audit record of identifiable views."""
+"""Who may see which patients' images and labels, and the audit record of identifiable views.
+
+The one rule: a patient's images, scores and raters are shown only while their consent is
+granted, except to holders of `annotation.view_withdrawn_images` (admins). Pages, the API and the
+patient timeline all ask the functions below, so the rule cannot differ between them.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from annotation.models import Cohort, Consent, Image, Patient
+from annotation.models import Cohort, Consent, Image, PainLabel, Patient
+from annotation.selectors import label_history
 from painsite.core.models import AuditEvent
 from painsite.core.services import record_event
 
@@ -20,12 +26,26 @@ VIEW_WITHDRAWN = "annotation.view_withdrawn_images"
 VIEW_AUDIT_WINDOW = timedelta(minutes=10)
 
 
+def sees_every_patient(user: User | AnonymousUser) -> bool:
+    return user.has_perm(VIEW_WITHDRAWN)
+
+
+def may_view_patient_data(user: User | AnonymousUser, patient: Patient) -> bool:
+    """Whether `user` may see the patient's images, scores and who gave them."""
+    return patient.consent == Consent.GRANTED or sees_every_patient(user)
+
+
 def visible_images(user: User | AnonymousUser) -> QuerySet[Image]:
     """Images `user` may see: withdrawn-consent patients' images only for admins."""
     images = Image.objects.select_related("patient")
-    if not user.has_perm(VIEW_WITHDRAWN):
+    if not sees_every_patient(user):
         images = images.filter(patient__consent=Consent.GRANTED)
     return images
+
+
+def visible_label_history(user: User | AnonymousUser, *, image_id: int | None = None) -> QuerySet[PainLabel]:
+    """Label rows `user` may see, superseded ones included, newest first."""
+    return label_history(image_id=image_id, include_withdrawn=sees_every_patient(user))
 
 
 def filter_images(
@@ -47,7 +67,7 @@ def parse_labeled(value: str | None) -> bool | None:
 
 
 def may_view_image(user: User | AnonymousUser, image: Image) -> bool:
-    return image.patient.consent == Consent.GRANTED or user.has_perm(VIEW_WITHDRAWN)
+    return may_view_patient_data(user, image.patient)
 
 
 def record_image_view(*, user: User, image: Image) -> bool:

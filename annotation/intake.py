@@ -26,7 +26,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import ImageCms, ImageOps, UnidentifiedImageError
 
-from annotation.models import Image, Patient
+from annotation.models import Consent, Image, Patient
 from modeling.ml.face import detect_face
 from painsite.core.services import record_event
 
@@ -49,6 +49,26 @@ class ImageRejected(ValueError):
         super().__init__(f"{filename}: {reason}")
         self.filename = filename
         self.reason = reason
+
+
+class ConsentNotGranted(ImageRejected):
+    """The patient's consent is not granted (not recorded yet, or withdrawn): nothing is stored."""
+
+
+def require_consent(*, patient: Patient, filename: str = "") -> None:
+    """Refuse a new image of a patient whose consent is not granted.
+
+    store_image calls it first, so every way in (upload, bulk import, assessment, seed_demo) is
+    covered; a caller that does costly work before storing (assessment runs the model) calls it
+    up front too, so the refusal comes before that work.
+    """
+    if patient.consent == Consent.GRANTED:
+        return
+    if patient.consent == Consent.WITHDRAWN:
+        reason = f"patient {patient.code} withdrew consent: no new images are stored"
+    else:
+        reason = f"patient {patient.code} has no consent recorded yet: record it on the patient's page first"
+    raise ConsentNotGranted(filename or "image", reason)
 
 
 class DuplicateImage(Exception):
@@ -94,6 +114,17 @@ def prepare_image(*, data: bytes, filename: str) -> PreparedImage:
         height=picture.height,
         picture=picture,
     )
+
+
+def check_image_limits(*, data: bytes, filename: str) -> tuple[int, int]:
+    """The byte and pixel limits of every upload, for an image kept byte for byte (a restored
+    backup cannot be re-encoded without changing its sha256). Returns (width, height); raises
+    ImageRejected like an upload."""
+    max_bytes = settings.PAINSITE_MAX_UPLOAD_BYTES
+    if len(data) > max_bytes:
+        raise ImageRejected(filename, f"the file is more than {max_bytes:,} bytes, the limit")
+    picture = _decode(data, filename)
+    return picture.width, picture.height
 
 
 def read_upload(upload: UploadedFile) -> bytes:
@@ -181,9 +212,11 @@ def store_image(
 ) -> StoredImage:
     """Validate, re-encode and store one image with its face box and thumbnail.
 
-    Raises ImageRejected for unusable input and DuplicateImage when the stored JPEG's sha256 is
-    already known. Either way nothing is left behind: no row and no file.
+    Raises ConsentNotGranted (an ImageRejected) unless the patient's consent is granted,
+    ImageRejected for unusable input and DuplicateImage when the stored JPEG's sha256 is already
+    known. Either way nothing is left behind: no row and no file.
     """
+    require_consent(patient=patient, filename=filename)
     prepared = prepare_image(data=data, filename=filename)
     # Cheap early answer for the common case; the unique constraint below settles races.
     existing = Image.objects.filter(sha256=prepared.sha256).first()

@@ -11,8 +11,14 @@ class Cohort(models.TextChoices):
 
 
 class Consent(models.TextChoices):
+    # A new patient's consent is not assumed: nothing of theirs is stored until it is recorded.
+    NOT_RECORDED = "not_recorded", "Not recorded"
     GRANTED = "granted", "Granted"
     WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+# What a clinician can record; "not recorded" is only where every patient starts.
+RECORDABLE_CONSENT = (Consent.GRANTED, Consent.WITHDRAWN)
 
 
 class PatientQuerySet(models.QuerySet):
@@ -25,7 +31,12 @@ class Patient(models.Model):
 
     code = models.CharField(max_length=64, unique=True)
     cohort = models.CharField(max_length=16, choices=Cohort.choices)
-    consent = models.CharField(max_length=16, choices=Consent.choices, default=Consent.GRANTED)
+    consent = models.CharField(max_length=16, choices=Consent.choices, default=Consent.NOT_RECORDED)
+    # Who recorded the current consent state, and when (null while it is not recorded).
+    consent_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    consent_recorded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = PatientQuerySet.as_manager()

@@ -169,22 +169,25 @@ def targets_for_images(images: QuerySet[Image] | Iterable[int], rule: str = SELF
 
 
 def patients_with_counts() -> QuerySet[Patient]:
-    return Patient.objects.annotate(
+    return Patient.objects.select_related("consent_recorded_by").annotate(
         image_count=Count("images", distinct=True),
         labeled_image_count=Count("images", filter=Q(images__label_count__gt=0), distinct=True),
     ).order_by("code")
 
 
-def patient_timeline(patient: Patient) -> list[dict[str, object]]:
+def patient_timeline(patient: Patient, *, viewer: User) -> list[dict[str, object]]:
     """The patient's standing scores and model assessments in time order, one dict per point.
 
-    A score is placed at the time its image was captured (upload time when unknown); a model
+    Empty when `viewer` may not see this patient's data (annotation.image_access decides). A score is placed at the time its image was captured (upload time when unknown); a model
     assessment at the image's capture time, else when it was made. Assessments carry the NRS
     range of their level, so scores and assessments share one 0-10 axis.
     """
+    from annotation.image_access import may_view_patient_data
     from modeling.ml.levels import PainLevels
     from modeling.models import Assessment
 
+    if not may_view_patient_data(viewer, patient):
+        return []
     level_ranges = dict(zip(*_level_table(PainLevels.parse(settings.PAINSITE_PAIN_LEVELS))))
     points: list[dict[str, object]] = []
     labels = PainLabel.objects.current().filter(image__patient=patient).select_related("image", "rater")

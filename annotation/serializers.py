@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from annotation.models import Cohort, Consent, Image, LabelKind, PainLabel, Patient
+from annotation.models import RECORDABLE_CONSENT, Cohort, Consent, Image, LabelKind, PainLabel, Patient
 from annotation.services import NRS_MAX, NRS_MIN
 
 
 class PatientSerializer(serializers.ModelSerializer):
     image_count = serializers.IntegerField(read_only=True)
     labeled_image_count = serializers.IntegerField(read_only=True)
+    consent_recorded_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Patient
-        fields = ["code", "cohort", "consent", "created_at", "image_count", "labeled_image_count"]
+        fields = [
+            "code",
+            "cohort",
+            "consent",
+            "consent_recorded_by",
+            "consent_recorded_at",
+            "created_at",
+            "image_count",
+            "labeled_image_count",
+        ]
         read_only_fields = fields
 
 
@@ -24,7 +34,7 @@ class PatientCreateSerializer(serializers.Serializer):
 
 
 class ConsentSerializer(serializers.Serializer):
-    consent = serializers.ChoiceField(choices=Consent.choices)
+    consent = serializers.ChoiceField(choices=[(value, Consent(value).label) for value in RECORDABLE_CONSENT])
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 

@@ -13,8 +13,9 @@ import re
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
-from annotation.models import Cohort, Consent, Image, LabelKind, PainLabel, Patient
+from annotation.models import RECORDABLE_CONSENT, Cohort, Consent, Image, LabelKind, PainLabel, Patient
 from painsite.core.services import record_event
 
 NRS_MIN, NRS_MAX = 0, 10
@@ -166,7 +167,9 @@ def undo_last_label(*, rater: User) -> PainLabel | None:
     return undo
 
 
-def create_patient(*, code: str, cohort: str, actor: User) -> Patient:
+def create_patient(*, code: str, cohort: str, actor: User | None, consent: str = Consent.NOT_RECORDED) -> Patient:
+    """A new patient. Consent stays "not recorded" unless `actor` records it here (an import
+    whose manifest states it)."""
     code = (code or "").strip()
     if not PATIENT_CODE_PATTERN.match(code):
         raise PatientError(
@@ -174,22 +177,28 @@ def create_patient(*, code: str, cohort: str, actor: User) -> Patient:
         )
     if cohort not in Cohort.values:
         raise PatientError(f"cohort must be one of {', '.join(Cohort.values)}, not {cohort!r}")
+    if consent not in Consent.values:
+        raise PatientError(f"consent must be one of {', '.join(RECORDABLE_CONSENT)}, not {consent!r}")
     try:
         with transaction.atomic():
             patient = Patient.objects.create(code=code, cohort=cohort)
             record_event(actor=actor, action="patient.create", target=patient, details={"code": code, "cohort": cohort})
     except IntegrityError:
         raise PatientError(f"a patient with code {code!r} already exists") from None
+    if consent != Consent.NOT_RECORDED:
+        patient = _set_consent(patient=patient, consent=consent, actor=actor, reason="stated when the patient was created")
     return patient
 
 
-def _set_consent(*, patient: Patient, consent: str, actor: User, reason: str) -> Patient:
+def _set_consent(*, patient: Patient, consent: str, actor: User | None, reason: str) -> Patient:
     with transaction.atomic():
         locked = Patient.objects.select_for_update().get(pk=patient.pk)
         if locked.consent != consent:
             before = locked.consent
             locked.consent = consent
-            locked.save(update_fields=["consent"])
+            locked.consent_recorded_by = actor
+            locked.consent_recorded_at = timezone.now()
+            locked.save(update_fields=["consent", "consent_recorded_by", "consent_recorded_at"])
             action = "consent.withdraw" if consent == Consent.WITHDRAWN else "consent.grant"
             record_event(
                 actor=actor,
@@ -198,6 +207,8 @@ def _set_consent(*, patient: Patient, consent: str, actor: User, reason: str) ->
                 details={"code": locked.code, "from": before, "to": consent, "reason": reason},
             )
     patient.consent = locked.consent
+    patient.consent_recorded_by = locked.consent_recorded_by
+    patient.consent_recorded_at = locked.consent_recorded_at
     return locked
 
 
@@ -211,6 +222,7 @@ def grant_consent(*, patient: Patient, actor: User, reason: str = "") -> Patient
 
 
 def set_consent(*, patient: Patient, consent: str, actor: User, reason: str = "") -> Patient:
-    if consent not in Consent.values:
-        raise PatientError(f"consent must be one of {', '.join(Consent.values)}, not {consent!r}")
+    """Record the patient's consent as granted or withdrawn, with who and when."""
+    if consent not in RECORDABLE_CONSENT:
+        raise PatientError(f"consent must be one of {', '.join(RECORDABLE_CONSENT)}, not {consent!r}")
     return _set_consent(patient=patient, consent=consent, actor=actor, reason=reason)

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import urlencode
-from django.views.decorators.http import require_POST
 
 from annotation.archive import ArchiveRejected
-from annotation.image_access import filter_images, may_view_image, parse_labeled, visible_images
+from annotation.image_access import filter_images, may_view_image, parse_labeled, visible_images, visible_label_history
 from annotation.bulk_import import start_archive_import
 from annotation.models import Cohort, Image, ImportJob, Patient
-from annotation.selectors import label_history
+from painsite.core.permissions import page_permissions
 
 IMAGES_PER_PAGE = 48
 # The patient picker suggests codes; beyond this many the user types the code.
@@ -32,17 +30,12 @@ def _upload_page(request: HttpRequest, *, archive_error: str = "", status: int =
     return render(request, "annotation/upload.html", context, status=status)
 
 
-@login_required
-@permission_required("annotation.add_image", raise_exception=True)
+@page_permissions(GET="annotation.add_image")
 def upload(request: HttpRequest) -> HttpResponse:
     return _upload_page(request)
 
 
-@login_required
-@permission_required(
-    ["annotation.add_image", "annotation.add_patient", "annotation.add_painlabel"], raise_exception=True
-)
-@require_POST
+@page_permissions(POST=["annotation.add_image", "annotation.add_patient", "annotation.add_painlabel"])
 def upload_archive(request: HttpRequest) -> HttpResponse:
     archive = request.FILES.get("archive")
     if archive is None:
@@ -54,8 +47,7 @@ def upload_archive(request: HttpRequest) -> HttpResponse:
     return redirect("import-detail", job_id=job.pk)
 
 
-@login_required
-@permission_required("annotation.view_image", raise_exception=True)
+@page_permissions(GET="annotation.view_image")
 def image_list(request: HttpRequest) -> HttpResponse:
     filters = {
         "patient": request.GET.get("patient", "").strip(),
@@ -74,19 +66,17 @@ def image_list(request: HttpRequest) -> HttpResponse:
     return render(request, "annotation/images.html", context)
 
 
-@login_required
-@permission_required("annotation.view_image", raise_exception=True)
+@page_permissions(GET="annotation.view_image")
 def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
     image = get_object_or_404(Image.objects.select_related("patient", "uploaded_by"), pk=image_id)
     if not may_view_image(request.user, image):
         raise PermissionDenied(f"patient {image.patient.code} withdrew consent: their images are hidden")
     can_see_labels = request.user.has_perm("annotation.view_painlabel")
-    labels = label_history(image_id=image.pk, include_withdrawn=True) if can_see_labels else []
+    labels = visible_label_history(request.user, image_id=image.pk) if can_see_labels else []
     return render(request, "annotation/image_detail.html", {"image": image, "labels": labels})
 
 
-@login_required
-@permission_required("annotation.add_image", raise_exception=True)
+@page_permissions(GET="annotation.add_image")
 def import_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(ImportJob.objects.select_related("created_by"), pk=job_id)
     if job.created_by_id != request.user.pk and not request.user.is_staff:

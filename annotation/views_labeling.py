@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
 
 from annotation import services
 from annotation.agreement import agreement_report
+from annotation.image_access import may_view_patient_data
 from annotation.models import Cohort, Consent, Patient
 from annotation.selectors import patient_timeline, patients_with_counts
+from painsite.core.permissions import page_permissions
 
 CHART_WIDTH, CHART_HEIGHT = 720, 260
 CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BOTTOM = 44, 16, 12, 36
@@ -25,20 +24,16 @@ class PatientForm(forms.Form):
     cohort = forms.ChoiceField(choices=Cohort.choices)
 
 
-@login_required
-@permission_required("annotation.add_painlabel", raise_exception=True)
+@page_permissions(GET="annotation.add_painlabel")
 def label_page(request: HttpRequest) -> HttpResponse:
     return render(request, "annotation/label.html", {"nrs_values": range(11)})
 
 
-@login_required
-@permission_required("annotation.view_patient", raise_exception=True)
+@page_permissions(GET="annotation.view_patient", POST="annotation.add_patient")
 def patients_page(request: HttpRequest) -> HttpResponse:
     form = PatientForm()
     status = 200
     if request.method == "POST":
-        if not request.user.has_perm("annotation.add_patient"):
-            raise PermissionDenied
         form = PatientForm(request.POST)
         if form.is_valid():
             try:
@@ -65,18 +60,20 @@ def patients_page(request: HttpRequest) -> HttpResponse:
     return render(request, "annotation/patients.html", context, status=status)
 
 
-@login_required
-@permission_required("annotation.view_patient", raise_exception=True)
+@page_permissions(GET="annotation.view_patient")
 def patient_detail_page(request: HttpRequest, code: str) -> HttpResponse:
     patient = get_object_or_404(Patient, code=code)
-    points = patient_timeline(patient)
-    context = {"patient": patient, "points": points, "chart": _timeline_chart(points)}
+    points = patient_timeline(patient, viewer=request.user)
+    context = {
+        "patient": patient,
+        "points": points,
+        "chart": _timeline_chart(points),
+        "data_shown": may_view_patient_data(request.user, patient),
+    }
     return render(request, "annotation/patient_detail.html", context)
 
 
-@login_required
-@permission_required("annotation.change_patient", raise_exception=True)
-@require_POST
+@page_permissions(POST="annotation.change_patient")
 def patient_consent(request: HttpRequest, code: str) -> HttpResponse:
     patient = get_object_or_404(Patient, code=code)
     consent = request.POST.get("consent", "")
@@ -89,8 +86,7 @@ def patient_consent(request: HttpRequest, code: str) -> HttpResponse:
     return redirect("patient-detail", code=patient.code)
 
 
-@login_required
-@permission_required("annotation.view_painlabel", raise_exception=True)
+@page_permissions(GET="annotation.view_painlabel")
 def agreement_page(request: HttpRequest) -> HttpResponse:
     return render(request, "annotation/agreement.html", {"report": agreement_report()})
 

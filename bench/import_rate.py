@@ -67,8 +67,8 @@ def main() -> dict[str, object]:
     user = User.objects.create_user("bench-importer")
 
     jpegs = [encode(make_face(WIDTH, HEIGHT, seed=seed), "JPEG", quality=90) for seed in range(args.images)]
-    rows = ["filename,patient,cohort,nrs,kind,captured_at"]
-    rows += [f"{i:04d}.jpg,B{i // 10:03d},clinical,{i % 11 if i % 2 else ''},," for i in range(args.images)]
+    rows = ["filename,patient,cohort,nrs,kind,captured_at,consent"]
+    rows += [f"{i:04d}.jpg,B{i // 10:03d},clinical,{i % 11 if i % 2 else ''},,,granted" for i in range(args.images)]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr("manifest.csv", "\n".join(rows) + "\n")

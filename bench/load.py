@@ -69,7 +69,7 @@ def prepare(*, clinicians: int, images: int) -> LoadData:
     from annotation.models import Patient
     from painsite.core.roles import CLINICIAN, assign_role
 
-    patient, _ = Patient.objects.get_or_create(code="LOAD-001", defaults={"cohort": "clinical"})
+    patient, _ = Patient.objects.get_or_create(code="LOAD-001", defaults={"cohort": "clinical", "consent": "granted"})
     image_ids = []
     for number in range(images):
         pixels = np.random.default_rng(10_000 + number).integers(0, 256, size=(32, 32, 3), dtype=np.uint8)

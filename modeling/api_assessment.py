@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.decorators import api_view, parser_classes, permission_classes
+from rest_framework.decorators import api_view, parser_classes, permission_classes, throttle_classes
 from rest_framework.fields import empty
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -21,6 +21,7 @@ from annotation.models import Image, PainLabel, Patient
 from modeling.assessment import AssessmentRefused, assess_image, suggest_for_image
 from modeling.inference import ModelLoadFailed, ModelVersionUnavailable, NoProductionModel
 from painsite.core.api import error_response, permission_classes_for
+from painsite.core.throttles import AssessmentThrottle
 
 ERROR = OpenApiResponse(description='{"error": "...", "details": ...}')
 CHOOSE_VERSION = "modeling.view_modelversion"
@@ -74,6 +75,7 @@ class AssessmentSerializer(serializers.Serializer):
 @api_view(["POST"])
 @parser_classes([MultiPartParser, FormParser])
 @permission_classes(permission_classes_for(POST=["modeling.add_assessment"]))
+@throttle_classes([AssessmentThrottle])
 def assessments(request: Request) -> Response:
     form = AssessmentRequestSerializer(data=request.data)
     form.is_valid(raise_exception=True)
@@ -121,7 +123,7 @@ def assessments(request: Request) -> Response:
     description="The production model's suggestion for a stored image. Shown to a rater only after they have "
     "saved their own score for the image, so the model cannot anchor it (403 before).",
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=["annotation.view_image", "modeling.view_assessment"]))
 def image_suggestion(request: Request, image_id: int) -> Response:
     image = get_object_or_404(Image.objects.select_related("patient"), pk=image_id)

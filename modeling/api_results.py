@@ -93,7 +93,7 @@ class ComparisonSerializer(serializers.Serializer):
     responses={200: ComparisonSerializer},
     tags=["model-versions"],
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=["modeling.view_modelversion"]))
 def compare_model_versions(request: Request) -> Response:
     query = CompareQuerySerializer(data=request.query_params)

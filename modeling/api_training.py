@@ -17,7 +17,7 @@ from modeling.serializers_training import (
     ModelVersionListSerializer,
     ModelVersionSerializer,
     PromoteSerializer,
-    TrainingRunRequestSerializer,
+    TrainingConfigSerializer,
     TrainingRunSerializer,
 )
 from painsite.core.api import error_response, paginated_schema, permission_classes_for
@@ -35,7 +35,7 @@ def _validation_error(error: ValidationError) -> Response:
 
 @extend_schema(
     methods=["POST"],
-    request=TrainingRunRequestSerializer,
+    request=TrainingConfigSerializer,
     responses={
         202: TrainingRunSerializer,
         400: OpenApiResponse(description="invalid config or not enough labelled data"),
@@ -45,7 +45,7 @@ def _validation_error(error: ValidationError) -> Response:
 @extend_schema(
     methods=["GET"], responses=paginated_schema(TrainingRunSerializer, "TrainingRunPage"), operation_id="training_runs_list"
 )
-@api_view(["GET", "POST"])
+@api_view(["GET", "HEAD", "POST"])
 @permission_classes(permission_classes_for(GET=VIEW_RUNS, POST=["modeling.add_trainingrun"]))
 def training_runs(request: Request) -> Response:
     if request.method == "GET":
@@ -68,7 +68,7 @@ def training_runs(request: Request) -> Response:
 
 
 @extend_schema(responses=TrainingRunSerializer)
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=VIEW_RUNS))
 def training_run_detail(request: Request, pk: int) -> Response:
     run = get_object_or_404(selectors.training_runs(), pk=pk)
@@ -88,7 +88,7 @@ def cancel_training_run(request: Request, pk: int) -> Response:
 
 
 @extend_schema(responses=paginated_schema(ModelVersionListSerializer, "ModelVersionPage"), operation_id="model_versions_list")
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=VIEW_VERSIONS))
 def model_versions(request: Request) -> Response:
     paginator = PageNumberPagination()
@@ -97,7 +97,7 @@ def model_versions(request: Request) -> Response:
 
 
 @extend_schema(responses=ModelVersionSerializer)
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=VIEW_VERSIONS))
 def model_version_detail(request: Request, pk: int) -> Response:
     return Response(ModelVersionSerializer(_version_with_provenance(pk)).data)

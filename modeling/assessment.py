@@ -15,8 +15,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from annotation.intake import DuplicateImage, prepare_image, store_image
-from annotation.models import Consent, Image, Patient
+from annotation.intake import ConsentNotGranted, DuplicateImage, prepare_image, require_consent, store_image
+from annotation.models import Image, Patient
 from modeling import inference
 from modeling.inference import ServedModel
 from modeling.ml.data import FaceBox
@@ -105,8 +105,11 @@ def assess_image(
     # is the version that produced the probabilities, even while a promotion happens.
     version = inference.resolve_version(model_version)
     recording = patient is not None and record
-    if recording and patient.consent != Consent.GRANTED:
-        raise AssessmentRefused(f"patient {patient.code} withdrew consent: their images are not stored")
+    if recording:
+        try:
+            require_consent(patient=patient, filename=filename)
+        except ConsentNotGranted as refused:
+            raise AssessmentRefused(refused.reason) from None
     served = inference.models.get(version)
     picture = prepared.picture
     face_box = detect_face(picture)

@@ -1,8 +1,11 @@
-"""The training page's form: HTML fields and type coercion. The rules are in training_config."""
+"""The training page's form: HTML fields only. Checking is the API's serializer's, so the page
+shows the same errors as the API and `manage.py train`."""
 
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
+from django.forms.utils import ErrorDict
 
 from modeling.training_config import (
     COHORTS,
@@ -10,6 +13,7 @@ from modeling.training_config import (
     LABEL_RULES,
     LIMITS,
     MODES,
+    clean_training_config,
     default_training_config,
 )
 from annotation.models import Cohort
@@ -45,3 +49,16 @@ class TrainingRunForm(forms.Form):
     @classmethod
     def with_defaults(cls) -> TrainingRunForm:
         return cls(initial=default_training_config())
+
+    def full_clean(self) -> None:
+        """The fields' own checks are replaced by the training settings' one validator."""
+        self._errors = ErrorDict()
+        self.cleaned_data = {}
+        if not self.is_bound:
+            return
+        raw = {name: self.data.getlist(name) if name == "cohorts" else self.data.get(name) for name in self.fields}
+        try:
+            self.cleaned_data = clean_training_config(raw)
+        except ValidationError as error:
+            for field, problems in error.message_dict.items():
+                self.add_error(field if field in self.fields else None, problems)

@@ -1,25 +1,94 @@
-"""Shapes of training runs and model versions in the API. Rules live in services."""
+"""Training settings (their one validator) and the API shapes of training runs and model versions."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from rest_framework import serializers
 
 from modeling.models import ModelVersion, PromotionEvent, TrainingRun
-from modeling.training_config import COHORTS, LABEL_RULES, MODES
+from modeling.training_config import COHORTS, LABEL_RULES, LIMITS, MODES, default_training_config
 
 
-class TrainingRunRequestSerializer(serializers.Serializer):
-    """The body of POST /api/training-runs/ (documentation; services.start_training checks it)."""
+class StrictIntegerField(serializers.IntegerField):
+    """A whole number. Refuses JSON booleans (`true` is not 1 epoch) and fractions like 2.5."""
 
-    cohorts = serializers.ListField(child=serializers.ChoiceField(choices=COHORTS), required=False)
-    mode = serializers.ChoiceField(choices=MODES, required=False)
-    epochs = serializers.IntegerField(required=False)
-    lr = serializers.FloatField(required=False)
-    batch_size = serializers.IntegerField(required=False)
-    label_rule = serializers.ChoiceField(choices=LABEL_RULES, required=False)
-    seed = serializers.IntegerField(required=False)
-    image_size = serializers.IntegerField(required=False)
-    patience = serializers.IntegerField(required=False)
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or (isinstance(data, float) and not data.is_integer()):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def _number(name: str, field_class: type[serializers.Field]) -> serializers.Field:
+    low, high = LIMITS[name]
+    between = f"{name} must be between {low:g} and {high:g}"
+    whole = "whole " if field_class is StrictIntegerField else ""
+    return field_class(
+        required=False,
+        min_value=low,
+        max_value=high,
+        error_messages={"invalid": f"{name} must be a {whole}number", "min_value": between, "max_value": between},
+    )
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> serializers.ChoiceField:
+    message = f"unknown {name} '{{input}}'; valid: {', '.join(choices)}"
+    return serializers.ChoiceField(choices=choices, required=False, error_messages={"invalid_choice": message})
+
+
+class CohortsField(serializers.ListField):
+    """One cohort or a list of them; answered in the canonical order."""
+
+    child = serializers.ChoiceField(choices=COHORTS)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = [data]
+        if not isinstance(data, (list, tuple)) or not data:
+            raise serializers.ValidationError(f"choose at least one cohort: {', '.join(COHORTS)}")
+        if bad := [cohort for cohort in data if cohort not in COHORTS]:
+            raise serializers.ValidationError(f"unknown cohort(s) {', '.join(map(str, bad))}; valid: {', '.join(COHORTS)}")
+        return [cohort for cohort in COHORTS if cohort in data]
+
+
+class TrainingConfigSerializer(serializers.Serializer):
+    """The one definition of what a training run may ask for: the API's body, the training page's
+    form and `manage.py train` are all checked by it (training_config.clean_training_config).
+    Settings left out (or empty) take their defaults; unknown settings are refused."""
+
+    cohorts = CohortsField(required=False)
+    mode = _choice("mode", MODES)
+    epochs = _number("epochs", StrictIntegerField)
+    lr = _number("lr", StrictFloatField)
+    batch_size = _number("batch_size", StrictIntegerField)
+    label_rule = _choice("label_rule", LABEL_RULES)
+    seed = _number("seed", StrictIntegerField)
+    image_size = _number("image_size", StrictIntegerField)
+    patience = _number("patience", StrictIntegerField)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            raise serializers.ValidationError({"non_field_errors": ["the training settings must be an object of name: value"]})
+        given = {name: value for name, value in data.items() if value is not None and value != ""}
+        errors: dict[str, Any] = {}
+        if unknown := sorted(set(given) - set(self.fields)):
+            errors["non_field_errors"] = [f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(self.fields)}"]
+        try:
+            values = super().to_internal_value({name: value for name, value in given.items() if name in self.fields})
+        except serializers.ValidationError as error:
+            errors.update(error.detail)
+            values = {}
+        if errors:
+            raise serializers.ValidationError(errors)
+        return {**default_training_config(), **values}
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):

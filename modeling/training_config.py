@@ -1,7 +1,7 @@
 """What a training run may ask for: the choices, their limits and defaults, and one validator.
 
-The page form, the API and `manage.py train` all hand a plain dict to `clean_training_config`, so a
-rule is written once. Defaults come from settings (PAINSITE_TRAINING_*); each run stores the
+The page form, the API and `manage.py train` all hand a plain dict to `clean_training_config`, which
+checks it with one serializer (modeling/serializers_training.py), so a rule is written once. Defaults come from settings (PAINSITE_TRAINING_*); each run stores the
 complete, cleaned config it used.
 """
 
@@ -33,7 +33,6 @@ LIMITS: dict[str, tuple[float, float]] = {
     "image_size": (32, 512),
     "patience": (1, 500),
 }
-INTEGER_FIELDS = ("epochs", "batch_size", "seed", "image_size", "patience")
 
 
 def default_training_config() -> dict[str, Any]:
@@ -51,44 +50,12 @@ def default_training_config() -> dict[str, Any]:
 
 
 def clean_training_config(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """The complete config for a run: `raw` over the defaults, checked. Raises ValidationError
-    with a message per field, naming the valid options."""
-    config = default_training_config()
-    errors: dict[str, list[str]] = {}
-    unknown = sorted(set(raw) - set(config))
-    if unknown:
-        errors["non_field_errors"] = [f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(config)}"]
-    config.update({key: value for key, value in raw.items() if key in config and value not in (None, "")})
+    """The complete config for a run: `raw` over the defaults, checked by the one serializer that
+    defines the settings. Raises ValidationError with a message per field, naming the valid options."""
+    # Imported here: the serializer takes its choices, limits and defaults from this module.
+    from modeling.serializers_training import TrainingConfigSerializer
 
-    cohorts = config["cohorts"]
-    if isinstance(cohorts, str):
-        cohorts = [cohorts]
-    if not isinstance(cohorts, (list, tuple)) or not cohorts:
-        errors["cohorts"] = [f"choose at least one cohort: {', '.join(COHORTS)}"]
-    elif bad := [c for c in cohorts if c not in COHORTS]:
-        errors["cohorts"] = [f"unknown cohort(s) {', '.join(map(str, bad))}; valid: {', '.join(COHORTS)}"]
-    else:
-        config["cohorts"] = [c for c in COHORTS if c in cohorts]
-
-    for name, valid in (("mode", MODES), ("label_rule", LABEL_RULES)):
-        if config[name] not in valid:
-            errors[name] = [f"unknown {name} {config[name]!r}; valid: {', '.join(valid)}"]
-
-    for name, (low, high) in LIMITS.items():
-        try:
-            value = float(config[name])
-            if name in INTEGER_FIELDS:
-                if value != int(value):
-                    raise ValueError
-                value = int(value)
-        except (TypeError, ValueError):
-            errors[name] = [f"{name} must be a {'whole ' if name in INTEGER_FIELDS else ''}number"]
-            continue
-        if not low <= value <= high:
-            errors[name] = [f"{name} must be between {low:g} and {high:g}, got {value:g}"]
-            continue
-        config[name] = value
-
-    if errors:
-        raise ValidationError(errors)
-    return config
+    form = TrainingConfigSerializer(data=raw)
+    if not form.is_valid():
+        raise ValidationError({field: [str(problem) for problem in problems] for field, problems in form.errors.items()})
+    return dict(form.validated_data)

@@ -6,13 +6,13 @@ Both pages only render; the browser sends each image to POST /api/assessments/.
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from annotation.models import Patient
 from modeling.inference import production_version
 from modeling.models import ModelVersion, Stage
+from painsite.core.permissions import page_permissions
 
 
 def _page_context(request: HttpRequest) -> dict[str, object]:
@@ -30,14 +30,12 @@ def _page_context(request: HttpRequest) -> dict[str, object]:
     }
 
 
-@login_required
-@permission_required("modeling.add_assessment", raise_exception=True)
+@page_permissions(GET="modeling.add_assessment")
 def assess_page(request: HttpRequest) -> HttpResponse:
     return render(request, "modeling/assess.html", _page_context(request))
 
 
-@login_required
-@permission_required("modeling.add_assessment", raise_exception=True)
+@page_permissions(GET="modeling.add_assessment")
 def monitor_page(request: HttpRequest) -> HttpResponse:
     context = _page_context(request)
     context["interval_seconds"] = settings.PAINSITE_MONITOR_INTERVAL_SECONDS

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
@@ -19,6 +18,7 @@ from modeling.results_plots import (
     roc_overlay_spec,
     training_specs,
 )
+from painsite.core.permissions import page_permissions
 
 VIEW_RESULTS = "modeling.view_modelversion"
 
@@ -32,8 +32,7 @@ def _version_choices() -> list[dict[str, Any]]:
     return list(ModelVersion.objects.values("id", "name", "stage", "cohorts"))
 
 
-@login_required
-@permission_required(VIEW_RESULTS, raise_exception=True)
+@page_permissions(GET=VIEW_RESULTS)
 def results_list(request: HttpRequest) -> HttpResponse:
     stage = request.GET.get("stage", "")
     if stage not in Stage.values:
@@ -49,8 +48,7 @@ def results_list(request: HttpRequest) -> HttpResponse:
     return render(request, "modeling/results.html", context)
 
 
-@login_required
-@permission_required(VIEW_RESULTS, raise_exception=True)
+@page_permissions(GET=VIEW_RESULTS)
 def results_paper(request: HttpRequest) -> HttpResponse:
     everything = list(results.versions_for_results())
     requested = {value for value in request.GET.getlist("version") if value.isdigit()}
@@ -126,8 +124,7 @@ def _comparison_section(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[s
     return section
 
 
-@login_required
-@permission_required(VIEW_RESULTS, raise_exception=True)
+@page_permissions(GET=VIEW_RESULTS)
 def results_compare(request: HttpRequest) -> HttpResponse:
     a = _version_or_none(request.GET.get("a"))
     b = _version_or_none(request.GET.get("b"))
@@ -145,8 +142,7 @@ def results_compare(request: HttpRequest) -> HttpResponse:
     return render(request, "modeling/compare.html", context)
 
 
-@login_required
-@permission_required(VIEW_RESULTS, raise_exception=True)
+@page_permissions(GET=VIEW_RESULTS)
 def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion.objects.select_related("created_by", "training_run"), pk=pk)
     sections = []

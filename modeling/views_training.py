@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from modeling import selectors, services
 from modeling.forms_training import TrainingRunForm
 from modeling.models import ModelVersion, TrainingRun
 from modeling.serializers_training import TrainingRunSerializer
+from painsite.core.permissions import page_permissions
 
 RUNS_SHOWN = 50
 
 
-@login_required
-@permission_required("modeling.add_trainingrun", raise_exception=True)
-@require_http_methods(["GET", "POST"])
+@page_permissions(GET="modeling.add_trainingrun", POST="modeling.add_trainingrun")
 def training_page(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
@@ -48,9 +45,7 @@ def training_page(request: HttpRequest) -> HttpResponse:
     return render(request, "modeling/training.html", context, status=status)
 
 
-@login_required
-@permission_required("modeling.view_trainingrun", raise_exception=True)
-@require_GET
+@page_permissions(GET="modeling.view_trainingrun")
 def training_run_progress(request: HttpRequest, pk: int) -> JsonResponse:
     """What the progress bar polls: the run's status and progress, as the API shows them."""
     run = get_object_or_404(selectors.training_runs(), pk=pk)
@@ -59,9 +54,7 @@ def training_run_progress(request: HttpRequest, pk: int) -> JsonResponse:
     return response
 
 
-@login_required
-@permission_required("modeling.cancel_trainingrun", raise_exception=True)
-@require_POST
+@page_permissions(POST="modeling.cancel_trainingrun")
 def training_run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(TrainingRun, pk=pk)
     try:
@@ -76,9 +69,7 @@ def training_run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("training")
 
 
-@login_required
-@permission_required("modeling.promote_modelversion", raise_exception=True)
-@require_POST
+@page_permissions(POST="modeling.promote_modelversion")
 def promote_version(request: HttpRequest, pk: int) -> HttpResponse:
     """The promote button of the results pages: a reason is required; back to where it came from."""
     version = get_object_or_404(ModelVersion.objects.only("pk", "name", "stage"), pk=pk)

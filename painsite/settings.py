@@ -8,6 +8,8 @@ Redis/RabbitMQ (see README.md and docs/deploy.md).
 from __future__ import annotations
 
 import os
+import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -36,11 +38,33 @@ VAR_DIR = Path(os.getenv("PAINSITE_VAR_DIR", BASE_DIR / "var"))
 PRODUCTION = os.getenv("PAINSITE_ENV", "development") == "production"
 DEBUG = envbool("DEBUG", "False" if PRODUCTION else "True")
 
+
+
+def installation_secret_key(var_dir: Path) -> str:
+    """This installation's development key: made once in var/secret_key (mode 0600), then reused.
+
+    A constant in the repository would be the same key on every copy, so anyone could forge
+    sessions and signed values of a development installation that is reachable from outside.
+    """
+    path = var_dir / "secret_key"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
 SECRET_KEY = os.getenv("SECRET_KEY", "")
 if not SECRET_KEY:
     if PRODUCTION:
         raise ImproperlyConfigured("SECRET_KEY must be set when PAINSITE_ENV=production")
-    SECRET_KEY = "development-only-key-do-not-use-in-production-0123456789abcdef"
+    SECRET_KEY = installation_secret_key(VAR_DIR)
+
+# Old keys still accepted for signed values while a rotation is under way (README.md).
+SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS", "")
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
@@ -57,6 +81,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_results",
+    "axes",
     "painsite.core",
     "annotation",
     "modeling",
@@ -74,6 +99,7 @@ MIDDLEWARE = [
     "painsite.core.middleware.ContentSecurityPolicyMiddleware",
     "painsite.core.middleware.DatabaseUnavailableMiddleware",
     "painsite.core.middleware.StorageUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "painsite.urls"
@@ -138,9 +164,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-AUTHENTICATION_BACKENDS = ["painsite.core.auth.ThrottledModelBackend"]
+AUTHENTICATION_BACKENDS = ["painsite.core.auth.LockoutBackend", "painsite.core.auth.RolePermissionBackend"]
 PAINSITE_LOGIN_FAILURE_LIMIT = envint("PAINSITE_LOGIN_FAILURE_LIMIT", "5")
 PAINSITE_LOGIN_LOCKOUT_SECONDS = envint("PAINSITE_LOGIN_LOCKOUT_SECONDS", "900")
+# django-axes: failures count per (username, client address) pair, so failures from elsewhere
+# cannot lock a clinician out of their own machine; records expire after the cool-off, and each
+# failure during a lockout extends it.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = PAINSITE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=PAINSITE_LOGIN_LOCKOUT_SECONDS)
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "painsite.core.auth.keep_response"
+AXES_CLIENT_IP_CALLABLE = "painsite.core.auth.client_address"
+AXES_VERBOSE = False
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
@@ -243,6 +279,12 @@ elif CELERY_BROKER_URL.startswith("sqla+sqlite"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"connect_args": {"timeout": 30}}
 CELERY_TASK_ALWAYS_EAGER = False
 
+# Requests per account (assessments, image uploads) or per client address (token requests).
+PAINSITE_THROTTLE_RATES = {
+    "assessments": os.getenv("PAINSITE_THROTTLE_ASSESSMENTS", "240/minute"),
+    "uploads": os.getenv("PAINSITE_THROTTLE_UPLOADS", "1200/minute"),
+    "token": os.getenv("PAINSITE_THROTTLE_TOKEN", "60/minute"),
+}
 REST_FRAMEWORK = {
     # Token first, so an anonymous API request gets 401 with a WWW-Authenticate header.
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -254,6 +296,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "painsite.core.api.exception_handler",
+    # How many proxies of ours add X-Forwarded-For; with 0, the header is ignored (clients can
+    # write it), and the rates and the log-in lockout count by REMOTE_ADDR.
+    "NUM_PROXIES": envint("PAINSITE_TRUSTED_PROXIES", "0"),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "PainSite API",

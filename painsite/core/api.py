@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import inline_serializer
-from rest_framework import permissions, serializers, status
+from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from painsite.core.permissions import MethodNotInTable, PermissionTable, may_use, permission_table
 
 
 # The body of every API error, for the OpenAPI schema.
@@ -59,29 +61,33 @@ def _summary(data: Any) -> str:
 
 
 class HasPermission(permissions.BasePermission):
-    """Allow a request when the user holds every Django permission the view lists.
+    """Allow a request when the user holds every Django permission the view lists for its method.
 
-    Views set `required_permissions = {"GET": [...], "POST": [...]}`; a method not listed is
-    checked against the "*" entry. An authenticated user without them gets 403.
+    Views set `required_permissions = {"GET": [...], "POST": [...]}`. The rules of
+    painsite.core.permissions apply: a method not listed is refused with 405 (HEAD follows GET,
+    OPTIONS is for whoever may use a listed method), an anonymous caller gets 401 and an
+    authenticated one without the permissions 403.
     """
+
+    def table(self, view) -> PermissionTable:
+        return permission_table(getattr(view, "required_permissions", {}))
 
     def has_permission(self, request, view) -> bool:
         if not (request.user and request.user.is_authenticated):
             return False
-        required = getattr(view, "required_permissions", {})
-        names = required.get(request.method, required.get("*", []))
-        return request.user.has_perms(names)
+        try:
+            return may_use(request.user, request.method, self.table(view))
+        except MethodNotInTable:
+            raise exceptions.MethodNotAllowed(request.method) from None
 
 
 def permission_classes_for(**by_method: list[str]):
     """Shortcut used by function API views: @permission_classes(permission_classes_for(GET=[...]))."""
+    table = permission_table(by_method)
 
     class _Required(HasPermission):
-        def has_permission(self, request, view) -> bool:
-            if not (request.user and request.user.is_authenticated):
-                return False
-            names = by_method.get(request.method, by_method.get("*", []))
-            return request.user.has_perms(names)
+        def table(self, view) -> PermissionTable:
+            return table
 
     return [_Required]
 

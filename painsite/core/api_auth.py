@@ -1,24 +1,51 @@
 from __future__ import annotations
 
+from django.conf import settings
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from painsite.core.api import error_response
+from painsite.core.auth import is_locked_out, lockout_message
 from painsite.core.services import record_event
+from painsite.core.throttles import TokenRequestThrottle
 
 
 class TokenView(ObtainAuthToken):
     """POST {username, password} -> {token}; DELETE revokes the token the request used."""
 
+    throttle_classes = [TokenRequestThrottle]
+
     def get_permissions(self):
         return [IsAuthenticated()] if self.request.method == "DELETE" else [AllowAny()]
+
+    def post(self, request: Request, *args, **kwargs) -> Response:
+        try:
+            return super().post(request, *args, **kwargs)
+        except ValidationError:
+            if not is_locked_out(request):
+                raise
+        response = error_response(lockout_message(), status_code=status.HTTP_429_TOO_MANY_REQUESTS)
+        response["Retry-After"] = str(settings.PAINSITE_LOGIN_LOCKOUT_SECONDS)
+        return response
 
     @extend_schema(responses={204: None}, summary="Revoke the caller's API token")
     def delete(self, request: Request) -> Response:
         deleted, _ = Token.objects.filter(user=request.user).delete()
         record_event(actor=request.user, action="auth.token.revoke", target=request.user, details={"revoked": bool(deleted)})
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiDocsView(SpectacularSwaggerSplitView):
+    """The interactive API docs. OPTIONS answers with Allow only: the page renders HTML from a
+    template, which cannot render DRF's JSON description of a view."""
+
+    def options(self, request: Request, *args, **kwargs) -> HttpResponse:
+        return HttpResponse(headers={"Allow": ", ".join(self.allowed_methods)})

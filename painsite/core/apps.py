@@ -9,6 +9,8 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from painsite.core import auth  # noqa: F401  (connects the lockout audit to django-axes)
+
 
         # Permissions are created after each migrate; keep the role groups' permissions in step
         # with ROLE_PERMISSIONS so a new permission reaches its role without a manual step.

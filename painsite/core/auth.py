@@ -1,26 +1,26 @@
-"""Log-in throttling: after too many failed attempts an account is locked for a while.
+"""Log-in lockout (django-axes) and the permission backend.
 
-Counted per username (not per address), so guessing one clinician's password from many
-machines is throttled too. Applies to the log-in page and to the API token endpoint, since
-both go through django.contrib.auth.authenticate().
+Failed log-ins are counted by django-axes per username *and* client address together
+(AXES_LOCKOUT_PARAMETERS in settings): guessing a clinician's password from one machine locks
+that machine out of that account, while the clinician, logging in from their own machine, is not
+locked out by someone else's failures. Records expire after the cool-off. The log-in page and
+the API token endpoint both go through django.contrib.auth.authenticate(), so both are covered.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
+from axes.backends import AxesStandaloneBackend
+from axes.signals import user_locked_out
 from django import forms
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import Permission
-from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.dispatch import receiver
-from django.utils import timezone
+from django.http import HttpRequest, HttpResponse
+from rest_framework.throttling import BaseThrottle
 
-from painsite.core.models import LoginFailure
 from painsite.core.services import record_event
 
 LOCKOUT_MESSAGE = (
@@ -29,80 +29,83 @@ LOCKOUT_MESSAGE = (
 )
 
 
-def _window_start():
-    return timezone.now() - timedelta(seconds=settings.PAINSITE_LOGIN_LOCKOUT_SECONDS)
-
-
-def is_locked_out(username: str) -> bool:
-    recent = LoginFailure.objects.filter(username=username, created_at__gte=_window_start())
-    return recent.count() >= settings.PAINSITE_LOGIN_FAILURE_LIMIT
-
-
 def lockout_message() -> str:
     return LOCKOUT_MESSAGE.format(minutes=max(1, settings.PAINSITE_LOGIN_LOCKOUT_SECONDS // 60))
 
 
-class ThrottledModelBackend(ModelBackend):
-    def get_all_permissions(self, user_obj, obj=None) -> set[str]:
-        """The user's own and their roles' permissions, read in one query instead of two.
+def is_locked_out(request: HttpRequest) -> bool:
+    """Whether django-axes refused the log-in attempt this request just made."""
+    return bool(getattr(request, "axes_locked_out", False))
 
-        Every API request checks permissions, so this is on the labeling queue's hot path. Like
-        ModelBackend, the answer is cached on the user object, i.e. for one request.
-        """
-        if (
-            obj is None
-            and user_obj.is_active
-            and not user_obj.is_anonymous
-            and not user_obj.is_superuser
-            and not hasattr(user_obj, "_perm_cache")
-        ):
-            granted = (
+
+def client_address(request: HttpRequest) -> str | None:
+    """AXES_CLIENT_IP_CALLABLE: the address DRF's throttles count by too. REMOTE_ADDR, unless
+    PAINSITE_TRUSTED_PROXIES says how many proxies of ours add X-Forwarded-For; a header the
+    client wrote itself is never believed."""
+    return BaseThrottle().get_ident(request)
+
+
+def keep_response(request: HttpRequest, response: HttpResponse | None, credentials: dict | None = None) -> HttpResponse:
+    """AXES_LOCKOUT_CALLABLE: the log-in page and the token endpoint already say why they refused."""
+    return response
+
+
+@receiver(user_locked_out, dispatch_uid="painsite-audit-lockout")
+def audit_lockout(sender, request, username: str | None = None, ip_address: str | None = None, **kwargs) -> None:
+    # Axes signals a lockout on every failure from the limit on; the lockout begins at the limit.
+    if getattr(request, "axes_failures_since_start", None) != settings.PAINSITE_LOGIN_FAILURE_LIMIT:
+        return
+    record_event(
+        actor=None,
+        action="auth.lockout",
+        object_type="auth.user",
+        object_id=(username or "")[:64],
+        details={"username": username, "ip": ip_address, "failures": settings.PAINSITE_LOGIN_FAILURE_LIMIT},
+    )
+
+
+class LockoutBackend(AxesStandaloneBackend):
+    """django-axes' lockout check for log-ins that come with a request (the log-in page and the
+    token endpoint). authenticate() without one (the test client's login(), scripts) has no
+    client address to count by and is left to the next backend."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+class RolePermissionBackend(ModelBackend):
+    """Django's ModelBackend, reading the user's own and their roles' permissions in one query.
+
+    Every API request checks permissions, so this is on the labeling queue's hot path. The answer
+    is kept on the user object (our own attribute), which lives for one request: a removed role
+    counts from the next request on.
+    """
+
+    def get_all_permissions(self, user_obj, obj=None) -> set[str]:
+        if obj is not None or not user_obj.is_active or user_obj.is_anonymous:
+            return set()
+        if user_obj.is_superuser:
+            return super().get_all_permissions(user_obj, obj)
+        granted = getattr(user_obj, "painsite_permissions", None)
+        if granted is None:
+            rows = (
                 Permission.objects.filter(Q(user=user_obj) | Q(group__user=user_obj))
                 .values_list("content_type__app_label", "codename")
                 .order_by()
                 .distinct()
             )
-            user_obj._perm_cache = {f"{app_label}.{codename}" for app_label, codename in granted}
-        return super().get_all_permissions(user_obj, obj)
-
-    def authenticate(self, request, username=None, password=None, **kwargs):
-        if username is not None and is_locked_out(username):
-            # PermissionDenied stops authenticate() at once: even the right password is refused.
-            raise PermissionDenied(lockout_message())
-        return super().authenticate(request, username=username, password=password, **kwargs)
-
-
-def _client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") if request is not None else None
-
-
-@receiver(user_login_failed)
-def remember_login_failure(sender, credentials, request=None, **kwargs) -> None:
-    username = (credentials or {}).get("username")
-    if not username:
-        return
-    was_locked = is_locked_out(username)
-    LoginFailure.objects.create(username=username[:150], ip_address=_client_ip(request))
-    if not was_locked and is_locked_out(username):
-        record_event(
-            actor=None,
-            action="auth.lockout",
-            object_type="auth.user",
-            object_id=username[:64],
-            details={"username": username, "ip": _client_ip(request), "failures": settings.PAINSITE_LOGIN_FAILURE_LIMIT},
-        )
-
-
-@receiver(user_logged_in)
-def forget_login_failures(sender, request, user, **kwargs) -> None:
-    LoginFailure.objects.filter(username=user.get_username()).delete()
+            granted = frozenset(f"{app_label}.{codename}" for app_label, codename in rows)
+            user_obj.painsite_permissions = granted
+        return set(granted)
 
 
 class ThrottledAuthenticationForm(AuthenticationForm):
     def clean(self):
-        username = self.cleaned_data.get("username")
-        if username and is_locked_out(username):
-            # Still count the attempt, so hammering a locked account keeps it locked.
-            user_login_failed.send(sender=__name__, credentials={"username": username}, request=self.request)
-            raise forms.ValidationError(lockout_message(), code="locked")
-        return super().clean()
+        try:
+            return super().clean()
+        except forms.ValidationError:
+            if is_locked_out(self.request):
+                raise forms.ValidationError(lockout_message(), code="locked") from None
+            raise

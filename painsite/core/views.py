@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -11,11 +10,12 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from painsite.core.models import AuditEvent
+from painsite.core.permissions import page_permissions
 from painsite.core.roles import role_of
 from painsite.core.selectors import dashboard_counts
 
 
-@login_required
+@page_permissions(GET="annotation.view_patient")
 def dashboard(request: HttpRequest) -> HttpResponse:
     if role_of(request.user) is None:
         raise PermissionDenied("Your account has no role yet. Ask an administrator to make you a clinician, researcher or admin.")
@@ -30,8 +30,7 @@ def _parse_day(value: str | None) -> datetime | None:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-@login_required
-@permission_required("core.view_auditevent", raise_exception=True)
+@page_permissions(GET="core.view_auditevent")
 def audit_log(request: HttpRequest) -> HttpResponse:
     events = AuditEvent.objects.all()
     user_filter = request.GET.get("user", "")

@@ -10,14 +10,16 @@ from django.contrib.auth.models import User
 from PIL import Image as PILImage
 
 from annotation.intake import store_image
-from annotation.models import Cohort, Image, PainLabel, Patient
+from annotation.models import Cohort, Consent, Image, PainLabel, Patient
 from annotation.services import record_label
 
 _image_numbers = itertools.count(1)
 
 
 def make_patient(code: str = "P001", cohort: str = Cohort.CLINICAL, **fields) -> Patient:
-    return Patient.objects.create(code=code, cohort=cohort, **fields)
+    """A patient whose consent is granted unless `consent` says otherwise (the model's default is
+    "not recorded", under which no image can be stored)."""
+    return Patient.objects.create(code=code, cohort=cohort, **{"consent": Consent.GRANTED, **fields})
 
 
 def make_jpeg(seed: int, size: int = 32) -> bytes:

@@ -8,11 +8,11 @@ import zipfile
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from annotation.models import Cohort, Patient
+from annotation.models import Cohort, Consent, Patient
 
 
 def make_patient(code: str = "P001", cohort: str = Cohort.CLINICAL, **fields) -> Patient:
-    return Patient.objects.create(code=code, cohort=cohort, **fields)
+    return Patient.objects.create(code=code, cohort=cohort, **{"consent": Consent.GRANTED, **fields})
 
 
 def make_face(width: int = 160, height: int = 120, *, seed: int = 0) -> Image.Image:
@@ -69,7 +69,15 @@ def make_zip(members: dict[str, bytes], *, symlinks: dict[str, str] | None = Non
     return buffer.getvalue()
 
 
-def manifest(*rows: str, header: str = "filename,patient,cohort,nrs,kind,captured_at") -> bytes:
+DEFAULT_HEADER = "filename,patient,cohort,nrs,kind,captured_at"
+
+
+def manifest(*rows: str, header: str = DEFAULT_HEADER, consent: str = "granted") -> bytes:
+    """A manifest.csv; with the default header, each row also states `consent` for its patient
+    ("" leaves the column out: new patients' consent is then not recorded)."""
+    if header == DEFAULT_HEADER and consent:
+        header += ",consent"
+        rows = tuple(f"{row},{consent}" for row in rows)
     return ("\n".join([header, *rows]) + "\n").encode()
 
 

@@ -10,7 +10,7 @@ from PIL import Image as PILImage
 
 from annotation import image_access
 from annotation.intake import store_image
-from annotation.models import Consent
+from annotation.models import Consent, Patient
 from annotation.services import record_label
 from painsite.core.models import AuditEvent
 from tests.annotation.image_factories import make_face_jpeg, make_jpeg, make_patient
@@ -57,7 +57,8 @@ def test_image_bytes_need_a_login_and_the_view_permission(outsider):
 
 
 def test_withdrawn_consent_images_are_served_only_to_admins(clinician, admin_user):
-    image = make_image(make_patient("W1", consent=Consent.WITHDRAWN))
+    image = make_image(make_patient("W1"))
+    Patient.objects.filter(code="W1").update(consent=Consent.WITHDRAWN)
     refused = api_client_for(clinician).get(file_url(image))
     assert refused.status_code == 403 and "withdrew consent" in refused.json()["error"]
     assert api_client_for(admin_user).get(file_url(image)).status_code == 200
@@ -139,7 +140,8 @@ def test_the_image_page_shows_the_face_box_and_the_full_label_history(client, cl
 
 
 def test_the_image_page_of_a_withdrawn_patient_is_for_admins_only(client, clinician, admin_user):
-    image = make_image(make_patient("W1", consent=Consent.WITHDRAWN))
+    image = make_image(make_patient("W1"))
+    Patient.objects.filter(code="W1").update(consent=Consent.WITHDRAWN)
     client.force_login(clinician)
     assert client.get(reverse("image-detail", args=[image.pk])).status_code == 403
     client.force_login(admin_user)

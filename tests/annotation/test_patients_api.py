@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def test_a_clinician_creates_a_patient_and_it_is_audit_logged(clinician):
     response = api_client_for(clinician).post("/api/patients/", {"code": "CPD-0042", "cohort": "clinical"}, format="json")
     assert response.status_code == 201
-    assert response.json()["code"] == "CPD-0042" and response.json()["consent"] == "granted"
+    assert response.json()["code"] == "CPD-0042" and response.json()["consent"] == "not_recorded"
     assert AuditEvent.objects.filter(action="patient.create", actor=clinician).exists()
 
 

@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from annotation.intake import store_image
-from annotation.models import Consent, Image
+from annotation.models import Consent, Image, Patient
 from annotation.services import record_label
 from tests.annotation.image_factories import (
     make_bomb_png,
@@ -137,7 +137,8 @@ def test_the_list_filters_by_patient_cohort_and_labels(clinician):
 
 
 def test_the_list_hides_withdrawn_patients_except_from_admins(clinician, admin_user):
-    hidden = make_image(make_patient("W1", consent=Consent.WITHDRAWN), 1)
+    hidden = make_image(make_patient("W1"), 1)
+    Patient.objects.filter(code="W1").update(consent=Consent.WITHDRAWN)
     shown = make_image(make_patient("G1"), 2)
     assert [row["id"] for row in api_client_for(clinician).get(IMAGES).json()["results"]] == [shown.pk]
     assert {row["id"] for row in api_client_for(admin_user).get(IMAGES).json()["results"]} == {hidden.pk, shown.pk}
@@ -167,7 +168,8 @@ def test_the_list_takes_the_same_few_queries_however_many_images(django_assert_n
 
 def test_image_metadata_by_role(clinician, outsider, admin_user):
     image = make_image(make_patient(), 1)
-    withdrawn = make_image(make_patient("W1", consent=Consent.WITHDRAWN), 2)
+    withdrawn = make_image(make_patient("W1"), 2)
+    Patient.objects.filter(code="W1").update(consent=Consent.WITHDRAWN)
     url = reverse("api-image", args=[image.pk])
 
     assert api_client_for(None).get(url).status_code == 401

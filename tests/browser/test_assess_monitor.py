@@ -48,7 +48,7 @@ def test_the_monitor_assesses_camera_frames_and_charts_them_without_storing(page
 
 
 def test_the_monitor_stores_frames_for_the_patient_when_record_is_on(page_for, clinician, production):
-    patient = Patient.objects.create(code="P-MON", cohort="clinical")
+    patient = Patient.objects.create(code="P-MON", cohort="clinical", consent="granted")
     page = page_for(clinician)
     page.goto("/monitor/", wait_until="domcontentloaded", timeout=60_000)
     page.fill("#monitor-patient", "P-MON")
@@ -62,7 +62,7 @@ def test_the_monitor_stores_frames_for_the_patient_when_record_is_on(page_for, c
 
 
 def test_an_uploaded_photo_shows_its_level_heatmap_and_takes_the_self_report(page_for, clinician, production):
-    Patient.objects.create(code="P-001", cohort="clinical")
+    Patient.objects.create(code="P-001", cohort="clinical", consent="granted")
     page = page_for(clinician)
     page.goto("/assess/", wait_until="domcontentloaded", timeout=60_000)
     page.fill("#assess-patient", "P-001")

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from axes.models import AccessAttempt
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from painsite.core.models import AuditEvent
@@ -10,9 +14,9 @@ from tests.conftest import PASSWORD, api_client_for
 pytestmark = pytest.mark.django_db
 
 
-def fail_logins(client, username: str, times: int) -> None:
+def fail_logins(client, username: str, times: int, address: str = "127.0.0.1") -> None:
     for _ in range(times):
-        client.post(reverse("login"), {"username": username, "password": "wrong-password"})
+        client.post(reverse("login"), {"username": username, "password": "wrong-password"}, REMOTE_ADDR=address)
 
 
 def test_the_login_page_locks_an_account_after_repeated_failures(client, clinician, settings):
@@ -38,12 +42,33 @@ def test_fewer_failures_than_the_limit_do_not_lock_and_success_resets_the_count(
     assert client.post(reverse("login"), {"username": "carla", "password": PASSWORD}).status_code == 302
 
 
-def test_the_token_endpoint_is_throttled_too(clinician, settings):
+def test_the_token_endpoint_is_locked_too(clinician, settings):
     client = api_client_for(None)
     for _ in range(settings.PAINSITE_LOGIN_FAILURE_LIMIT):
         client.post("/api/auth/token/", {"username": "carla", "password": "wrong"}, format="json")
     response = client.post("/api/auth/token/", {"username": "carla", "password": PASSWORD}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 429
+    assert "Too many failed log-in attempts" in response.json()["error"]
+    assert int(response.headers["Retry-After"]) == settings.PAINSITE_LOGIN_LOCKOUT_SECONDS
+    assert not Token.objects.filter(user=clinician).exists()
+
+
+def test_failures_from_one_address_do_not_lock_the_account_out_elsewhere(client, clinician, settings):
+    """Someone guessing from another machine cannot keep a clinician from logging in at theirs."""
+    fail_logins(client, "carla", settings.PAINSITE_LOGIN_FAILURE_LIMIT, address="203.0.113.9")
+    locked = client.post(reverse("login"), {"username": "carla", "password": PASSWORD}, REMOTE_ADDR="203.0.113.9")
+    assert "Too many failed log-in attempts" in locked.content.decode()
+    at_the_ward = client.post(reverse("login"), {"username": "carla", "password": PASSWORD}, REMOTE_ADDR="10.1.2.3")
+    assert at_the_ward.status_code == 302
+
+
+def test_a_lockout_expires_after_the_cool_off(client, clinician, settings):
+    fail_logins(client, "carla", settings.PAINSITE_LOGIN_FAILURE_LIMIT)
+    assert client.post(reverse("login"), {"username": "carla", "password": PASSWORD}).status_code == 200
+    # The failures are recorded with their time; move them to just before the cool-off began.
+    cool_off_ago = timezone.now() - timedelta(seconds=settings.PAINSITE_LOGIN_LOCKOUT_SECONDS + 1)
+    AccessAttempt.objects.filter(username="carla").update(attempt_time=cool_off_ago)
+    assert client.post(reverse("login"), {"username": "carla", "password": PASSWORD}).status_code == 302
 
 
 def test_a_revoked_token_no_longer_authenticates(clinician):

@@ -59,3 +59,22 @@ def test_the_web_entry_point_loads_every_view_and_keeps_them_from_the_garbage_co
     assert result.returncode == 0, result.stderr
     frozen, labeling_loaded, training_loaded = result.stdout.split()
     assert int(frozen) > 100_000 and labeling_loaded == training_loaded == "True"
+
+
+def read_setting(name: str, var_dir: Path) -> str:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PAINSITE_", "SECRET_KEY"))}
+    probe = f"from django.conf import settings; print(settings.{name})"
+    env = {**clean, "PAINSITE_VAR_DIR": str(var_dir), "DJANGO_SETTINGS_MODULE": "painsite.settings"}
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_development_installation_makes_its_own_secret_key_once_readable_only_by_its_owner(tmp_path):
+    first, second = tmp_path / "one", tmp_path / "two"
+    key = read_setting("SECRET_KEY", first)
+    assert len(key) >= 50
+    assert read_setting("SECRET_KEY", first) == key
+    assert (first / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert read_setting("SECRET_KEY", second) != key
+    assert "development-only-key" not in (ROOT / "painsite" / "settings.py").read_text()

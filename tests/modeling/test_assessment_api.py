@@ -32,7 +32,7 @@ def production(db):
 
 @pytest.fixture
 def patient(db) -> Patient:
-    return Patient.objects.create(code="P-001", cohort="clinical")
+    return Patient.objects.create(code="P-001", cohort="clinical", consent="granted")
 
 
 def ml_core_probabilities(result, jpeg: bytes) -> np.ndarray:
@@ -101,7 +101,7 @@ def test_the_same_picture_assessed_twice_reuses_the_stored_image(clinician, prod
 
 
 def test_it_refuses_to_file_a_picture_already_stored_for_another_patient(clinician, production, patient):
-    Patient.objects.create(code="P-002", cohort="clinical")
+    Patient.objects.create(code="P-002", cohort="clinical", consent="granted")
     jpeg = make_face_jpeg(seed=4)
     post_image(clinician, jpeg, patient="P-001")
     response = post_image(clinician, jpeg, patient="P-002")

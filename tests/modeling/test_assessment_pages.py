@@ -39,7 +39,7 @@ def test_without_a_production_model_the_page_explains_how_to_train_and_promote_o
 @pytest.mark.parametrize("url", PAGES)
 def test_with_a_production_model_the_page_names_it_and_offers_consented_patients(clinician, url):
     make_model_version(tiny_model(), name="v7", stage=Stage.PRODUCTION)
-    Patient.objects.create(code="P-IN", cohort="clinical")
+    Patient.objects.create(code="P-IN", cohort="clinical", consent="granted")
     Patient.objects.create(code="P-OUT", cohort="clinical", consent=Consent.WITHDRAWN)
     content = client_for(clinician).get(url).content.decode()
     assert "No production model yet" not in content

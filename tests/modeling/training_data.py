@@ -23,7 +23,7 @@ SMALL_CONFIG = {"epochs": 3, "image_size": 64, "batch_size": 8, "patience": 3, "
 def make_labelled_patient(
     code: str, cohort: str, *, rater: User, nrs: Sequence[int] = EVERY_LEVEL, kind: str = "self_report", size: int = 64
 ) -> Patient:
-    patient = Patient.objects.create(code=code, cohort=cohort)
+    patient = Patient.objects.create(code=code, cohort=cohort, consent="granted")
     rng = np.random.default_rng(zlib.crc32(code.encode()))
     identity = make_identity(rng, cohort)
     for index, score in enumerate(nrs):

@@ -227,7 +227,7 @@ def broken_media(request, settings, tmp_path):
 
 @pytest.mark.django_db
 def test_an_upload_to_a_full_or_read_only_disk_fails_clearly_and_writes_no_row(clinician, broken_media):
-    Patient.objects.create(code="P-disk", cohort="clinical")
+    Patient.objects.create(code="P-disk", cohort="clinical", consent="granted")
     client = api_client_for(clinician)
     upload = io.BytesIO(make_jpeg(seed=5))
     upload.name = "face.jpg"

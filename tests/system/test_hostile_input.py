@@ -98,7 +98,7 @@ upload_bodies = st.one_of(
 
 @pytest.fixture
 def patient(db) -> Patient:
-    return Patient.objects.create(code="P-fuzz", cohort="clinical")
+    return Patient.objects.create(code="P-fuzz", cohort="clinical", consent="granted")
 
 
 def test_no_upload_gets_a_5xx_and_a_refused_one_leaves_no_row_or_file(clinician, patient):
@@ -294,7 +294,7 @@ def test_a_zip_member_name_never_becomes_a_storage_path(clinician):
     """Names that try to escape or to pick their storage path are either refused or stored by hash."""
     names = [name for name in HOSTILE_NAMES if "\x00" not in name]
     members = {name: make_jpeg(seed=20 + index) for index, name in enumerate(names)}
-    manifest_text = "filename,patient,cohort\n" + "\n".join(f"{_csv_cell(name)},P-zip,clinical" for name in names)
+    manifest_text = "filename,patient,cohort,consent\n" + "\n".join(f"{_csv_cell(name)},P-zip,clinical,granted" for name in names)
     response = api_client_for(clinician).post(
         reverse("api-images-bulk"), {"archive": _named(_zip(manifest_text, members), "set.zip")}, format="multipart"
     )

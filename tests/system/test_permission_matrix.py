@@ -1,9 +1,13 @@
-"""Every URL × every role × every method it allows, from one table.
+"""Every URL × every role × every HTTP method, from one table.
 
 The routes are discovered from the URL resolver, so a new page or endpoint without an entry in
 ENDPOINTS fails the test with its route named: whoever adds it decides who may use it. Path
 parameters are filled with real objects, so "allowed" means the view ran (not 401/403, no 5xx,
 and a GET finds its object), not that it 404ed before checking anything.
+
+Every method is tried, not only the listed ones: HEAD is allowed where GET is, to the same
+people; OPTIONS to whoever may use one of the route's methods; anything else is refused with 405.
+No refused request may leave an audit event behind.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from rest_framework.test import APIClient
 from annotation.models import ImportJob
 from annotation.services import record_label, withdraw_consent
 from modeling.models import RunStatus, TrainingRun
+from painsite.core.models import AuditEvent
 from tests.annotation.factories import make_image, make_patient
 from tests.modeling.factories import make_model_version
 
@@ -30,7 +35,7 @@ ANYONE, USER, CLINICIAN, RESEARCHER, ADMIN = "anyone", "user", "clinician", "res
 RANK = {ANYONE: 0, USER: 1, CLINICIAN: 2, RESEARCHER: 3, ADMIN: 4}
 PERSONAS = ("anonymous", "outsider", CLINICIAN, RESEARCHER, ADMIN)
 PERSONA_RANK = {"anonymous": 0, "outsider": 1, CLINICIAN: 2, RESEARCHER: 3, ADMIN: 4}
-ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+ALL_METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
 
 
 @dataclass(frozen=True)
@@ -193,22 +198,52 @@ def client_for(user: User | None) -> APIClient:
 
 def call(user: User | None, method: str, path: str):
     """One request, its writes rolled back, so no request changes what the next one sees."""
+    return call_counting_audit_events(user, method, path)[0]
+
+
+def call_counting_audit_events(user: User | None, method: str, path: str):
+    """One request, rolled back; with the number of audit events it wrote."""
     with transaction.atomic():
+        before = AuditEvent.objects.count()
         response = getattr(client_for(user), method.lower())(path)
+        written = AuditEvent.objects.count() - before
         transaction.set_rollback(True)
-    return response
+    return response, written
+
+
+def answered_methods(endpoint: Endpoint) -> dict[str, str]:
+    """The listed methods, HEAD with GET's minimum and OPTIONS with the lowest of them."""
+    methods = dict(endpoint.methods)
+    if "GET" in methods:
+        methods["HEAD"] = methods["GET"]
+    methods["OPTIONS"] = min(methods.values(), key=RANK.__getitem__)
+    return methods
+
+
+def is_refusal(endpoint: Endpoint, response) -> bool:
+    code = response.status_code
+    if code in (401, 403, 405):
+        return True
+    return not endpoint.api and code == 302 and response.headers.get("Location", "").startswith("/accounts/login/")
 
 
 def expectation_problem(endpoint: Endpoint, persona: str, method: str, response) -> str | None:
     code = response.status_code
-    minimum = endpoint.methods[method]
     if code >= 500:
         return f"server error {code}"
+    methods = answered_methods(endpoint)
+    if method not in methods:
+        if code == 405:
+            return None
+        if persona == "anonymous" and is_refusal(endpoint, response):
+            return None  # asked to log in first, before anyone says which methods exist
+        return f"{code} for a method the table does not list, expected 405"
+    minimum = methods[method]
     allowed = PERSONA_RANK[persona] >= RANK[minimum]
     if allowed:
-        if code in (401, 403):
+        if code in (401, 403, 405):
             return f"refused with {code} but {minimum} may {method}"
-        if method == "GET" and code == 404:
+        if method in ("GET", "HEAD") and code == 404:
             return "404 for an object that exists"
         return None
     if persona == "anonymous" and endpoint.api:
@@ -236,32 +271,38 @@ def test_every_route_answers_each_role_and_method_as_the_table_says(people, obje
         for persona in PERSONAS:
             user = people[persona]
             path = fill(route, endpoint, objects, user)
-            for method in endpoint.methods:
-                response = call(user, method, path)
+            for method in ALL_METHODS:
+                response, audit_events = call_counting_audit_events(user, method, path)
                 tried += 1
                 problem = expectation_problem(endpoint, persona, method, response)
                 if problem:
                     problems.append(f"{method} {path} as {persona}: {problem}")
-    assert tried > 200
+                if audit_events and is_refusal(endpoint, response):
+                    problems.append(f"{method} {path} as {persona}: refused with {response.status_code} but wrote {audit_events} audit events")
+    assert tried > 1500
     assert not problems, "\n".join(problems)
 
 
-def test_api_methods_outside_the_table_are_refused_with_405(people, objects):
-    """So the table's methods are the whole surface: nothing answers a method it does not list."""
-    admin = people[ADMIN]
-    problems = []
-    for route in our_routes():
-        endpoint = ENDPOINTS.get(route)
-        if endpoint is None or not endpoint.api:
-            continue
-        path = fill(route, endpoint, objects, admin)
-        for method in ALL_METHODS:
-            if method in endpoint.methods:
-                continue
-            code = call(admin, method, path).status_code
-            if code != 405:
-                problems.append(f"{method} {path}: {code}")
-    assert not problems, "methods answered although the table does not list them:\n" + "\n".join(problems)
+def test_head_of_an_image_tells_an_outsider_nothing_and_audits_nothing(people, objects):
+    """HEAD runs GET's code in Django and DRF: it must pass GET's permission check first."""
+    image = objects["image"]
+    for path in ("/api/images/", f"/api/images/{image.pk}/", f"/api/images/{image.pk}/file/"):
+        response, audit_events = call_counting_audit_events(people["outsider"], "HEAD", path)
+        assert response.status_code == 403, path
+        assert "Content-Disposition" not in response.headers
+        assert audit_events == 0
+    response, audit_events = call_counting_audit_events(people[CLINICIAN], "HEAD", f"/api/images/{image.pk}/file/")
+    assert response.status_code == 200 and response.headers["Content-Disposition"].startswith("inline")
+    assert audit_events == 1
+
+
+def test_options_lists_the_methods_only_to_someone_who_may_use_the_route(people, objects):
+    assert call(people["outsider"], "OPTIONS", "/patients/").status_code == 403
+    assert call(people["outsider"], "OPTIONS", "/api/patients/").status_code == 403
+    page_answer = call(people[CLINICIAN], "OPTIONS", "/patients/")
+    assert page_answer.status_code == 200
+    assert page_answer.headers["Allow"] == "GET, POST, HEAD, OPTIONS"
+    assert call(people[CLINICIAN], "OPTIONS", "/api/patients/").status_code == 200
 
 
 def test_withdrawn_patients_images_are_served_to_admins_only(people, objects):
@@ -308,3 +349,20 @@ def test_the_django_admin_is_for_staff_only(people):
         response = call(people[persona], "GET", "/admin/")
         assert response.status_code == 302 and "/admin/login/" in response.headers["Location"], persona
     assert call(people[ADMIN], "GET", "/admin/").status_code == 200
+
+
+def test_a_withdrawn_patients_scores_and_raters_are_shown_to_admins_only(people, objects):
+    """The patient page and its timeline follow the same rule as /api/labels/ and the images."""
+    withdrawn = objects["withdrawn_image"]
+    code = withdrawn.patient.code
+    rater = people[ADMIN].get_username()
+    for persona in (CLINICIAN, RESEARCHER):
+        response = call(people[persona], "GET", f"/patients/{code}/")
+        assert response.status_code == 200, persona
+        assert response.context["points"] == []
+        table = response.content.decode().split('id="timeline-table"')[1]
+        assert rater not in table and f"/api/images/{withdrawn.pk}/file/" not in table
+        assert client_for(people[persona]).get(f"/api/labels/?patient={code}").json()["results"] == []
+    response = call(people[ADMIN], "GET", f"/patients/{code}/")
+    assert [(point["who"], point["nrs"]) for point in response.context["points"]] == [(rater, 6)]
+    assert [label["nrs"] for label in client_for(people[ADMIN]).get(f"/api/labels/?patient={code}").json()["results"]] == [6]

@@ -11,7 +11,8 @@ class Command(BaseCommand):
     help = (
         "Restore a dataset backup written by export_dataset into an empty PainSite instance: "
         "same images (sha256), patients, consent, split assignments and labels with history. "
-        "All or nothing: on any error nothing is stored."
+        "Images are held to the upload byte and pixel limits and patient codes are checked as on "
+        "creation. All or nothing: on any error nothing is stored."
     )
 
     def add_arguments(self, parser) -> None:

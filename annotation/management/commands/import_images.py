@@ -15,7 +15,8 @@ from annotation.models import ImportStatus
 class Command(BaseCommand):
     help = (
         "Import the face images of a data set folder described by a manifest CSV "
-        f"({','.join(MANIFEST_COLUMNS)}; nrs, kind and captured_at optional), then print the report."
+        f"({','.join(MANIFEST_COLUMNS)}; nrs, kind and captured_at optional; consent, granted or withdrawn, "
+        "is recorded for the patients the import creates, whose images are refused without it), then print the report."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from PIL import Image as PILImage
 
 from annotation.intake import DuplicateImage, store_image
-from annotation.models import Image, LabelKind, PainLabel, Patient
+from annotation.models import Consent, Image, LabelKind, PainLabel, Patient
 from annotation.services import create_patient, record_label
 from painsite.synthetic_faces import Expression, PlannedPatient, nrs_for_intensity, plan_patients
 from painsite.core.roles import CLINICIAN, assign_role
@@ -136,7 +136,8 @@ class Command(BaseCommand):
         code = CODE_PREFIX + planned.code
         patient = Patient.objects.filter(code=code).first()
         if patient is None:
-            patient = create_patient(code=code, cohort=planned.cohort, actor=clinician)
+            # Made-up faces of made-up people: the demo clinician records consent, as a real one would.
+            patient = create_patient(code=code, cohort=planned.cohort, actor=clinician, consent=Consent.GRANTED)
             summary.patients_new += 1
         else:
             summary.patients_existing += 1
