@@ -61,14 +61,16 @@ def split_patients(patient_levels: Mapping[str, int], *, seed: int = 0,
                    cohorts: Mapping[str, str] | None = None) -> dict[str, str]:
     """A fresh split of all patients, deterministic from the seed (input order does not matter).
 
-    Stratified by cohort x maximal level where every stratum has two patients or more (scikit-
-    learn's stratified split); otherwise each patient in turn goes where its stratum, then its
-    cohort, falls furthest below its share, so a small cohort still gets its test patients.
+    Stratified by cohort x maximal level where scikit-learn can (every stratum needs two
+    patients); failing that by cohort alone, so each cohort still gets its share of test
+    patients; then by level alone; at random as the last resort.
     """
     _check_fractions(fractions)
     strata = _strata(patient_levels, cohorts)
-    if min(Counter(strata.values()).values(), default=0) < 2:
-        return _allocate(strata, {}, cohorts or {}, seed, fractions)
+    for candidate in (strata, cohorts or {}, {patient: str(level) for patient, level in patient_levels.items()}):
+        if candidate and patient_levels and min(Counter(candidate[p] for p in patient_levels).values()) >= 2:
+            strata = {patient: candidate[patient] for patient in patient_levels}
+            break
     patients = sorted(strata)
     n = len(patients)
     # With fewer than three patients there is nothing to hold out: everyone trains.
