@@ -25,6 +25,7 @@ from sklearn.metrics import (
 )
 
 from . import bootstrap, delong, estimability
+from .levels import whole_nrs
 
 DEFAULT_LEVEL_NAMES = ("none", "mild", "moderate", "severe")
 DEFAULT_LEVEL_RANGES = ((0, 0), (1, 3), (4, 6), (7, 10))
@@ -397,7 +398,7 @@ def _whole_nrs(nrs: Sequence[float], n_images: int) -> np.ndarray:
         raise ValueError(f"nrs has {values.size} values for {n_images} images")
     if not np.all(np.isfinite(values)) or np.any((values < 0) | (values > 10)):
         raise ValueError("NRS scores must be between 0 and 10")
-    return np.floor(values + 0.5).astype(np.int64)
+    return np.array([whole_nrs(value) for value in values.tolist()], dtype=np.int64)
 
 
 def _threshold_problem(ranges: list[tuple[int, int]], level_names: Sequence[str], threshold: int) -> str | None:
