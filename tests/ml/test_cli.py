@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from modeling.ml.cli import main
 
 from .conftest import IMAGE_SIZE
@@ -55,6 +57,7 @@ def test_a_bad_loader_workers_count_exits_with_a_clear_error(synthetic_data, tmp
     assert not (tmp_path / "model.pt").exists()
 
 
+@pytest.mark.slow
 def test_a_new_training_seed_does_not_move_test_patients(synthetic_data, tmp_path, capsys):
     data_dir = synthetic_data.manifest.parent
     splits = {}

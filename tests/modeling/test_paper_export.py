@@ -42,7 +42,8 @@ def test_the_csv_has_the_documented_header_and_the_stored_numbers_at_full_precis
     header = list(rows[0])
     assert header[:5] == ["trained_on", "evaluated_on", "version", "n_images", "n_patients"]
     assert header[5:9] == ["none_auroc", "none_auroc_ci_low", "none_auroc_ci_high", "none_f1"]
-    assert header[-4:] == ["macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high", "macro_f1"]
+    assert header[-7:-3] == ["macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high", "macro_f1"]
+    assert header[-3:] == ["macro_auroc_n_levels", "macro_f1_n_levels", "ci_not_estimable"]
     assert [(row["trained_on"], row["evaluated_on"]) for row in rows] == [
         ("CPD-train", "CPD-test"), ("CPD-train", "SPD-test"), ("CPD-train", "CD-test"),
         ("CD-train", "CPD-test"), ("CD-train", "SPD-test"), ("CD-train", "CD-test"),
