@@ -22,7 +22,13 @@ from django.db.models import QuerySet
 
 from modeling.ml.metrics import compare_predictions
 from modeling.models import ModelVersion, Stage
-from modeling.results_estimability import format_not_estimable, macro_level_counts, not_estimable_summary
+from modeling.results_estimability import (
+    ZERO_WIDTH,
+    format_not_estimable,
+    is_zero_width,
+    macro_level_counts,
+    not_estimable_summary,
+)
 
 COHORTS = ("clinical", "simulated", "combined")
 COHORT_LABELS = {
@@ -89,6 +95,8 @@ def format_number(value: float | None, digits: int = 3) -> str:
 def format_interval(ci: Sequence[float] | None, dash: str = "–", digits: int = 3) -> str:
     if not ci:
         return ""
+    if is_zero_width(ci):
+        return format_not_estimable(ZERO_WIDTH)
     return f"{ci[0]:.{digits}f}{dash}{ci[1]:.{digits}f}"
 
 
@@ -333,10 +341,12 @@ def paper_csv(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
         line: list[Any] = [row.trained_on, row.evaluated_on, row.version.name, m["n_images"], m["n_patients"]]
         for name in level_names:
             entry = _level(m, name)
-            ci = entry.get("ci") or ["", ""]
+            ci = entry.get("ci") if not is_zero_width(entry.get("ci")) else None
+            ci = ci or ["", ""]
             f1 = entry.get("f1") if entry.get("support") else None  # no case: no F1, not 0
             line += [_csv_value(entry.get("auroc")), _csv_value(ci[0]), _csv_value(ci[1]), _csv_value(f1)]
-        ci = m.get("macro_auroc_ci") or ["", ""]
+        ci = m.get("macro_auroc_ci") if not is_zero_width(m.get("macro_auroc_ci")) else None
+        ci = ci or ["", ""]
         line += [_csv_value(m.get("macro_auroc")), _csv_value(ci[0]), _csv_value(ci[1]), _csv_value(m.get("macro_f1"))]
         line += [*macro_level_counts(m), not_estimable_summary(m, level_names)]
         writer.writerow(line)

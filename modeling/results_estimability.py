@@ -11,6 +11,14 @@ from collections.abc import Sequence
 from typing import Any
 
 
+ZERO_WIDTH = "every bootstrap resample gave the same value; a zero-width interval is not a confidence interval"
+
+
+def is_zero_width(ci: Sequence[float] | None) -> bool:
+    """Metrics stored before zero-width intervals were withheld may still hold one."""
+    return bool(ci) and ci[1] - ci[0] <= 1e-12
+
+
 def format_not_estimable(reason: str | None) -> str:
     """What stands in place of an interval or p-value the data cannot support."""
     return f"not estimable ({reason})" if reason else ""

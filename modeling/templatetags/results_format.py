@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from django import template
 
 from modeling.results import format_interval, format_number, format_p_value
-from modeling.results_estimability import format_not_estimable
+from modeling.results_estimability import ZERO_WIDTH, format_not_estimable, is_zero_width
 
 register = template.Library()
 
@@ -35,6 +35,8 @@ def signed(value: float | None) -> str:
 def signed_interval(ci: Sequence[float] | None, reason: str | None = None) -> str:
     if not ci:
         return format_not_estimable(reason)
+    if is_zero_width(ci):
+        return format_not_estimable(ZERO_WIDTH)
     return f"{signed(ci[0])} to {signed(ci[1])}"
 
 
