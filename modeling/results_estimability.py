@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-
 ZERO_WIDTH = "every bootstrap resample gave the same value; a zero-width interval is not a confidence interval"
 
 

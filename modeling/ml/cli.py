@@ -17,7 +17,12 @@ from modeling.ml.config import MODES, OPTIMIZERS, PRECISIONS, TrainConfig
 from modeling.ml.data import Record, UnreadableImage, read_manifest
 from modeling.ml.levels import DEFAULT_LEVELS, PainLevels, whole_nrs
 from modeling.ml.network import WeightsFileError
-from modeling.ml.splits import assign_splits, patient_cohorts, patient_max_levels, split_sha256
+from modeling.ml.splits import (
+    assign_splits,
+    patient_cohorts,
+    patient_max_levels,
+    split_sha256,
+)
 
 logger = logging.getLogger("modeling.ml")
 

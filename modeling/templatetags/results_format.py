@@ -7,7 +7,11 @@ from collections.abc import Sequence
 from django import template
 
 from modeling.results import format_interval, format_number, format_p_value
-from modeling.results_estimability import ZERO_WIDTH, format_not_estimable, is_zero_width
+from modeling.results_estimability import (
+    ZERO_WIDTH,
+    format_not_estimable,
+    is_zero_width,
+)
 
 register = template.Library()
 

@@ -11,7 +11,12 @@ from django.urls import reverse
 
 from modeling.results import PaperRow, format_interval, paper_cells, paper_csv
 from modeling.templatetags.results_format import signed_interval
-from tests.modeling.factories import LEVEL_NAMES, make_model_version, make_predictions, make_test_set
+from tests.modeling.factories import (
+    LEVEL_NAMES,
+    make_model_version,
+    make_predictions,
+    make_test_set,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +35,8 @@ def test_the_version_page_shows_not_estimable_with_the_reason_and_n_a_for_a_leve
     html = client.get(reverse("results-version", args=[without_none_level.pk])).content.decode()
     clinical = without_none_level.metrics["clinical"]
     assert clinical["levels"]["none"]["support"] == 0 and clinical["levels"]["none"]["f1"] == 0.0
-    row = re.search(r'<tr data-level="none">(.*?)</tr>', html, re.S).group(1)
-    cells = re.findall(r'<td class="num">(.*?)</td>', row, re.S)
+    row = re.search(r'<tr data-level="none">(.*?)</tr>', html, re.DOTALL).group(1)
+    cells = re.findall(r'<td class="num">(.*?)</td>', row, re.DOTALL)
     assert cells[3].strip() == "n/a", "F1 of a level without cases is n/a, not 0.000"
     assert f"No intervals: {clinical['ci_not_estimable']}." in html
     assert "not estimable (too few patients for intervals: 6 test patients, at least 10 needed)" in html
