@@ -103,7 +103,7 @@ class ImageListCreate(generics.GenericAPIView):
             return error_response(
                 f"{upload.name}: {duplicate}",
                 status_code=status.HTTP_409_CONFLICT,
-                details={"existing_id": duplicate.existing_image.pk},
+                details={"existing_id": duplicate.existing_image.pk, "existing_patient": duplicate.existing_patient},
             )
         return Response(ImageSerializer(stored.image).data, status=status.HTTP_201_CREATED)
 

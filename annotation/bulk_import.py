@@ -218,7 +218,9 @@ def _import_row(
         report.rejected.append({**where, "reason": reason})
         return
     except DuplicateImage as duplicate:
-        report.duplicates.append({**where, "existing_id": duplicate.existing_image.pk})
+        report.duplicates.append(
+            {**where, "existing_id": duplicate.existing_image.pk, "existing_patient": duplicate.existing_patient}
+        )
         return
     created = {**where, "image_id": stored.image.pk, "patient": patient.code, "nrs": row.nrs}
     if row.nrs is not None:

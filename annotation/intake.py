@@ -75,7 +75,9 @@ class DuplicateImage(Exception):
     """The same picture is already stored (same sha256 of the stored JPEG)."""
 
     def __init__(self, existing_image: Image) -> None:
-        super().__init__(f"this image is already stored as image {existing_image.pk}")
+        # Named, so a picture filed under a second patient code is caught for what it is.
+        self.existing_patient = existing_image.patient.code
+        super().__init__(f"this image is already stored as image {existing_image.pk} of patient {self.existing_patient}")
         self.existing_image = existing_image
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 
 class Cohort(models.TextChoices):
@@ -47,6 +48,9 @@ class Patient(models.Model):
             models.CheckConstraint(condition=Q(cohort__in=Cohort.values), name="patient_cohort_valid"),
             models.CheckConstraint(condition=Q(consent__in=Consent.values), name="patient_consent_valid"),
             models.CheckConstraint(condition=~Q(code=""), name="patient_code_not_empty"),
+            # "p001" and "P001" are one patient: two rows would split one person's images
+            # across two codes (and across the train/test split).
+            models.UniqueConstraint(Lower("code"), name="patient_code_unique_ignoring_case"),
         ]
 
     def __str__(self) -> str:

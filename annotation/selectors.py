@@ -6,7 +6,6 @@ calls it (through `targets_for_images`) when it snapshots a data manifest.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -18,6 +17,7 @@ from django.conf import settings
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from annotation.models import Consent, Image, LabelKind, PainLabel, Patient
+from modeling.ml.levels import whole_nrs
 
 QUEUE_UNLABELED = "unlabeled"
 QUEUE_SECOND_OBSERVER = "second_observer"
@@ -100,8 +100,8 @@ def _latest_per_rater(image_labels: Iterable[Score]) -> list[Score]:
 
 def _median_nrs(values: Sequence[int]) -> int:
     # With an even number of observers the median can fall between two scores; it is rounded
-    # half up, so a split between two raters never lowers the pain level the model learns.
-    return int(math.floor(statistics.median(values) + 0.5))
+    # half up (the ML core's one rule), so a split between two raters never lowers the level.
+    return whole_nrs(statistics.median(values))
 
 
 def target_nrs(image_labels: Iterable[Score], rule: str = SELF_REPORT_FIRST) -> int | None:

@@ -184,6 +184,12 @@ def create_patient(*, code: str, cohort: str, actor: User | None, consent: str =
             patient = Patient.objects.create(code=code, cohort=cohort)
             record_event(actor=actor, action="patient.create", target=patient, details={"code": code, "cohort": cohort})
     except IntegrityError:
+        existing = Patient.objects.filter(code__iexact=code).first()
+        if existing is not None and existing.code != code:
+            raise PatientError(
+                f"patient code {code!r} is the existing patient {existing.code!r}: codes differ only in case, "
+                "and name one patient"
+            ) from None
         raise PatientError(f"a patient with code {code!r} already exists") from None
     if consent != Consent.NOT_RECORDED:
         patient = _set_consent(patient=patient, consent=consent, actor=actor, reason="stated when the patient was created")

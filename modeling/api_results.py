@@ -24,6 +24,13 @@ def _interval(**kwargs) -> serializers.ListField:
     return serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, allow_null=True, **kwargs)
 
 
+def _not_estimable(field: str) -> serializers.CharField:
+    return serializers.CharField(
+        allow_null=True, required=False,
+        help_text=f"Why {field} is null: too few test patients, or a zero-width interval (docs/metrics.md).",
+    )
+
+
 class ComparedVersionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -37,12 +44,18 @@ class ComparedVersionSerializer(serializers.Serializer):
 class LevelComparisonSerializer(serializers.Serializer):
     auroc_a = serializers.FloatField(allow_null=True, help_text="Stored AUROC of A (one-vs-rest).")
     ci_a = _interval(help_text="Stored 95% CI of A (patient-cluster bootstrap).")
+    ci_a_not_estimable = _not_estimable("ci_a")
     auroc_b = serializers.FloatField(allow_null=True)
     ci_b = _interval()
+    ci_b_not_estimable = _not_estimable("ci_b")
     delta_auroc = serializers.FloatField(allow_null=True, help_text="AUROC B − A; null without a paired test.")
     delta_ci = _interval(help_text="95% paired patient-cluster bootstrap CI of the difference.")
-    delong_p = serializers.FloatField(allow_null=True, help_text="Two-sided DeLong test p-value.")
-    f1_a = serializers.FloatField(allow_null=True)
+    delta_ci_not_estimable = _not_estimable("delta_ci")
+    delong_p = serializers.FloatField(
+        allow_null=True, help_text="Two-sided DeLong test p-value, patient-clustered variance (Obuchowski 1997)."
+    )
+    p_not_estimable = _not_estimable("delong_p")
+    f1_a = serializers.FloatField(allow_null=True, help_text="F1 of A; null when the level has no case.")
     f1_b = serializers.FloatField(allow_null=True)
     delta_f1 = serializers.FloatField(allow_null=True)
     unavailable = serializers.CharField(allow_null=True)
@@ -51,10 +64,14 @@ class LevelComparisonSerializer(serializers.Serializer):
 class MacroComparisonSerializer(serializers.Serializer):
     auroc_a = serializers.FloatField(allow_null=True)
     ci_a = _interval()
+    ci_a_not_estimable = _not_estimable("ci_a")
     auroc_b = serializers.FloatField(allow_null=True)
     ci_b = _interval()
+    ci_b_not_estimable = _not_estimable("ci_b")
     delta_auroc = serializers.FloatField(allow_null=True)
     delta_ci = _interval()
+    delta_ci_not_estimable = _not_estimable("delta_ci")
+    n_levels = serializers.IntegerField(allow_null=True, help_text="Levels the paired macro average covers.")
     f1_a = serializers.FloatField(allow_null=True)
     f1_b = serializers.FloatField(allow_null=True)
     delta_f1 = serializers.FloatField(allow_null=True)
@@ -81,6 +98,10 @@ class ComparisonSerializer(serializers.Serializer):
     statement = serializers.CharField(allow_null=True, help_text="Why no paired test is shown, if so.")
     n_images = serializers.IntegerField(allow_null=True, help_text="Images in the paired test.")
     n_patients = serializers.IntegerField(allow_null=True)
+    ci_not_estimable = serializers.CharField(
+        allow_null=True, required=False, help_text="Set when the cohort has too few test patients for any interval."
+    )
+    p_value_method = serializers.CharField(allow_null=True, required=False, help_text="How delong_p is computed.")
     levels = serializers.DictField(child=LevelComparisonSerializer(), help_text="Keyed by pain level name.")
     macro = MacroComparisonSerializer()
     bootstrap = BootstrapSerializer(allow_null=True)

@@ -151,7 +151,7 @@ def _stored_image(*, data: bytes, filename: str, patient: Patient, actor: User) 
         existing = duplicate.existing_image
         if existing.patient_id != patient.pk:
             raise AssessmentRefused(
-                f"this picture is already stored as image {existing.pk} of another patient; "
+                f"this picture is already stored as image {existing.pk} of another patient, {duplicate.existing_patient}; "
                 f"check that patient {patient.code} is the right one"
             ) from None
         return existing

@@ -22,6 +22,13 @@ from django.db.models import QuerySet
 
 from modeling.ml.metrics import compare_predictions
 from modeling.models import ModelVersion, Stage
+from modeling.results_estimability import (
+    ZERO_WIDTH,
+    format_not_estimable,
+    is_zero_width,
+    macro_level_counts,
+    not_estimable_summary,
+)
 
 COHORTS = ("clinical", "simulated", "combined")
 COHORT_LABELS = {
@@ -88,6 +95,8 @@ def format_number(value: float | None, digits: int = 3) -> str:
 def format_interval(ci: Sequence[float] | None, dash: str = "–", digits: int = 3) -> str:
     if not ci:
         return ""
+    if is_zero_width(ci):
+        return format_not_estimable(ZERO_WIDTH)
     return f"{ci[0]:.{digits}f}{dash}{ci[1]:.{digits}f}"
 
 
@@ -134,6 +143,7 @@ class Cell:
     value: float | None
     ci: list[float] | None = None
     note: str = ""
+    ci_note: str = ""  # why there is no interval
     best: bool = False
     column: str = ""
 
@@ -147,7 +157,9 @@ class Cell:
 
     @property
     def ci_text(self) -> str:
-        return format_interval(self.ci)
+        if self.ci or self.value is None:
+            return format_interval(self.ci)
+        return format_not_estimable(self.ci_note)
 
     @property
     def sort_value(self) -> str:
@@ -217,16 +229,21 @@ def metric_cell(metrics: dict[str, Any], key: str) -> Cell:
         entry = metrics.get("levels", {}).get(level)
         if entry is None:
             return Cell(None, note="level not in this version")
-        return Cell(entry.get("auroc"), entry.get("ci"), note=entry.get("auroc_unavailable") or "")
+        return Cell(entry.get("auroc"), entry.get("ci"), note=entry.get("auroc_unavailable") or "",
+                    ci_note=entry.get("ci_not_estimable") or "")
     if kind == "f1":
         entry = metrics.get("levels", {}).get(level)
         if entry is None:
             return Cell(None, note="level not in this version")
-        return Cell(entry.get("f1"), entry.get("f1_ci"))
+        if not entry.get("support"):
+            return Cell(None, note="no case of this level in the test set")
+        return Cell(entry.get("f1"), entry.get("f1_ci"), ci_note=entry.get("f1_ci_not_estimable") or "")
     if key == "macro_auroc":
-        return Cell(metrics.get("macro_auroc"), metrics.get("macro_auroc_ci"))
+        return Cell(metrics.get("macro_auroc"), metrics.get("macro_auroc_ci"),
+                    ci_note=metrics.get("macro_auroc_ci_not_estimable") or "")
     if key == "macro_f1":
-        return Cell(metrics.get("macro_f1"), metrics.get("macro_f1_ci"))
+        return Cell(metrics.get("macro_f1"), metrics.get("macro_f1_ci"),
+                    ci_note=metrics.get("macro_f1_ci_not_estimable") or "")
     return Cell(metrics.get(key))
 
 
@@ -315,6 +332,7 @@ def paper_csv(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
     for name in level_names:
         header += [f"{name}_auroc", f"{name}_auroc_ci_low", f"{name}_auroc_ci_high", f"{name}_f1"]
     header += ["macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high", "macro_f1"]
+    header += ["macro_auroc_n_levels", "macro_f1_n_levels", "ci_not_estimable"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
@@ -323,10 +341,14 @@ def paper_csv(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
         line: list[Any] = [row.trained_on, row.evaluated_on, row.version.name, m["n_images"], m["n_patients"]]
         for name in level_names:
             entry = _level(m, name)
-            ci = entry.get("ci") or ["", ""]
-            line += [_csv_value(entry.get("auroc")), _csv_value(ci[0]), _csv_value(ci[1]), _csv_value(entry.get("f1"))]
-        ci = m.get("macro_auroc_ci") or ["", ""]
+            ci = entry.get("ci") if not is_zero_width(entry.get("ci")) else None
+            ci = ci or ["", ""]
+            f1 = entry.get("f1") if entry.get("support") else None  # no case: no F1, not 0
+            line += [_csv_value(entry.get("auroc")), _csv_value(ci[0]), _csv_value(ci[1]), _csv_value(f1)]
+        ci = m.get("macro_auroc_ci") if not is_zero_width(m.get("macro_auroc_ci")) else None
+        ci = ci or ["", ""]
         line += [_csv_value(m.get("macro_auroc")), _csv_value(ci[0]), _csv_value(ci[1]), _csv_value(m.get("macro_f1"))]
+        line += [*macro_level_counts(m), not_estimable_summary(m, level_names)]
         writer.writerow(line)
     return out.getvalue()
 
@@ -342,6 +364,8 @@ def _auroc_text(entry: dict[str, Any], dash: str) -> str:
     if auroc is None:
         return "n/a"
     interval = format_interval(entry.get("ci"), dash=dash)
+    if not interval and entry.get("ci_not_estimable"):
+        return f"{auroc:.3f} ({format_not_estimable(entry['ci_not_estimable'])})"
     return f"{auroc:.3f} ({interval})" if interval else f"{auroc:.3f}"
 
 
@@ -350,9 +374,13 @@ def paper_cells(row: PaperRow, level_names: Sequence[str], dash: str = "–") ->
     cells = [row.trained_on, row.evaluated_on, row.version.name, f"{m['n_images']} ({m['n_patients']})"]
     for name in level_names:
         entry = _level(m, name)
-        cells += [_auroc_text(entry, dash), format_number(entry.get("f1"))]
-    macro = {"auroc": m.get("macro_auroc"), "ci": m.get("macro_auroc_ci")}
-    cells += [_auroc_text(macro, dash), format_number(m.get("macro_f1"))]
+        cells += [_auroc_text(entry, dash), format_number(entry.get("f1")) if entry.get("support") else "n/a"]
+    macro = {"auroc": m.get("macro_auroc"), "ci": m.get("macro_auroc_ci"),
+             "ci_not_estimable": m.get("macro_auroc_ci_not_estimable")}
+    auroc_levels, f1_levels = macro_level_counts(m)
+    macro_auroc = _auroc_text(macro, dash)
+    cells += [f"{macro_auroc}; {auroc_levels} levels" if macro["auroc"] is not None else macro_auroc,
+              f"{format_number(m.get('macro_f1'))}; {f1_levels} levels"]
     return cells
 
 
@@ -481,14 +509,19 @@ def compare_versions(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[str,
         levels[name] = {
             "auroc_a": entry_a.get("auroc"),
             "ci_a": entry_a.get("ci"),
+            "ci_a_not_estimable": entry_a.get("ci_not_estimable"),
             "auroc_b": entry_b.get("auroc"),
             "ci_b": entry_b.get("ci"),
+            "ci_b_not_estimable": entry_b.get("ci_not_estimable"),
             "delta_auroc": pair.get("delta_auroc"),
             "delta_ci": pair.get("delta_ci"),
+            "delta_ci_not_estimable": pair.get("ci_not_estimable"),
             "delong_p": pair.get("delong_p"),
-            "f1_a": entry_a.get("f1"),
-            "f1_b": entry_b.get("f1"),
-            "delta_f1": pair.get("delta_f1"),
+            "p_not_estimable": pair.get("p_not_estimable"),
+            # A level without a case in the test set has no F1 (its stored 0 means nothing).
+            "f1_a": entry_a.get("f1") if entry_a.get("support") else None,
+            "f1_b": entry_b.get("f1") if entry_b.get("support") else None,
+            "delta_f1": pair.get("delta_f1") if entry_a.get("support") else None,
             "unavailable": pair.get("unavailable") or entry_a.get("auroc_unavailable") or entry_b.get("auroc_unavailable"),
         }
     macro = paired["macro"] if paired else {}
@@ -502,14 +535,20 @@ def compare_versions(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[str,
         "statement": problem,
         "n_images": paired["n_images"] if paired else None,
         "n_patients": paired["n_patients"] if paired else None,
+        "ci_not_estimable": paired.get("ci_not_estimable") if paired else None,
+        "p_value_method": paired.get("p_value_method") if paired else None,
         "levels": levels,
         "macro": {
             "auroc_a": metrics_a.get("macro_auroc"),
             "ci_a": metrics_a.get("macro_auroc_ci"),
+            "ci_a_not_estimable": metrics_a.get("macro_auroc_ci_not_estimable"),
             "auroc_b": metrics_b.get("macro_auroc"),
             "ci_b": metrics_b.get("macro_auroc_ci"),
+            "ci_b_not_estimable": metrics_b.get("macro_auroc_ci_not_estimable"),
             "delta_auroc": macro.get("delta_auroc"),
             "delta_ci": macro.get("delta_ci"),
+            "delta_ci_not_estimable": macro.get("ci_not_estimable"),
+            "n_levels": len(macro.get("levels") or []) if paired else None,
             "f1_a": metrics_a.get("macro_f1"),
             "f1_b": metrics_b.get("macro_f1"),
             "delta_f1": (metrics_b["macro_f1"] - metrics_a["macro_f1"])

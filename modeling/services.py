@@ -199,13 +199,16 @@ def _check_enough_data(manifest: dict[str, Any]) -> None:
 
 def assign_patient_splits(labelled: list[dict[str, Any]]) -> dict[str, str]:
     """Split of every patient in `labelled` (patient code -> split). New patients get one,
-    stratified by their highest pain level; assignments already stored never change."""
+    stratified by their cohort and highest pain level, so each cohort gets its share of test
+    patients; assignments already stored never change."""
     max_level: dict[str, int] = {}
+    cohorts: dict[str, str] = {}
     for item in labelled:
         max_level[item["patient"]] = max(max_level.get(item["patient"], 0), item["level"])
+        cohorts[item["patient"]] = item["cohort"]
     existing = dict(SplitAssignment.objects.values_list("patient__code", "split"))
     seed = settings.PAINSITE_SPLIT_SEED
-    assigned = assign_splits(max_level, existing, seed)
+    assigned = assign_splits(max_level, existing, seed, cohorts=cohorts)
     new_codes = [code for code in max_level if code not in existing]
     if new_codes:
         patient_ids = dict(selectors.patient_ids(new_codes))

@@ -15,9 +15,14 @@ import numpy as np
 
 from modeling.ml.config import MODES, OPTIMIZERS, PRECISIONS, TrainConfig
 from modeling.ml.data import Record, UnreadableImage, read_manifest
-from modeling.ml.levels import DEFAULT_LEVELS, PainLevels
+from modeling.ml.levels import DEFAULT_LEVELS, PainLevels, whole_nrs
 from modeling.ml.network import WeightsFileError
-from modeling.ml.splits import assign_splits, patient_max_levels, split_sha256
+from modeling.ml.splits import (
+    assign_splits,
+    patient_cohorts,
+    patient_max_levels,
+    split_sha256,
+)
 
 logger = logging.getLogger("modeling.ml")
 
@@ -35,7 +40,7 @@ def evaluate_records(records: Sequence[Record], probabilities: np.ndarray, level
         chosen = [records[i] for i in index]
         results[cohort] = evaluate_predictions(
             [record.level for record in chosen],
-            [int(round(record.nrs if record.nrs is not None else -1)) for record in chosen],
+            [whole_nrs(record.nrs) for record in chosen],
             probabilities[index],
             [record.patient for record in chosen],
             levels.names,
@@ -47,8 +52,10 @@ def evaluate_records(records: Sequence[Record], probabilities: np.ndarray, level
 
 
 def _load_splits(records: Sequence[Record], path: Path | None, seed: int) -> dict[str, str]:
+    """Patient splits from ``path`` (kept as they are) plus new patients, stratified by cohort and
+    maximal level and seeded by the split seed alone: a new training seed never moves a patient."""
     existing = json.loads(path.read_text()) if path is not None and path.exists() else {}
-    assignment = assign_splits(patient_max_levels(records), existing, seed=seed)
+    assignment = assign_splits(patient_max_levels(records), existing, seed=seed, cohorts=patient_cohorts(records))
     if path is not None:
         path.write_text(json.dumps(assignment, indent=1, sort_keys=True))
     return assignment
@@ -71,7 +78,7 @@ def command_train(args: argparse.Namespace) -> dict[str, Any]:
     records = _records(args)
     work_dir = Path(args.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    splits = _load_splits(records, Path(args.splits) if args.splits else work_dir / "splits.json", args.seed)
+    splits = _load_splits(records, Path(args.splits) if args.splits else work_dir / "splits.json", args.split_seed)
     by_split = {name: [r for r in records if splits[r.patient] == name] for name in ("train", "val", "test")}
 
     def report(event: Any) -> None:
@@ -86,7 +93,8 @@ def command_train(args: argparse.Namespace) -> dict[str, Any]:
         "best_epoch": result.best_epoch, "best_val_macro_auroc": result.best_val_macro_auroc,
         "history": result.history, "cache_hits": result.cache_hits, "cache_misses": result.cache_misses,
         "skipped_images": result.skipped_images, "seconds": result.seconds,
-        "split_sha256": split_sha256(splits), "n_images": {k: len(v) for k, v in by_split.items()},
+        "split_seed": args.split_seed, "split_sha256": split_sha256(splits),
+        "n_images": {k: len(v) for k, v in by_split.items()},
     }
     test = by_split["test"]
     if test and not args.no_evaluate:
@@ -146,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--data-dir", required=True, type=Path, help="folder the manifest paths are relative to")
         command.add_argument("--manifest", required=True, type=Path, help="CSV with path,patient,cohort,nrs")
         command.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-        command.add_argument("--seed", type=int, default=0)
+        command.add_argument("--seed", type=int, default=0,
+                             help="seed of training and of the bootstrap (never of the patient split)")
         command.add_argument("--output", type=Path, help="also write the JSON result here")
 
     defaults = TrainConfig()
@@ -155,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--work-dir", required=True, type=Path, help="checkpoint, weights and splits.json go here")
     train.add_argument("--cache-dir", type=Path, help="feature cache (default: WORK_DIR/features)")
     train.add_argument("--splits", help="JSON {patient: train|val|test}; existing patients keep their split")
+    train.add_argument("--split-seed", type=int, default=0,
+                       help="seed of the patient split for patients without one (default 0); apart from --seed, "
+                            "so a new training seed does not move test patients")
     train.add_argument("--mode", default=defaults.mode, help=f"one of {', '.join(MODES)}")
     train.add_argument("--epochs", type=int, default=defaults.epochs)
     train.add_argument("--lr", type=float, default=defaults.lr)

@@ -1,11 +1,22 @@
-"""Pain levels: named NRS ranges, e.g. "none:0,mild:1-3,moderate:4-6,severe:7-10"."""
+"""Pain levels: named NRS ranges, e.g. "none:0,mild:1-3,moderate:4-6,severe:7-10"; and the one
+rule that turns a fractional NRS (the median of two observers' scores) into a whole score."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 DEFAULT_LEVELS = "none:0,mild:1-3,moderate:4-6,severe:7-10"
 NRS_MIN, NRS_MAX = 0, 10
+
+
+def whole_nrs(nrs: float) -> int:
+    """A fractional NRS score rounded to a whole one, halves up (6.5 is 7): towards more pain, the
+    safer error. The platform's label median, the level mapping, the metrics and the command line
+    all round with this, never with Python's round() (which sends 6.5 to 6)."""
+    if nrs != nrs or not NRS_MIN <= nrs <= NRS_MAX:
+        raise ValueError(f"NRS must be between {NRS_MIN} and {NRS_MAX}, got {nrs}")
+    return math.floor(nrs + 0.5)
 
 
 @dataclass(frozen=True)
@@ -68,11 +79,9 @@ class PainLevels:
 
     def level_of(self, nrs: float) -> int:
         """The index of the level that contains this NRS score."""
-        if nrs != nrs or not NRS_MIN <= nrs <= NRS_MAX:
-            raise ValueError(f"NRS must be between {NRS_MIN} and {NRS_MAX}, got {nrs}")
         # A median of observer scores can be fractional (e.g. 3.5): it belongs to the level of
-        # its rounded value, halves rounding up (towards more pain, the safer error).
-        value = int(nrs + 0.5)
+        # its whole value.
+        value = whole_nrs(nrs)
         for index, (low, high) in enumerate(self.ranges):
             if low <= value <= high:
                 return index

@@ -1,7 +1,9 @@
 """Evaluation metrics for one cohort's test predictions, and the paired comparison of two models.
 
 Point metrics come from scikit-learn; confidence intervals from the patient-cluster bootstrap
-(``bootstrap.py``); the paired p-value from DeLong's test (``delong.py``). Every returned value is
+(``bootstrap.py``); the paired p-value from DeLong's test with Obuchowski's patient-clustered
+variance (``delong.py``). An interval or p-value the test set cannot support is withheld with the
+reason (``estimability.py``); the point value stays. Every returned value is
 plain JSON: ints, floats, lists, None; never NaN and never a NumPy scalar. The schema is
 documented field by field in docs/metrics.md.
 """
@@ -22,7 +24,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from . import bootstrap, delong
+from . import bootstrap, delong, estimability
+from .levels import whole_nrs
 
 DEFAULT_LEVEL_NAMES = ("none", "mild", "moderate", "severe")
 DEFAULT_LEVEL_RANGES = ((0, 0), (1, 3), (4, 6), (7, 10))
@@ -55,6 +58,8 @@ def evaluate_predictions(
     predicted = probs.argmax(axis=1)
     resamples = bootstrap.ClusterResamples.draw(patients, n_resamples=n_bootstrap, seed=seed)
     dropped: dict[str, dict[str, int]] = {"auroc": {}, "f1": {}}
+    cohort_problem = estimability.cohort_problem(resamples.n_patients)
+    level_problems: dict[str, str | None] = {}
 
     precision, recall, f1, support = precision_recall_fscore_support(
         y, predicted, labels=list(range(n_levels)), zero_division=0
@@ -65,32 +70,49 @@ def evaluate_predictions(
     auroc_resamples: dict[int, np.ndarray] = {}
     for level, name in enumerate(level_names):
         is_level = y == level
-        auroc = _auroc_with_interval(is_level, probs[:, level], resamples)
+        problem = level_problems[name] = cohort_problem or estimability.class_problem(is_level, resamples.patient_of_image)
+        auroc = _auroc_with_interval(is_level, probs[:, level], resamples, problem)
         if auroc["auroc"] is not None:
             dropped["auroc"][name] = auroc["dropped"]
             aurocs[level] = auroc["auroc"]
             auroc_resamples[level] = auroc["resamples"]
         f1_interval, dropped["f1"][name] = bootstrap.percentile_interval(f1_resamples[:, level])
+        f1_ci, f1_problem = estimability.reported(
+            f1_interval, dropped["f1"][name], resamples.n_resamples,
+            problem if support[level] else "no true case of this level in the test set",
+        )
         levels[name] = {
             "auroc": auroc["auroc"],
             "ci": auroc["ci"],
             "auroc_unavailable": auroc["unavailable"],
+            "ci_not_estimable": auroc["ci_not_estimable"],
             "precision": float(precision[level]),
             "recall": float(recall[level]),
             "f1": float(f1[level]),
-            "f1_ci": _as_list(f1_interval),
+            "f1_ci": f1_ci,
+            "f1_ci_not_estimable": f1_problem,
             "support": int(support[level]),
             "roc": _roc_points(is_level, probs[:, level]) if auroc["auroc"] is not None else {"fpr": [], "tpr": []},
         }
 
     macro_auroc, macro_auroc_ci = None, None
+    macro_auroc_problem: str | None = "no level has an AUROC"
     if aurocs:
         macro_auroc = float(np.mean(list(aurocs.values())))
         macro_values = np.mean(np.vstack(list(auroc_resamples.values())), axis=0)
         interval, dropped["auroc"]["macro"] = bootstrap.percentile_interval(macro_values)
-        macro_auroc_ci = _as_list(interval)
+        macro_auroc_ci, macro_auroc_problem = estimability.reported(
+            interval, dropped["auroc"]["macro"], resamples.n_resamples,
+            cohort_problem or estimability.combined_problem((level_names[k], level_problems[level_names[k]]) for k in aurocs),
+        )
     macro_f1_interval, dropped["f1"]["macro"] = bootstrap.percentile_interval(
         bootstrap.macro_f1(resamples, y, predicted, n_levels)
+    )
+    macro_f1_ci, macro_f1_problem = estimability.reported(
+        macro_f1_interval, dropped["f1"]["macro"], resamples.n_resamples,
+        cohort_problem or estimability.combined_problem(
+            (name, level_problems[name]) for level, name in enumerate(level_names) if support[level]
+        ),
     )
 
     binary: dict[str, Any] = {}
@@ -98,24 +120,34 @@ def evaluate_predictions(
     for key, threshold in BINARY_THRESHOLDS.items():
         problem = ranges_problem or _threshold_problem(ranges, level_names, threshold)
         if problem:
-            binary[key] = {"auroc": None, "ci": None, "unavailable": problem}
+            binary[key] = {"auroc": None, "ci": None, "unavailable": problem, "ci_not_estimable": problem}
             continue
         at_or_above = [level for level, (low, _) in enumerate(ranges) if low >= threshold]
-        result = _auroc_with_interval(nrs_values >= threshold, probs[:, at_or_above].sum(axis=1), resamples)
+        positive = nrs_values >= threshold
+        result = _auroc_with_interval(
+            positive, probs[:, at_or_above].sum(axis=1), resamples,
+            cohort_problem or estimability.class_problem(positive, resamples.patient_of_image),
+        )
         if result["auroc"] is not None:
             dropped["auroc"][key] = result["dropped"]
-        binary[key] = {"auroc": result["auroc"], "ci": result["ci"], "unavailable": result["unavailable"]}
+        binary[key] = {"auroc": result["auroc"], "ci": result["ci"], "unavailable": result["unavailable"],
+                       "ci_not_estimable": result["ci_not_estimable"]}
 
     return {
         "n_images": int(len(y)),
         "n_patients": int(resamples.n_patients),
+        "ci_not_estimable": cohort_problem,
         "level_names": list(level_names),
         "levels": levels,
         "macro_auroc": macro_auroc,
         "macro_auroc_ci": macro_auroc_ci,
+        "macro_auroc_ci_not_estimable": macro_auroc_problem,
         "macro_auroc_levels": [level_names[level] for level in aurocs],
         "macro_f1": float(f1_score(y, predicted, average="macro", zero_division=0)),
-        "macro_f1_ci": _as_list(macro_f1_interval),
+        "macro_f1_ci": macro_f1_ci,
+        "macro_f1_ci_not_estimable": macro_f1_problem,
+        "macro_f1_levels": [name for level, name in enumerate(level_names)
+                            if support[level] or np.any(predicted == level)],
         "kappa_quadratic": _quadratic_kappa(y, predicted, n_levels),
         "mae_level": float(mean_absolute_error(y, predicted)),
         "binary": binary,
@@ -145,6 +177,8 @@ def compare_predictions(
     f1_b = f1_score(y, predicted_b, labels=list(range(n_levels)), average=None, zero_division=0)
     resamples = bootstrap.ClusterResamples.draw(patients, n_resamples=n_bootstrap, seed=seed)
     dropped: dict[str, int] = {}
+    cohort_problem = estimability.cohort_problem(resamples.n_patients)
+    level_problems: list[tuple[str, str | None]] = []
 
     levels: dict[str, Any] = {}
     deltas: list[np.ndarray] = []
@@ -157,32 +191,46 @@ def compare_predictions(
             "f1_a": float(f1_a[level]), "f1_b": float(f1_b[level]),
             "delta_f1": float(f1_b[level] - f1_a[level]),
             "unavailable": _auroc_problem(is_level),
+            "ci_not_estimable": None,
+            "p_not_estimable": None,
         }
         levels[name] = entry
         if entry["unavailable"]:
+            entry["ci_not_estimable"] = entry["p_not_estimable"] = entry["unavailable"]
             continue
+        problem = cohort_problem or estimability.class_problem(is_level, resamples.patient_of_image)
+        level_problems.append((name, problem))
         auroc_a = float(roc_auc_score(is_level, probs_a[:, level]))
         auroc_b = float(roc_auc_score(is_level, probs_b[:, level]))
         delta_resamples = bootstrap.auroc(resamples, is_level, probs_b[:, level]) - bootstrap.auroc(
             resamples, is_level, probs_a[:, level]
         )
         interval, dropped[name] = bootstrap.percentile_interval(delta_resamples)
-        entry.update(auroc_a=auroc_a, auroc_b=auroc_b, delta_auroc=auroc_b - auroc_a, delta_ci=_as_list(interval))
-        if min(is_level.sum(), (~is_level).sum()) >= 2:
-            entry["delong_p"] = delong.paired_test(is_level, probs_a[:, level], probs_b[:, level]).p_value
+        delta_ci, entry["ci_not_estimable"] = estimability.reported(interval, dropped[name], resamples.n_resamples, problem)
+        entry.update(auroc_a=auroc_a, auroc_b=auroc_b, delta_auroc=auroc_b - auroc_a, delta_ci=delta_ci)
+        entry["delong_p"], entry["p_not_estimable"] = _clustered_p_value(
+            is_level, probs_a[:, level], probs_b[:, level], patients, problem
+        )
         aurocs_a.append(auroc_a)
         aurocs_b.append(auroc_b)
         deltas.append(delta_resamples)
 
-    macro: dict[str, Any] = {"auroc_a": None, "auroc_b": None, "delta_auroc": None, "delta_ci": None}
+    macro: dict[str, Any] = {"auroc_a": None, "auroc_b": None, "delta_auroc": None, "delta_ci": None,
+                             "ci_not_estimable": "no level has an AUROC", "levels": [n for n, _ in level_problems]}
     if deltas:
         interval, dropped["macro"] = bootstrap.percentile_interval(np.mean(np.vstack(deltas), axis=0))
         macro_a, macro_b = float(np.mean(aurocs_a)), float(np.mean(aurocs_b))
-        macro.update(auroc_a=macro_a, auroc_b=macro_b, delta_auroc=macro_b - macro_a, delta_ci=_as_list(interval))
+        delta_ci, macro["ci_not_estimable"] = estimability.reported(
+            interval, dropped["macro"], resamples.n_resamples,
+            cohort_problem or estimability.combined_problem(level_problems),
+        )
+        macro.update(auroc_a=macro_a, auroc_b=macro_b, delta_auroc=macro_b - macro_a, delta_ci=delta_ci)
 
     return {
         "n_images": int(len(y)),
         "n_patients": int(resamples.n_patients),
+        "ci_not_estimable": cohort_problem,
+        "p_value_method": delong.CLUSTERED_METHOD,
         "level_names": list(level_names),
         "levels": levels,
         "macro": macro,
@@ -275,19 +323,35 @@ def _auroc_problem(y_binary: np.ndarray) -> str | None:
     return None
 
 
-def _auroc_with_interval(y_binary: np.ndarray, scores: np.ndarray, resamples: bootstrap.ClusterResamples) -> dict[str, Any]:
+def _auroc_with_interval(y_binary: np.ndarray, scores: np.ndarray, resamples: bootstrap.ClusterResamples,
+                         ci_problem: str | None) -> dict[str, Any]:
     problem = _auroc_problem(y_binary)
     if problem:
-        return {"auroc": None, "ci": None, "unavailable": problem, "dropped": None, "resamples": None}
+        return {"auroc": None, "ci": None, "unavailable": problem, "ci_not_estimable": problem,
+                "dropped": None, "resamples": None}
     values = bootstrap.auroc(resamples, y_binary, scores)
     interval, dropped = bootstrap.percentile_interval(values)
+    ci, ci_problem = estimability.reported(interval, dropped, resamples.n_resamples, ci_problem)
     return {
         "auroc": float(roc_auc_score(y_binary, scores)),
-        "ci": _as_list(interval),
+        "ci": ci,
         "unavailable": None,
+        "ci_not_estimable": ci_problem,
         "dropped": dropped,
         "resamples": values,
     }
+
+
+def _clustered_p_value(y_binary: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, patients: list[object],
+                       problem: str | None) -> tuple[float | None, str | None]:
+    """Obuchowski's patient-clustered DeLong p-value, or None and why it is withheld."""
+    if problem:
+        return None, problem
+    test = delong.paired_test(y_binary, scores_a, scores_b, np.asarray([str(p) for p in patients]))
+    if test.z is None and test.p_value != 1.0:
+        # A difference with no variance across patients is not evidence of anything.
+        return None, "the difference has no variance across patients, so no test statistic"
+    return test.p_value, None
 
 
 def _roc_points(y_binary: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
@@ -334,7 +398,7 @@ def _whole_nrs(nrs: Sequence[float], n_images: int) -> np.ndarray:
         raise ValueError(f"nrs has {values.size} values for {n_images} images")
     if not np.all(np.isfinite(values)) or np.any((values < 0) | (values > 10)):
         raise ValueError("NRS scores must be between 0 and 10")
-    return np.floor(values + 0.5).astype(np.int64)
+    return np.array([whole_nrs(value) for value in values.tolist()], dtype=np.int64)
 
 
 def _threshold_problem(ranges: list[tuple[int, int]], level_names: Sequence[str], threshold: int) -> str | None:
@@ -353,6 +417,3 @@ def _bootstrap_description(resamples: bootstrap.ClusterResamples, dropped: dict[
         "dropped": dropped,
     }
 
-
-def _as_list(interval: bootstrap.Interval | None) -> list[float] | None:
-    return None if interval is None else interval.as_list()

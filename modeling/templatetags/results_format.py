@@ -7,6 +7,11 @@ from collections.abc import Sequence
 from django import template
 
 from modeling.results import format_interval, format_number, format_p_value
+from modeling.results_estimability import (
+    ZERO_WIDTH,
+    format_not_estimable,
+    is_zero_width,
+)
 
 register = template.Library()
 
@@ -17,8 +22,9 @@ def metric(value: float | None) -> str:
 
 
 @register.filter
-def interval(ci: Sequence[float] | None) -> str:
-    return format_interval(ci)
+def interval(ci: Sequence[float] | None, reason: str | None = None) -> str:
+    """The interval; without one, "not estimable (reason)" when the metrics say why."""
+    return format_interval(ci) if ci else format_not_estimable(reason)
 
 
 @register.filter
@@ -30,15 +36,27 @@ def signed(value: float | None) -> str:
 
 
 @register.filter
-def signed_interval(ci: Sequence[float] | None) -> str:
+def signed_interval(ci: Sequence[float] | None, reason: str | None = None) -> str:
     if not ci:
-        return ""
+        return format_not_estimable(reason)
+    if is_zero_width(ci):
+        return format_not_estimable(ZERO_WIDTH)
     return f"{signed(ci[0])} to {signed(ci[1])}"
 
 
 @register.filter
-def p_value(p: float | None) -> str:
+def p_value(p: float | None, reason: str | None = None) -> str:
+    if p is None and reason:
+        return format_not_estimable(reason)
     return format_p_value(p)
+
+
+@register.filter
+def f1_of(entry: dict | None) -> str:
+    """A level's F1, "n/a" when the test set has no case of it (its stored 0 means nothing)."""
+    if not entry or not entry.get("support"):
+        return "n/a"
+    return format_number(entry.get("f1"))
 
 
 @register.filter

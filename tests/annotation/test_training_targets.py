@@ -47,6 +47,8 @@ def test_self_report_first_falls_back_to_the_observer_median():
 def test_an_even_number_of_observers_rounds_the_median_half_up():
     assert target_nrs([observer(1, 3), observer(2, 6)], "observer_median") == 5
     assert target_nrs([observer(1, 3), observer(2, 4)], "observer_median") == 4
+    # 6.5 is severe, as the ML core's level mapping and command line have it (not round()'s 6).
+    assert target_nrs([observer(1, 6), observer(2, 7)], "observer_median") == 7
 
 
 def test_only_each_raters_latest_score_counts():

@@ -112,7 +112,7 @@ def test_a_duplicate_gets_409_with_the_existing_id(clinician, settings):
     response = upload(client, make_jpeg(seed=6), name="copy.jpg")
 
     assert response.status_code == 409
-    assert response.json()["details"] == {"existing_id": first["id"]}
+    assert response.json()["details"] == {"existing_id": first["id"], "existing_patient": "P001"}
     assert Image.objects.count() == 1 and len(stored_files(settings.MEDIA_ROOT)) == 2
 
 

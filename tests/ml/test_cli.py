@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from modeling.ml.cli import main
 
 from .conftest import IMAGE_SIZE
@@ -53,3 +55,19 @@ def test_a_bad_loader_workers_count_exits_with_a_clear_error(synthetic_data, tmp
     assert code == 2
     assert "loader_workers must be -1 (auto) or at least 0" in capsys.readouterr().err
     assert not (tmp_path / "model.pt").exists()
+
+
+@pytest.mark.slow
+def test_a_new_training_seed_does_not_move_test_patients(synthetic_data, tmp_path, capsys):
+    data_dir = synthetic_data.manifest.parent
+    splits = {}
+    for seed in (0, 1):
+        code = main(["train", "--data-dir", str(data_dir), "--manifest", str(synthetic_data.manifest),
+                     "--work-dir", str(tmp_path / f"seed{seed}"), "--cache-dir", str(tmp_path / "features"),
+                     "--image-size", str(IMAGE_SIZE), "--epochs", "1", "--no-evaluate", "--seed", str(seed)])
+        assert code == 0
+        trained = json.loads(capsys.readouterr().out)
+        assert trained["split_seed"] == 0
+        splits[seed] = json.loads((tmp_path / f"seed{seed}" / "splits.json").read_text())
+    assert splits[0] == splits[1]
+    assert {patient for patient, split in splits[0].items() if split == "test"}

@@ -52,3 +52,32 @@ def test_custom_levels_round_trip_through_their_spec():
     levels = PainLevels.parse("low:0-4,high:5-10")
     assert PainLevels.parse(levels.spec) == levels
     assert levels.level_of(5) == 1
+
+
+def test_nrs_6_5_is_whole_score_7_and_severe_where_python_round_would_say_6():
+    from modeling.ml.levels import whole_nrs
+
+    assert round(6.5) == 6, "Python rounds halves to even: the rule must not use it"
+    assert whole_nrs(6.5) == 7 and whole_nrs(5.5) == 6 and whole_nrs(6.4) == 6
+    assert PainLevels.parse().level_of(6.5) == 3
+
+
+def test_the_command_line_scores_nrs_6_5_as_severe_like_its_level(tmp_path):
+    import numpy as np
+
+    from modeling.ml.cli import evaluate_records
+    from modeling.ml.data import Record
+
+    levels = PainLevels.parse()
+    records = [
+        Record(path=f"/{i}.png", sha256=str(i), face_box=None, nrs=nrs, level=levels.level_of(nrs), patient=f"P{i:02d}")
+        for i, nrs in enumerate([6.5, 7, 8, 9, 10, 6.5, 0, 1, 2, 3, 4, 5, 6, 0, 2, 5] * 2)
+    ]
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(4), len(records))
+    result = evaluate_records(records, probabilities, levels, n_bootstrap=20, seed=0)["combined"]
+    assert result["binary"]["nrs_ge_7"]["unavailable"] is None, result["binary"]["nrs_ge_7"]
+    severe = np.array([record.level == 3 for record in records])
+    from sklearn.metrics import roc_auc_score
+
+    assert result["binary"]["nrs_ge_7"]["auroc"] == pytest.approx(roc_auc_score(severe, probabilities[:, 3]), abs=1e-9)

@@ -276,8 +276,11 @@ def test_comparison_reports_b_minus_a_with_a_paired_interval_and_delong_p_value(
         assert entry["delta_auroc"] == pytest.approx(auroc_b - auroc_a, abs=1e-9)
         assert entry["delta_ci"][0] <= entry["delta_auroc"] <= entry["delta_ci"][1]
         assert entry["delta_ci"][0] > 0, "a much better model should be better in every resample's bulk"
-        expected_p = delong.paired_test(is_level, data.probabilities[:, level], better.probabilities[:, level]).p_value
+        expected_p = delong.paired_test(
+            is_level, data.probabilities[:, level], better.probabilities[:, level], np.array(data.patients)
+        ).p_value
         assert entry["delong_p"] == pytest.approx(expected_p, rel=1e-12)
+        assert entry["ci_not_estimable"] is None and entry["p_not_estimable"] is None
         f1_a = f1_score(is_level, data.probabilities.argmax(axis=1) == level)
         f1_b = f1_score(is_level, better.probabilities.argmax(axis=1) == level)
         assert entry["delta_f1"] == pytest.approx(f1_b - f1_a, abs=1e-9)
@@ -285,6 +288,7 @@ def test_comparison_reports_b_minus_a_with_a_paired_interval_and_delong_p_value(
         result["macro"]["auroc_b"] - result["macro"]["auroc_a"], abs=1e-12
     )
     assert result["macro"]["delta_ci"][0] > 0
+    assert result["p_value_method"] == "DeLong test, patient-clustered variance (Obuchowski 1997)"
     assert_plain_json(result)
 
 
@@ -292,8 +296,10 @@ def test_a_model_compared_with_itself_differs_by_nothing():
     data = make_predictions(seed=11)
     result = metrics.compare_predictions(data.levels, data.probabilities, data.probabilities, data.patients, LEVELS, n_bootstrap=100)
     for entry in result["levels"].values():
-        assert entry["delta_auroc"] == 0.0 and entry["delta_ci"] == [0.0, 0.0]
-        assert entry["delong_p"] == 1.0 and entry["delta_f1"] == 0.0
+        assert entry["delta_auroc"] == 0.0 and entry["delta_f1"] == 0.0
+        # Every resample differs by exactly 0: a zero-width interval is withheld, not shown as certain.
+        assert entry["delta_ci"] is None and "zero-width" in entry["ci_not_estimable"]
+        assert entry["delong_p"] == 1.0
 
 
 def test_comparison_marks_a_level_without_positive_cases_unavailable():

@@ -91,3 +91,53 @@ def test_patient_max_levels_and_the_split_fingerprint():
     assert patient_max_levels(records) == {"A": 3, "B": 0}
     assert split_sha256({"A": "train", "B": "test"}) == split_sha256({"B": "test", "A": "train"})
     assert split_sha256({"A": "train", "B": "test"}) != split_sha256({"A": "test", "B": "train"})
+
+
+def test_new_patients_of_each_cohort_get_that_cohorts_share_of_test_patients():
+    # Earlier assignments filled the test split with clinical severe patients (40%, not 20%);
+    # stratified by level alone, the new simulated severe patients would all go to training.
+    clinical = {f"C{i:03d}": 3 for i in range(50)}
+    existing = {code: ("test" if i < 20 else "train") for i, code in enumerate(clinical)}
+    simulated = {f"S{i:03d}": 3 for i in range(30)}
+    cohorts = {**{code: "clinical" for code in clinical}, **{code: "simulated" for code in simulated}}
+    assigned = assign_splits({**clinical, **simulated}, existing, seed=4, cohorts=cohorts)
+    assert all(assigned[code] == split for code, split in existing.items())
+    new_splits = Counter(assigned[code] for code in simulated)
+    assert new_splits == {"train": 21, "val": 3, "test": 6}
+
+
+def test_a_fresh_split_gives_every_cohort_its_share_of_each_level():
+    levels = {f"C{i:03d}": i % 4 for i in range(80)}
+    levels.update({f"S{i:03d}": i % 4 for i in range(21)})  # some cohort x level strata are small
+    levels["S999"] = 3  # one stratum of a single patient: scikit-learn cannot stratify
+    cohorts = {code: "clinical" if code.startswith("C") else "simulated" for code in levels}
+    splits = split_patients(levels, seed=5, cohorts=cohorts)
+    for cohort, size in (("clinical", 80), ("simulated", 22)):
+        in_test = sum(1 for code, split in splits.items() if split == "test" and cohorts[code] == cohort)
+        assert abs(in_test - 0.2 * size) <= 1, (cohort, in_test)
+    assert split_patients(levels, seed=5, cohorts=cohorts) == splits
+
+
+def test_growing_data_never_moves_anyone_with_cohorts():
+    levels = {f"P{i:03d}": i % 4 for i in range(40)}
+    cohorts = {code: "clinical" if int(code[1:]) % 3 else "simulated" for code in levels}
+    first = assign_splits(levels, {}, seed=1, cohorts=cohorts)
+    grown = {**levels, **{f"N{i:03d}": i % 4 for i in range(30)}}
+    grown_cohorts = {**cohorts, **{f"N{i:03d}": "simulated" for i in range(30)}}
+    second = assign_splits(grown, first, seed=1, cohorts=grown_cohorts)
+    assert all(second[code] == first[code] for code in first)
+    simulated = [code for code, cohort in grown_cohorts.items() if cohort == "simulated"]
+    in_test = sum(1 for code in simulated if second[code] == "test")
+    assert abs(in_test - 0.2 * len(simulated)) <= 1, in_test
+
+
+def test_it_needs_a_cohort_for_every_patient_when_cohorts_are_given():
+    with pytest.raises(ValueError, match="no cohort given for patient"):
+        assign_splits(make_patients(5), {}, cohorts={"P000": "clinical"})
+
+
+def test_the_same_image_under_two_patients_on_two_sides_is_leakage():
+    twin = Record(path="/b.png", sha256="abc123def4567890", face_box=None, nrs=0, level=0, patient="P2")
+    original = Record(path="/a.png", sha256="abc123def4567890", face_box=None, nrs=0, level=0, patient="P1")
+    with pytest.raises(PatientLeakage, match="the same image on more than one side of the split: sha256 abc123def456 in test, train"):
+        check_no_leakage({"train": [original], "test": [twin]})

@@ -20,7 +20,8 @@ N_COLUMNS = 4 + 2 * (len(LEVEL_NAMES) + 1)
 @pytest.fixture
 def study_versions():
     """A clinical-only model (CPD-train) and one trained on both cohorts (CD-train)."""
-    test_set = make_test_set(patients_per_cohort=5, images_per_patient=3)
+    # Enough patients for the severe level's intervals (5 with a severe image, 10 in the cohort).
+    test_set = make_test_set(patients_per_cohort=20, images_per_patient=3)
     cpd = make_model_version(name="v1", predictions=make_predictions(test_set, seed=1), cohorts=["clinical"])
     cd = make_model_version(
         name="v2", predictions=make_predictions(test_set, skill=2.0, seed=2), cohorts=["clinical", "simulated"]
@@ -42,7 +43,8 @@ def test_the_csv_has_the_documented_header_and_the_stored_numbers_at_full_precis
     header = list(rows[0])
     assert header[:5] == ["trained_on", "evaluated_on", "version", "n_images", "n_patients"]
     assert header[5:9] == ["none_auroc", "none_auroc_ci_low", "none_auroc_ci_high", "none_f1"]
-    assert header[-4:] == ["macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high", "macro_f1"]
+    assert header[-7:-3] == ["macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high", "macro_f1"]
+    assert header[-3:] == ["macro_auroc_n_levels", "macro_f1_n_levels", "ci_not_estimable"]
     assert [(row["trained_on"], row["evaluated_on"]) for row in rows] == [
         ("CPD-train", "CPD-test"), ("CPD-train", "SPD-test"), ("CPD-train", "CD-test"),
         ("CD-train", "CPD-test"), ("CD-train", "SPD-test"), ("CD-train", "CD-test"),
@@ -53,6 +55,8 @@ def test_the_csv_has_the_documented_header_and_the_stored_numbers_at_full_precis
     assert [float(row["severe_auroc_ci_low"]), float(row["severe_auroc_ci_high"])] == severe["ci"]
     assert float(row["severe_f1"]) == severe["f1"]
     assert int(row["n_images"]) == cd.metrics["clinical"]["n_images"]
+    assert int(row["macro_auroc_n_levels"]) == len(cd.metrics["clinical"]["macro_auroc_levels"])
+    assert int(row["macro_f1_n_levels"]) == len(cd.metrics["clinical"]["macro_f1_levels"])
 
 
 def test_the_markdown_table_has_the_same_number_of_columns_on_every_line(client, researcher, study_versions):
