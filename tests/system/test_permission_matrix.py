@@ -57,6 +57,10 @@ VERSION = {"pk": "version"}
 ENDPOINTS: dict[str, Endpoint] = {
     "": page(GET=CLINICIAN),
     "audit/": page(GET=ADMIN),
+    "people/": page(GET=ADMIN, POST=ADMIN),
+    "people/<int:user_id>/role/": page(POST=ADMIN),
+    "people/<int:user_id>/active/": page(POST=ADMIN),
+    "people/<int:user_id>/password/": page(POST=ADMIN),
     "accounts/login/": page(GET=ANYONE, POST=ANYONE),
     "accounts/logout/": page(POST=ANYONE),
     "api/auth/token/": api(POST=ANYONE, DELETE=USER),
@@ -180,6 +184,7 @@ def objects(people) -> dict:
         "run": run,
         "version": version,
         "version2": version2,
+        "user_id": people["outsider"],
     }
 
 
