@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView
 
 from painsite.core import views as core_views
 from painsite.core import views_people
@@ -20,7 +20,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", core_views.api_docs, name="api-docs"),
+    # Pages that do not use base.html (the Django admin, the API docs) get the icon from here.
+    path("favicon.ico", core_views.favicon),
     path("", include("annotation.urls")),
     path("", include("modeling.urls")),
 ]

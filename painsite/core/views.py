@@ -7,8 +7,10 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils import timezone
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from painsite.core.models import AuditEvent
 from painsite.core.roles import role_of
@@ -18,8 +20,25 @@ from painsite.core.selectors import dashboard_counts
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     if role_of(request.user) is None:
-        raise PermissionDenied("Your account has no role yet. Ask an administrator to make you a clinician, researcher or admin.")
+        raise PermissionDenied("Your account has no role yet.")
     return render(request, "core/dashboard.html", {"counts": dashboard_counts()})
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    # Resolved per request: with the production manifest storage the hashed name exists only
+    # after collectstatic.
+    return redirect(static("favicon.svg"), permanent=True)
+
+
+_swagger_ui = SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+
+
+@login_required
+def api_docs(request: HttpRequest) -> HttpResponse:
+    """The interactive API documentation, for accounts with a role (a page: anonymous -> log-in)."""
+    if role_of(request.user) is None:
+        raise PermissionDenied("The API documentation is for clinicians, researchers and admins.")
+    return _swagger_ui(request)
 
 
 def _parse_day(value: str | None) -> datetime | None:

@@ -64,9 +64,11 @@ ENDPOINTS: dict[str, Endpoint] = {
     "accounts/login/": page(GET=ANYONE, POST=ANYONE),
     "accounts/logout/": page(POST=ANYONE),
     "api/auth/token/": api(POST=ANYONE, DELETE=USER),
-    # The schema and its docs describe the API, not patient data: any account may read them.
+    # The schema describes the API, not patient data: any account may read it. The docs are a
+    # page for people with a role (anonymous: the log-in page).
     "api/schema/": api(GET=USER),
-    "api/docs/": api(GET=USER),
+    "api/docs/": page(GET=CLINICIAN),
+    "favicon.ico": page(GET=ANYONE),
     # Images and imports
     "upload/": page(GET=CLINICIAN),
     "upload/archive/": page(POST=CLINICIAN),
