@@ -54,6 +54,10 @@ def patients_page(request: HttpRequest) -> HttpResponse:
     for field, value in filters.items():
         if value:
             found = found.filter(**{field: value})
+    search = request.GET.get("q", "").strip()
+    if search:
+        found = found.filter(code__icontains=search)
+    filters["q"] = search
     page = Paginator(found, 50).get_page(request.GET.get("page"))
     context = {
         "page": page,

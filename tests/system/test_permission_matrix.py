@@ -89,7 +89,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "api/patients/": api(GET=CLINICIAN, POST=CLINICIAN),
     "api/patients/<str:code>/": api(GET=CLINICIAN, PATCH=CLINICIAN),
     "api/queue/next/": api(GET=CLINICIAN),
-    "api/images/<int:image_id>/labels/": api(POST=CLINICIAN),
+    "api/images/<int:image_id>/labels/": api(GET=CLINICIAN, POST=CLINICIAN),
     "api/labels/": api(GET=CLINICIAN),
     "api/labels/undo/": api(POST=CLINICIAN),
     "api/export/labels.csv": api(GET=RESEARCHER),
