@@ -10,7 +10,12 @@
 
   function progressText(run) {
     var parts = [percent(run.progress)];
-    if (run.epoch) { parts.push("epoch " + run.epoch + (run.epochs ? "/" + run.epochs : "")); }
+    if (run.epoch && run.status === "succeeded" && run.epochs && run.epoch < run.epochs) {
+      // Early stopping: say how far training went, not the configured maximum.
+      parts.push("stopped early after epoch " + run.epoch + " of " + run.epochs);
+    } else if (run.epoch) {
+      parts.push("epoch " + run.epoch + (run.epochs ? "/" + run.epochs : ""));
+    }
     if (run.loss !== null && run.loss !== undefined) { parts.push("loss " + Number(run.loss).toFixed(4)); }
     if (ACTIVE[run.status] && run.eta_seconds) { parts.push("ETA " + Math.round(run.eta_seconds) + " s"); }
     return parts.join(" · ");
