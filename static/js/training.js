@@ -3,6 +3,7 @@
 (function () {
   "use strict";
   var POLL_MS = 2000;
+  var CANCEL_POLL_MS = 400;
   var ACTIVE = { queued: true, running: true };
   var STATUS_LABELS = { queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", cancelled: "Cancelled" };
 
@@ -66,7 +67,8 @@
         })
         .then(function (run) {
           render(row, run);
-          if (ACTIVE[run.status]) { window.setTimeout(poll, POLL_MS); }
+          // After a cancel, look more often: the worker stops within a batch and the row should say so.
+          if (ACTIVE[run.status]) { window.setTimeout(poll, run.cancel_requested ? CANCEL_POLL_MS : POLL_MS); }
         })
         .catch(function () { window.setTimeout(poll, POLL_MS * 3); });
     }
