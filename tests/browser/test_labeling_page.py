@@ -148,3 +148,24 @@ def test_every_key_answers_on_screen_and_o_is_not_a_shortcut(page_for, clinician
     assert "not saved" in page.inner_text("#key-feedback")
     page.wait_for_selector(IDLE, state="attached")
     assert current_scores(clinician) == {}
+
+
+def test_the_suggestion_after_a_save_names_the_model_version_as_the_rest_of_the_site_does(page_for, clinician):
+    from annotation.intake import store_image
+    from modeling.inference import models
+    from modeling.models import Stage
+    from tests.modeling.tiny_model import make_face_jpeg, make_model_version, tiny_model
+
+    version = make_model_version(tiny_model(), name="v1", stage=Stage.PRODUCTION)
+    models.get(version)
+    patient = make_patient("P-suggest")
+    image = store_image(data=make_face_jpeg(nrs=8), filename="face.jpg", patient=patient, uploaded_by=clinician).image
+    get_resolver().url_patterns
+    page = page_for(clinician)
+    page.goto("/label/", wait_until="domcontentloaded", timeout=60_000)
+    page.wait_for_selector(f"#image-id:text-is('{image.pk}')")
+    page.check("#show-suggestion")
+    page.keyboard.press("6")
+    page.wait_for_selector("#suggestion strong")
+    heading = page.inner_text("#suggestion strong")
+    assert heading.startswith("Production model v1 suggested") and f"Model {version.pk} " not in heading
