@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
@@ -53,7 +55,7 @@ def people_page(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _people_page(request, form=PersonForm())
     if not request.user.has_perm("auth.add_user"):
-        return render(request, "403.html", {"exception": "Your role may not create accounts."}, status=403)
+        raise PermissionDenied("Your role may not create accounts.")
     form = PersonForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -124,4 +126,6 @@ def person_password(request: HttpRequest, user_id: int) -> HttpResponse:
     except people.PeopleError as error:
         messages.error(request, f"Password not reset: {error}.")
         return redirect("people")
+    if user.pk == request.user.pk:
+        update_session_auth_hash(request, user)  # a new own password must not log the admin out
     return _people_page(request, form=PersonForm(), shown_password={"username": user.username, "password": password})

@@ -31,13 +31,13 @@ def test_an_admin_adds_a_person_gives_a_role_to_a_waiting_account_and_resets_a_p
     page.wait_for_selector(f".messages >> text={outsider.username} is now {RESEARCHER}")
     assert role_of(outsider) == RESEARCHER
 
-    page.click(f"#person-nina >> text=Reset password")
+    page.click("#person-nina >> text=Reset password")
     page.wait_for_selector("#shown-password >> text=New password for nina")
     nina.refresh_from_db()
     assert nina.check_password(page.inner_text("#new-password")) and not nina.check_password(password)
     page.screenshot(path=str(artifacts_dir / "people.png"), full_page=True)
 
-    page.click(f"#person-nina >> text=Deactivate")
+    page.click("#person-nina >> text=Deactivate")
     page.wait_for_selector(".messages >> text=nina is deactivated")
     nina.refresh_from_db()
     assert not nina.is_active

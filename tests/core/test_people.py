@@ -163,3 +163,9 @@ def test_create_user_refuses_unknown_roles_existing_users_and_no_terminal(monkey
     with pytest.raises(CommandError, match="use --password-stdin or --generate-password"):
         call_command("create_user", "y", "--role", CLINICIAN)
     assert set(User.objects.values_list("username", flat=True)) == {"taken"}
+
+
+def test_an_admin_who_resets_their_own_password_stays_logged_in(admin_client, admin_user):
+    response = admin_client.post(reverse("person-password", args=[admin_user.pk]))
+    assert response.status_code == 200
+    assert admin_client.get(reverse("people")).status_code == 200
