@@ -20,6 +20,7 @@ from rest_framework.response import Response
 
 from annotation import services
 from annotation.agreement import agreement_report
+from annotation.image_access import may_view_image
 from annotation.models import Consent, Image, PainLabel
 from annotation.image_access import visible_label_history
 from annotation.selectors import next_image_for, patients_with_counts
@@ -110,10 +111,21 @@ def queue_next(request: Request) -> Response:
     return Response(QueueItemSerializer(image).data)
 
 
-@extend_schema(request=LabelCreateSerializer, responses={201: LabelSerializer, 400: ERROR_SCHEMA, 404: ERROR_SCHEMA, 409: ERROR_SCHEMA})
-@api_view(["POST"])
-@permission_classes(permission_classes_for(POST=["annotation.add_painlabel"]))
+@extend_schema(
+    methods=["GET"],
+    parameters=[OpenApiParameter("page", int)],
+    responses={200: paginated_schema(LabelSerializer, "PaginatedImageLabelList"), 403: ERROR_SCHEMA, 404: ERROR_SCHEMA},
+    operation_id="image_labels_list",
+    description="The image's label history, superseded rows included, newest first: the same rows as "
+    "GET /api/labels/?image=<id>. An image whose patient withdrew consent is refused (403) except to admins.",
+)
+@extend_schema(methods=["POST"], request=LabelCreateSerializer,
+               responses={201: LabelSerializer, 400: ERROR_SCHEMA, 404: ERROR_SCHEMA, 409: ERROR_SCHEMA})
+@api_view(["GET", "HEAD", "POST"])
+@permission_classes(permission_classes_for(GET=["annotation.view_painlabel"], POST=["annotation.add_painlabel"]))
 def image_labels(request: Request, image_id: int) -> Response:
+    if request.method in ("GET", "HEAD"):
+        return _image_label_history(request, image_id)
     form = LabelCreateSerializer(data=request.data)
     form.is_valid(raise_exception=True)
     try:
@@ -126,6 +138,15 @@ def image_labels(request: Request, image_id: int) -> Response:
     except services.LabelingError as error:
         return error_response(str(error))
     return Response(LabelSerializer(label, context={"superseded_ids": set()}).data, status=201)
+
+
+def _image_label_history(request: Request, image_id: int) -> Response:
+    image = get_object_or_404(Image.objects.select_related("patient"), pk=image_id)
+    if not may_view_image(request.user, image):
+        return error_response(f"patient {image.patient.code} withdrew consent: their images are hidden",
+                              status_code=403)
+    history = visible_label_history(request.user, image_id=image.pk)
+    return _paginate(request, history, LabelSerializer, superseded_ids=_superseded_ids)
 
 
 @extend_schema(

@@ -13,10 +13,8 @@ from annotation.agreement import agreement_report
 from annotation.image_access import may_view_patient_data
 from annotation.models import Cohort, Consent, Patient
 from annotation.selectors import patient_timeline, patients_with_counts
+from annotation.timeline_plot import timeline_spec
 from painsite.core.permissions import page_permissions
-
-CHART_WIDTH, CHART_HEIGHT = 720, 260
-CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BOTTOM = 44, 16, 12, 36
 
 
 class PatientForm(forms.Form):
@@ -49,6 +47,10 @@ def patients_page(request: HttpRequest) -> HttpResponse:
     for field, value in filters.items():
         if value:
             found = found.filter(**{field: value})
+    search = request.GET.get("q", "").strip()
+    if search:
+        found = found.filter(code__icontains=search)
+    filters["q"] = search
     page = Paginator(found, 50).get_page(request.GET.get("page"))
     context = {
         "page": page,
@@ -67,7 +69,7 @@ def patient_detail_page(request: HttpRequest, code: str) -> HttpResponse:
     context = {
         "patient": patient,
         "points": points,
-        "chart": _timeline_chart(points),
+        "chart": timeline_spec(points, patient_code=patient.code),
         "data_shown": may_view_patient_data(request.user, patient),
     }
     return render(request, "annotation/patient_detail.html", context)
@@ -89,45 +91,3 @@ def patient_consent(request: HttpRequest, code: str) -> HttpResponse:
 @page_permissions(GET="annotation.view_painlabel")
 def agreement_page(request: HttpRequest) -> HttpResponse:
     return render(request, "annotation/agreement.html", {"report": agreement_report()})
-
-
-def _timeline_chart(points: list[dict]) -> dict | None:
-    """Pixel positions for the timeline SVG: time on x, NRS 0-10 on y."""
-    if not points:
-        return None
-    plot_width = CHART_WIDTH - CHART_LEFT - CHART_RIGHT
-    plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
-    start, end = points[0]["time"], points[-1]["time"]
-    span = (end - start).total_seconds() or 1.0
-
-    def x_of(time) -> float:
-        if start == end:
-            return CHART_LEFT + plot_width / 2
-        return round(CHART_LEFT + plot_width * (time - start).total_seconds() / span, 1)
-
-    def y_of(nrs: float) -> float:
-        return round(CHART_TOP + plot_height * (1 - nrs / 10), 1)
-
-    marks = []
-    for point in points:
-        mark = {**point, "x": x_of(point["time"])}
-        if point["source"] == "model":
-            if point["low"] is None:
-                continue
-            mark["y_top"], mark["y_bottom"] = y_of(point["high"]), y_of(point["low"])
-            mark["y"] = round((mark["y_top"] + mark["y_bottom"]) / 2, 1)
-        else:
-            mark["y"] = y_of(point["nrs"])
-        marks.append(mark)
-    return {
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "left": CHART_LEFT,
-        "right": CHART_WIDTH - CHART_RIGHT,
-        "top": CHART_TOP,
-        "bottom": CHART_HEIGHT - CHART_BOTTOM,
-        "gridlines": [{"nrs": nrs, "y": y_of(nrs)} for nrs in (0, 2, 4, 6, 8, 10)],
-        "start": start,
-        "end": end,
-        "marks": marks,
-    }

@@ -76,7 +76,8 @@ class Heartbeat(threading.Thread):
     """Writes the run's heartbeat and reads its cancel flag in the background, so the training
     loop's `should_stop` costs no query and a long feature extraction still shows signs of life."""
 
-    def __init__(self, attempt: Attempt, *, interval: float, poll: float = 1.0) -> None:
+    # The cancel flag is read 4 times a second (one indexed read by key): a cancel is seen at once.
+    def __init__(self, attempt: Attempt, *, interval: float, poll: float = 0.25) -> None:
         super().__init__(name=f"heartbeat-run-{attempt.run_id}", daemon=True)
         self.attempt = attempt
         self.interval = interval
@@ -131,7 +132,8 @@ def execute(run_id: int, *, report_state: StateReporter | None = None) -> str:
         if heartbeat.lost.is_set():
             return "superseded"
         if heartbeat.cancel_requested.is_set() or _is_cancellation(error):
-            _finish_without_version(attempt, RunStatus.CANCELLED, message="cancelled during training")
+            said = str(error) if _is_cancellation(error) and str(error).startswith("cancelled") else ""
+            _finish_without_version(attempt, RunStatus.CANCELLED, message=said or "cancelled during training")
             return RunStatus.CANCELLED
         logger.exception("training run %s failed", run_id)
         _finish_without_version(attempt, RunStatus.FAILED, message="failed", error=_error_text(error))
@@ -215,7 +217,8 @@ def _train_and_publish(
 
     progress.write_final(progress=TRAINING_SHARE, message="evaluating on the locked test patients", eta_seconds=None)
     started = time.perf_counter()
-    predictions, metrics = evaluate(result.weights_path, test_records, seed=config.seed)
+    predictions, metrics = evaluate(result.weights_path, test_records, seed=config.seed,
+                                    should_stop=heartbeat.should_stop)
     ml_seconds += time.perf_counter() - started
     if heartbeat.should_stop():
         raise LostOwnership("stopped") if heartbeat.lost.is_set() else _cancelled()
@@ -223,10 +226,10 @@ def _train_and_publish(
     return publish(run, attempt, images, result, config, predictions, metrics, ml_seconds)
 
 
-def _cancelled() -> BaseException:
+def _cancelled(message: str = "cancelled after training, before the model version was written") -> BaseException:
     from modeling.ml.training import TrainingCancelled
 
-    return TrainingCancelled("cancelled after training, before the model version was written")
+    return TrainingCancelled(message)
 
 
 def train_config_for(config: dict[str, Any]) -> TrainConfig:
@@ -373,14 +376,18 @@ def _progress_message(event, loss: float | None) -> str:
 # Evaluation and publishing
 
 
-def evaluate(weights_path: str, test_records: list[Record], *, seed: int) -> tuple[list[dict], dict[str, Any]]:
-    """Per-image predictions on the locked test patients and the metrics of each cohort."""
+def evaluate(weights_path: str, test_records: list[Record], *, seed: int,
+             should_stop: Callable[[], bool] | None = None) -> tuple[list[dict], dict[str, Any]]:
+    """Per-image predictions on the locked test patients and the metrics of each cohort. A cancel
+    (`should_stop`) is honoured between batches of test images and between cohorts."""
     from modeling.ml.predict import load_model
 
     model = load_model(weights_path)
-    probabilities = (
-        model.predict_records(test_records, cache_dir=services.feature_cache_dir()) if test_records else []
-    )
+    probabilities = []
+    for start in range(0, len(test_records), 32):
+        _stop_evaluating_if(should_stop)
+        chunk = test_records[start : start + 32]
+        probabilities.extend(model.predict_records(chunk, cache_dir=services.feature_cache_dir()))
     predictions = [
         {
             "image_id": record.image_id,
@@ -392,11 +399,17 @@ def evaluate(weights_path: str, test_records: list[Record], *, seed: int) -> tup
         }
         for record, row in zip(test_records, probabilities)
     ]
-    return predictions, metrics_by_cohort(predictions, model.levels, seed=seed)
+    return predictions, metrics_by_cohort(predictions, model.levels, seed=seed, should_stop=should_stop)
+
+
+def _stop_evaluating_if(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise _cancelled("cancelled while evaluating on the test patients")
 
 
 def metrics_by_cohort(
-    predictions: list[dict[str, Any]], levels: PainLevels, *, seed: int, n_bootstrap: int | None = None
+    predictions: list[dict[str, Any]], levels: PainLevels, *, seed: int, n_bootstrap: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """ModelVersion.metrics from per-image predictions (`manage.py evaluate` recomputes it)."""
     import numpy as np
@@ -406,6 +419,7 @@ def metrics_by_cohort(
     n_bootstrap = settings.PAINSITE_BOOTSTRAP_RESAMPLES if n_bootstrap is None else n_bootstrap
     metrics = {}
     for cohort in EVALUATION_COHORTS:
+        _stop_evaluating_if(should_stop)
         rows = [p for p in predictions if cohort == "combined" or p["cohort"] == cohort]
         if not rows:
             metrics[cohort] = {"n_images": 0, "n_patients": 0, "unavailable": f"no {cohort} test images"}

@@ -40,6 +40,12 @@ def training_page(request: HttpRequest) -> HttpResponse:
             status = 422
     else:
         form = TrainingRunForm.with_defaults()
+        # The seed a researcher chose stays for their next run (set it again to vary it), rather
+        # than silently returning to the default after each start.
+        last_config = (TrainingRun.objects.filter(requested_by=request.user).order_by("-created_at")
+                       .values_list("config", flat=True).first())
+        if last_config and "seed" in last_config:
+            form.initial["seed"] = last_config["seed"]
     runs = list(selectors.training_runs()[:RUNS_SHOWN])
     context = {"form": form, "runs": runs, "active_runs": [run for run in runs if run.is_active]}
     return render(request, "modeling/training.html", context, status=status)

@@ -36,7 +36,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.getenv("PAINSITE_VAR_DIR", BASE_DIR / "var"))
 
 PRODUCTION = os.getenv("PAINSITE_ENV", "development") == "production"
-DEBUG = envbool("DEBUG", "False" if PRODUCTION else "True")
+# Django's debug pages list every route and setting: shown only when asked for (DEBUG=1), never
+# by default, development included (`make run` serves the normal 404 and 500 pages).
+DEBUG = envbool("DEBUG", "False")
 
 
 
@@ -190,6 +192,8 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.getenv("PAINSITE_STATIC_ROOT", VAR_DIR / "static"))
+# Development serves static files from the source folders, DEBUG or not.
+WHITENOISE_USE_FINDERS = not PRODUCTION
 if not PRODUCTION:
     # WhiteNoise serves from finders in development but warns when this folder is missing.
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
@@ -348,7 +352,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "filters": {"refusals_without_traceback": {"()": "painsite.core.log_filters.RefusalsWithoutTraceback"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Django's own console handler (DEBUG only) would print each record a second time beside root's.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"filters": ["refusals_without_traceback"]},
+    },
 }
 
 # Training runs (modeling/services.py, modeling/training_runner.py): defaults for a run's config

@@ -4,12 +4,17 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from painsite.core import views as core_views
-from painsite.core.api_auth import ApiDocsView, TokenView
+from painsite.core import views_people
+from painsite.core.api_auth import TokenView
 from painsite.core.auth import ThrottledAuthenticationForm
 
 urlpatterns = [
     path("", core_views.dashboard, name="dashboard"),
     path("audit/", core_views.audit_log, name="audit"),
+    path("people/", views_people.people_page, name="people"),
+    path("people/<int:user_id>/role/", views_people.person_role, name="person-role"),
+    path("people/<int:user_id>/active/", views_people.person_active, name="person-active"),
+    path("people/<int:user_id>/password/", views_people.person_password, name="person-password"),
     path("accounts/login/", auth_views.LoginView.as_view(
             authentication_form=ThrottledAuthenticationForm,
             # LoginView would take PUT as a log-in too: only the methods the form uses.
@@ -19,7 +24,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", core_views.api_docs, name="api-docs"),
+    # Pages that do not use base.html (the Django admin, the API docs) get the icon from here.
+    path("favicon.ico", core_views.Favicon.as_view()),
     path("", include("annotation.urls")),
     path("", include("modeling.urls")),
 ]

@@ -120,7 +120,10 @@ def train(
     result.weights_sha256 = save_atomically(payload, weights_path)
     result.weights_path = str(weights_path)
     result.seconds = time.monotonic() - started
-    reporter.report(fraction=1.0, epoch=result.best_epoch, message="training finished")
+    # The last event names the last epoch that ran (early stopping may end before config.epochs),
+    # not the best one: a progress display shows how far training went.
+    last_epoch = result.history[-1]["epoch"] if result.history else 0
+    reporter.report(fraction=1.0, epoch=last_epoch, message=f"training finished, best epoch {result.best_epoch}")
     return result
 
 

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
-from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
@@ -41,11 +39,3 @@ class TokenView(ObtainAuthToken):
         deleted, _ = Token.objects.filter(user=request.user).delete()
         record_event(actor=request.user, action="auth.token.revoke", target=request.user, details={"revoked": bool(deleted)})
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class ApiDocsView(SpectacularSwaggerSplitView):
-    """The interactive API docs. OPTIONS answers with Allow only: the page renders HTML from a
-    template, which cannot render DRF's JSON description of a view."""
-
-    def options(self, request: Request, *args, **kwargs) -> HttpResponse:
-        return HttpResponse(headers={"Allow": ", ".join(self.allowed_methods)})

@@ -36,6 +36,10 @@ ADMIN_PERMISSIONS = RESEARCHER_PERMISSIONS + [
     "modeling.promote_modelversion",
     "core.view_auditevent",
     "annotation.view_withdrawn_images",
+    # The People page (/people/): accounts and their roles. Never superuser status.
+    "auth.view_user",
+    "auth.add_user",
+    "auth.change_user",
 ]
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     CLINICIAN: CLINICIAN_PERMISSIONS,

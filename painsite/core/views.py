@@ -6,8 +6,11 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils import timezone
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from painsite.core.models import AuditEvent
 from painsite.core.permissions import page_permissions
@@ -18,8 +21,31 @@ from painsite.core.selectors import dashboard_counts
 @page_permissions(GET="annotation.view_patient")
 def dashboard(request: HttpRequest) -> HttpResponse:
     if role_of(request.user) is None:
-        raise PermissionDenied("Your account has no role yet. Ask an administrator to make you a clinician, researcher or admin.")
+        raise PermissionDenied("Your account has no role yet.")
     return render(request, "core/dashboard.html", {"counts": dashboard_counts()})
+
+
+class Favicon(RedirectView):
+    """Pages that do not use base.html (the Django admin, the API docs) ask for /favicon.ico."""
+
+    permanent = True
+    http_method_names = ["get", "head", "options"]
+
+    def get_redirect_url(self, *args, **kwargs) -> str:
+        # Resolved per request: with the production manifest storage the hashed name exists only
+        # after collectstatic.
+        return static("favicon.svg")
+
+
+_swagger_ui = SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+
+
+# Every role holds annotation.view_patient: the docs are for clinicians, researchers and admins,
+# hidden from accounts without a role, and anonymous visitors are sent to log in (a page).
+@page_permissions(GET="annotation.view_patient")
+def api_docs(request: HttpRequest) -> HttpResponse:
+    """The interactive API documentation."""
+    return _swagger_ui(request)
 
 
 def _parse_day(value: str | None) -> datetime | None:

@@ -25,9 +25,15 @@
     current: null, // the queue item on screen
     skipped: [], // ids passed over this session, sent back so the queue moves on
     saved: new Map(), // image id -> queue item, to show an image again after undo
-    busy: false,
+    busy: false, // a save, undo or skip is talking to the server
+    actions: [], // keys pressed while busy, run in order once it is done (never dropped)
+    pendingOne: null, // timer while a typed "1" waits to see whether "0" follows (NRS 10)
     zoomed: false,
   };
+
+  // After a "1", wait this long for a "0" before saving NRS 1. Enter saves the 1 at once.
+  const TEN_WINDOW_MS = 700;
+  const keyFeedback = document.getElementById("key-feedback");
 
   function kind() {
     return root.querySelector("input[name=kind]:checked").value;
@@ -36,6 +42,92 @@
   function setKind(value) {
     root.querySelector(`input[name=kind][value=${value}]`).checked = true;
     say(value === "observer" ? "Observer score selected." : "Self-report selected.");
+  }
+
+  // Every key gets an answer on screen: what it did, or that it does nothing here.
+  function feedback(key, message, buttonSelector) {
+    keyFeedback.textContent = "";
+    const shown = document.createElement("kbd");
+    shown.textContent = key;
+    keyFeedback.append(shown, ` ${message}`);
+    if (buttonSelector) {
+      const button = root.querySelector(buttonSelector);
+      if (button) {
+        button.classList.remove("key-flash");
+        void button.offsetWidth; // restart the flash when the same key is pressed twice
+        button.classList.add("key-flash");
+      }
+    }
+  }
+
+  function markIdle() {
+    const idle = !state.busy && !state.actions.length && state.pendingOne === null;
+    root.dataset.idle = String(idle);
+    root.setAttribute("aria-busy", String(!idle));
+  }
+
+  // Saves, undo and skip run one at a time, in the order they were asked for.
+  function enqueue(action, description) {
+    state.actions.push(action);
+    if (state.busy && description) {
+      say(`Queued: ${description} (waiting for the previous save).`);
+    }
+    markIdle();
+    drain();
+  }
+
+  async function drain() {
+    if (state.busy) return;
+    while (state.actions.length) {
+      const action = state.actions.shift();
+      state.busy = true;
+      markIdle();
+      let done = false;
+      try {
+        done = (await action()) !== false;
+      } catch (error) {
+        say(`Something went wrong: ${error}`, true);
+      } finally {
+        state.busy = false;
+      }
+      if (!done && state.actions.length) {
+        // Later keys were typed for the images this one would have led to: apply none of them.
+        const dropped = state.actions.length;
+        state.actions = [];
+        keyFeedback.textContent = `${dropped} key${dropped === 1 ? "" : "s"} typed after it not applied: check the image and type again.`;
+      }
+    }
+    markIdle();
+  }
+
+  function commitPendingOne() {
+    if (state.pendingOne === null) return;
+    clearTimeout(state.pendingOne.timer);
+    const kindAtKey = state.pendingOne.kind;
+    state.pendingOne = null;
+    root.querySelector(".nrs-1").classList.remove("key-pending");
+    enqueue(() => save(1, kindAtKey), "NRS 1");
+  }
+
+  function cancelPendingOne() {
+    if (state.pendingOne === null) return false;
+    clearTimeout(state.pendingOne.timer);
+    state.pendingOne = null;
+    root.querySelector(".nrs-1").classList.remove("key-pending");
+    markIdle();
+    return true;
+  }
+
+  function startPendingOne() {
+    state.pendingOne = { kind: kind(), timer: setTimeout(commitPendingOne, TEN_WINDOW_MS) };
+    root.querySelector(".nrs-1").classList.add("key-pending");
+    markIdle();
+  }
+
+  function scoreFromKeyboard(nrs, key) {
+    const kindAtKey = kind(); // the kind chosen when the key was pressed, even if the save waits
+    feedback(key, `NRS ${nrs}${state.busy ? " (queued)" : ""}`, `.nrs-${nrs}`);
+    enqueue(() => save(nrs, kindAtKey), `NRS ${nrs}`);
   }
 
   function say(message, isError) {
@@ -119,7 +211,9 @@
     } else {
       loading.hidden = true;
       say(`Could not load the next image: ${result.body ? result.body.error : result.status}`, true);
+      return false;
     }
+    return true;
   }
 
   function remember(label, item) {
@@ -130,30 +224,31 @@
     recent.prepend(entry);
   }
 
-  async function save(nrs) {
+  // Returns false when nothing was saved, so the keys queued behind it are not applied to an
+  // image the clinician did not mean.
+  async function save(nrs, kindAtKey) {
     const item = state.current;
-    if (!item || state.busy) return;
-    state.busy = true;
-    try {
-      const result = await api(`/api/images/${item.id}/labels/`, {
-        method: "POST",
-        body: JSON.stringify({ nrs: nrs, kind: kind() }),
-      });
-      if (result.status !== 201) {
-        say(`Not saved: ${result.body ? result.body.error : result.status}`, true);
-        return;
-      }
-      remember(result.body, item);
-      say(`Saved NRS ${nrs} for image ${item.id}.`);
-      if (showSuggestion.checked) {
-        await showModelSuggestion(item.id);
-      } else {
-        suggestion.hidden = true;
-      }
-      await loadNext();
-    } finally {
-      state.busy = false;
+    if (!item) {
+      say(`Not saved: no image on screen for NRS ${nrs}.`, true);
+      return false;
     }
+    const result = await api(`/api/images/${item.id}/labels/`, {
+      method: "POST",
+      body: JSON.stringify({ nrs: nrs, kind: kindAtKey }),
+    });
+    if (result.status !== 201) {
+      say(`Not saved: ${result.body ? result.body.error : result.status}`, true);
+      return false;
+    }
+    remember(result.body, item);
+    say(`Saved NRS ${nrs} for image ${item.id}.`);
+    if (showSuggestion.checked) {
+      await showModelSuggestion(item.id);
+    } else {
+      suggestion.hidden = true;
+    }
+    await loadNext();
+    return true;
   }
 
   async function showModelSuggestion(imageId) {
@@ -167,7 +262,7 @@
       return;
     }
     const body = result.body;
-    heading.textContent = `Model ${body.model_version} suggested "${body.level}" for image ${imageId}.`;
+    heading.textContent = `Production model ${body.model_version_name} suggested "${body.level}" for image ${imageId}.`;
     const list = document.createElement("ul");
     for (const [level, probability] of Object.entries(body.probabilities || {})) {
       const line = document.createElement("li");
@@ -178,45 +273,71 @@
   }
 
   async function undo() {
-    if (state.busy) return;
-    state.busy = true;
-    try {
-      const result = await api(undoUrl, { method: "POST", body: "{}" });
-      if (!result.ok) {
-        say(result.body ? result.body.error : `Undo failed (${result.status})`, true);
-        return;
-      }
-      const row = result.body;
-      const undone = recent.querySelector("li:not(.undone)");
-      if (undone) undone.classList.add("undone");
-      say(
-        row.is_retraction
-          ? `Undone: your score for image ${row.image} is taken back.`
-          : `Undone: your score for image ${row.image} is NRS ${row.nrs} again.`
-      );
-      state.skipped = state.skipped.filter((id) => id !== row.image);
-      const item = state.saved.get(row.image);
-      if (row.is_retraction && item) {
-        show(item);
-      }
-    } finally {
-      state.busy = false;
+    const result = await api(undoUrl, { method: "POST", body: "{}" });
+    if (!result.ok) {
+      say(result.body ? result.body.error : `Undo failed (${result.status})`, true);
+      return false;
     }
+    const row = result.body;
+    const undone = recent.querySelector("li:not(.undone)");
+    if (undone) undone.classList.add("undone");
+    say(
+      row.is_retraction
+        ? `Undone: your score for image ${row.image} is taken back.`
+        : `Undone: your score for image ${row.image} is NRS ${row.nrs} again.`
+    );
+    state.skipped = state.skipped.filter((id) => id !== row.image);
+    const item = state.saved.get(row.image);
+    if (row.is_retraction && item) {
+      show(item);
+    }
+    return true;
   }
 
-  function skip() {
-    if (!state.current || state.busy) return;
+  async function skip() {
+    if (!state.current) return;
     state.skipped.push(state.current.id);
     say(`Skipped image ${state.current.id}.`);
-    loadNext();
+    await loadNext();
   }
 
   root.querySelectorAll(".nrs-button").forEach((button) => {
-    button.addEventListener("click", () => save(Number(button.dataset.nrs)));
+    button.addEventListener("click", () => {
+      commitPendingOne();
+      const nrs = Number(button.dataset.nrs);
+      const kindAtClick = kind();
+      enqueue(() => save(nrs, kindAtClick), `NRS ${nrs}`);
+    });
   });
-  document.getElementById("skip-button").addEventListener("click", skip);
-  document.getElementById("undo-button").addEventListener("click", undo);
+  document.getElementById("skip-button").addEventListener("click", () => {
+    commitPendingOne();
+    enqueue(skip, "skip");
+  });
+  document.getElementById("undo-button").addEventListener("click", () => {
+    if (cancelPendingOne()) return;
+    enqueue(undo, "undo");
+  });
   zoomButton.addEventListener("click", () => setZoom(!state.zoomed));
+
+  // Shortcuts are letters no one reads as a digit: no O (0), I or L (1), Z (2), S (5), B (8).
+  const LETTER_KEYS = {
+    x: { run: (key) => scoreFromKeyboard(10, key) },
+    e: { run: (key) => { setKind("observer"); feedback(key, "observer score (my estimate)", "#kind-observer-label"); } },
+    r: { run: (key) => { setKind("self_report"); feedback(key, "self-report (what the patient said)", "#kind-self-report-label"); } },
+    n: { run: (key) => { feedback(key, `skip${state.busy ? " (queued)" : ""}`, "#skip-button"); enqueue(skip, "skip"); } },
+    u: { run: (key) => undoFromKeyboard(key) },
+    f: { run: (key) => { setZoom(!state.zoomed); feedback(key, state.zoomed ? "zoomed to the face" : "zoom off", "#zoom-button"); } },
+  };
+
+  function undoFromKeyboard(key) {
+    if (cancelPendingOne()) {
+      feedback(key, "NRS 1 not saved (cancelled before saving)", ".nrs-1");
+      say("Cancelled: the typed 1 was not saved.");
+      return;
+    }
+    feedback(key, `undo your last score${state.busy ? " (queued)" : ""}`, "#undo-button");
+    enqueue(undo, "undo");
+  }
 
   document.addEventListener("keydown", (event) => {
     const target = event.target;
@@ -224,31 +345,50 @@
     if (target.tagName === "INPUT" && !["radio", "checkbox"].includes(target.type)) return;
     if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
       event.preventDefault();
-      undo();
+      undoFromKeyboard("Ctrl+Z");
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    const key = event.key.toLowerCase();
-    if (/^[0-9]$/.test(key)) {
+    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    if (state.pendingOne !== null) {
+      if (key === "0") {
+        event.preventDefault();
+        cancelPendingOne();
+        scoreFromKeyboard(10, "1 0");
+        return;
+      }
+      if (key === "Enter") {
+        event.preventDefault();
+        feedback("1", "NRS 1", ".nrs-1");
+        commitPendingOne();
+        return;
+      }
+      if (key === "Escape" || key === "Backspace") {
+        event.preventDefault();
+        undoFromKeyboard(key);
+        return;
+      }
+      // Any other key first saves the waiting 1, then does its own job, in that order.
+      commitPendingOne();
+    }
+    if (key === "1") {
       event.preventDefault();
-      save(Number(key));
-    } else if (key === "t") {
+      feedback("1", "NRS 1 … type 0 now for NRS 10, or Enter to save 1", ".nrs-1");
+      startPendingOne();
+    } else if (/^[0-9]$/.test(key)) {
       event.preventDefault();
-      save(10);
-    } else if (key === "o") {
-      setKind("observer");
-    } else if (key === "s") {
-      setKind("self_report");
-    } else if (key === "n" || event.key === "ArrowRight") {
+      scoreFromKeyboard(Number(key), key);
+    } else if (key === "ArrowRight") {
       event.preventDefault();
-      skip();
-    } else if (key === "u") {
+      LETTER_KEYS.n.run("→");
+    } else if (Object.prototype.hasOwnProperty.call(LETTER_KEYS, key)) {
       event.preventDefault();
-      undo();
-    } else if (key === "z") {
-      setZoom(!state.zoomed);
+      LETTER_KEYS[key].run(key.toUpperCase());
+    } else if (key.length === 1 && key.trim()) {
+      feedback(key.toUpperCase(), "does nothing here: see Keyboard below for the keys", null);
     }
   });
 
-  loadNext();
+  // The first image loads through the same queue, so keys typed before it appears wait for it.
+  enqueue(loadNext, "");
 })();

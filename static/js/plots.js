@@ -87,7 +87,33 @@
     return el("circle", { cx: x, cy: y, r, fill }, parent);
   }
 
-  /* Lines: ROC curves, reliability diagrams and training curves. */
+  /* Horizontal pixel shifts: `offset` for the whole series, and marks of the series that share an
+   * x value spread around it, so marks at one time do not hide each other. */
+  function dodge(items, offset) {
+    const counts = new Map();
+    for (const [x] of items) counts.set(x, (counts.get(x) || 0) + 1);
+    const seen = new Map();
+    return items.map(([x]) => {
+      const n = counts.get(x);
+      const i = seen.get(x) || 0;
+      seen.set(x, i + 1);
+      return offset + (i - (n - 1) / 2) * 9;
+    });
+  }
+
+  /* Five evenly spaced times from milliseconds since the epoch; labelled in UTC like the tables. */
+  function timeTicks(low, high) {
+    const values = [];
+    for (let i = 0; i <= 4; i++) values.push(low + ((high - low) * i) / 4);
+    return { values, decimals: 0 };
+  }
+
+  function timeLabel(value) {
+    return new Date(value).toISOString().slice(5, 16).replace("T", " ");
+  }
+
+  /* Lines: ROC curves, reliability diagrams, training curves and the patient timeline. Series may
+   * set line: false (markers only), shape, offset (pixels) and ranges ([x, low, high, note] bars). */
   function lines(container, spec) {
     const series = spec.series || [];
     const legendEntries = series.length + (spec.diagonal ? 1 : 0);
@@ -101,13 +127,16 @@
 
     const axes = el("g", { class: "axes" }, svg);
     el("rect", { x: MARGIN.left, y: MARGIN.top, width: innerWidth, height: PLOT_HEIGHT, fill: "#ffffff", stroke: "#5b6475" }, axes);
-    const xTicks = ticks(x0, x1, spec.integer_x);
+    const xTicks = spec.x_time ? timeTicks(x0, x1) : ticks(x0, x1, spec.integer_x);
     const yTicks = ticks(y0, y1, false);
     for (const value of xTicks.values) {
       const x = sx(value);
       el("line", { x1: x, x2: x, y1: MARGIN.top, y2: MARGIN.top + PLOT_HEIGHT, stroke: "#e3e7ee" }, axes);
       el("line", { x1: x, x2: x, y1: MARGIN.top + PLOT_HEIGHT, y2: MARGIN.top + PLOT_HEIGHT + 5, stroke: "#5b6475" }, axes);
-      text(axes, value.toFixed(xTicks.decimals), { x, y: MARGIN.top + PLOT_HEIGHT + 18, "text-anchor": "middle", fill: "#1d2433" });
+      const label = spec.x_time ? timeLabel(value) : value.toFixed(xTicks.decimals);
+      // Dates are long: the outermost ones are anchored inwards so they stay inside the picture.
+      const anchor = !spec.x_time ? "middle" : value === xTicks.values[0] ? "start" : value === xTicks.values[xTicks.values.length - 1] ? "end" : "middle";
+      text(axes, label, { x, y: MARGIN.top + PLOT_HEIGHT + 18, "text-anchor": anchor, fill: "#1d2433", "font-size": spec.x_time ? "10" : undefined });
     }
     for (const value of yTicks.values) {
       const y = sy(value);
@@ -132,21 +161,40 @@
     series.forEach((entry, index) => {
       const stroke = colour(entry.colour);
       const points = entry.points || [];
-      if (points.length) {
+      const shape = entry.shape || MARKERS[index % MARKERS.length];
+      if (points.length && entry.line !== false) {
         const d = points.map(([x, y], i) => `${i ? "L" : "M"}${sx(x).toFixed(2)},${sy(y).toFixed(2)}`).join("");
         el("path", { d, fill: "none", stroke, "stroke-width": 2.4, "stroke-dasharray": entry.dash, "stroke-linejoin": "round", class: "curve" }, plotArea);
       }
       if (entry.markers) {
-        for (const [x, y] of points) marker(plotArea, MARKERS[index % MARKERS.length], sx(x), sy(y), stroke);
+        const place = dodge(points, entry.offset || 0);
+        points.forEach(([x, y, note], i) => {
+          const mark = marker(plotArea, shape, sx(x) + place[i], sy(y), stroke);
+          mark.setAttribute("class", "point");
+          if (note) el("title", {}, mark).textContent = note;
+        });
       }
+      const ranges = entry.ranges || [];
+      const rangePlace = dodge(ranges, entry.offset || 0);
+      ranges.forEach(([x, low, high, note], i) => {
+        const bar = el("line", {
+          x1: sx(x) + rangePlace[i], x2: sx(x) + rangePlace[i], y1: sy(high), y2: sy(low), stroke, "stroke-width": 6,
+          "stroke-linecap": "round", opacity: 0.85, class: "range",
+        }, plotArea);
+        if (note) el("title", {}, bar).textContent = note;
+      });
     });
 
     const legend = el("g", { class: "legend", transform: `translate(${MARGIN.left} ${MARGIN.top + PLOT_HEIGHT + MARGIN.bottom})` }, svg);
     series.forEach((entry, index) => {
       const y = index * LEGEND_ROW;
       const stroke = colour(entry.colour);
-      el("line", { x1: 0, x2: 34, y1: y, y2: y, stroke, "stroke-width": 2.6, "stroke-dasharray": entry.dash }, legend);
-      if (entry.markers) marker(legend, MARKERS[index % MARKERS.length], 17, y, stroke);
+      if (entry.ranges && entry.ranges.length) {
+        el("line", { x1: 17, x2: 17, y1: y - 7, y2: y + 7, stroke, "stroke-width": 6, "stroke-linecap": "round" }, legend);
+      } else if (entry.line !== false) {
+        el("line", { x1: 0, x2: 34, y1: y, y2: y, stroke, "stroke-width": 2.6, "stroke-dasharray": entry.dash }, legend);
+      }
+      if (entry.markers && (entry.points || []).length) marker(legend, entry.shape || MARKERS[index % MARKERS.length], 17, y, stroke);
       text(legend, entry.label, { x: 42, y: y + 4, fill: "#1d2433" });
     });
     if (spec.diagonal) {
@@ -154,7 +202,7 @@
       el("line", { x1: 0, x2: 34, y1: y, y2: y, stroke: "#8a8f99", "stroke-width": 1.4, "stroke-dasharray": "2 4" }, legend);
       text(legend, spec.diagonal, { x: 42, y: y + 4, fill: "#1d2433" });
     }
-    if (!series.some((entry) => (entry.points || []).length)) {
+    if (!series.some((entry) => (entry.points || []).length || (entry.ranges || []).length)) {
       text(svg, "No points to plot", { x: MARGIN.left + innerWidth / 2, y: MARGIN.top + PLOT_HEIGHT / 2, "text-anchor": "middle", fill: "#5b6475" });
     }
     return svg;

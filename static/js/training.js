@@ -3,6 +3,7 @@
 (function () {
   "use strict";
   var POLL_MS = 2000;
+  var CANCEL_POLL_MS = 400;
   var ACTIVE = { queued: true, running: true };
   var STATUS_LABELS = { queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", cancelled: "Cancelled" };
 
@@ -10,7 +11,12 @@
 
   function progressText(run) {
     var parts = [percent(run.progress)];
-    if (run.epoch) { parts.push("epoch " + run.epoch + (run.epochs ? "/" + run.epochs : "")); }
+    if (run.epoch && run.status === "succeeded" && run.epochs && run.epoch < run.epochs) {
+      // Early stopping: say how far training went, not the configured maximum.
+      parts.push("stopped early after epoch " + run.epoch + " of " + run.epochs);
+    } else if (run.epoch) {
+      parts.push("epoch " + run.epoch + (run.epochs ? "/" + run.epochs : ""));
+    }
     if (run.loss !== null && run.loss !== undefined) { parts.push("loss " + Number(run.loss).toFixed(4)); }
     if (ACTIVE[run.status] && run.eta_seconds) { parts.push("ETA " + Math.round(run.eta_seconds) + " s"); }
     return parts.join(" · ");
@@ -61,7 +67,8 @@
         })
         .then(function (run) {
           render(row, run);
-          if (ACTIVE[run.status]) { window.setTimeout(poll, POLL_MS); }
+          // After a cancel, look more often: the worker stops within a batch and the row should say so.
+          if (ACTIVE[run.status]) { window.setTimeout(poll, run.cancel_requested ? CANCEL_POLL_MS : POLL_MS); }
         })
         .catch(function () { window.setTimeout(poll, POLL_MS * 3); });
     }

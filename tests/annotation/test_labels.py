@@ -223,3 +223,27 @@ def test_history_takes_a_fixed_number_of_queries(clinician, django_assert_num_qu
     with django_assert_num_queries(4):
         response = client.get("/api/labels/")
     assert response.json()["count"] == 8
+
+
+def test_an_images_history_is_served_at_its_own_address_as_the_labels_list_serves_it(image, clinician, clinician2):
+    make_label(image, clinician, nrs=2)
+    make_label(image, clinician, nrs=5)
+    make_label(image, clinician2, nrs=4)
+    make_label(make_image(image.patient), clinician, nrs=9)  # another image's label stays out
+    client = api_client_for(clinician)
+    own = client.get(f"/api/images/{image.pk}/labels/")
+    assert own.status_code == 200
+    assert own.json() == client.get(f"/api/labels/?image={image.pk}").json()
+    assert own.json()["count"] == 3
+
+
+def test_an_images_history_is_refused_for_a_withdrawn_patient_except_to_admins_and_404s_for_no_image(
+    image, clinician, admin_user
+):
+    make_label(image, clinician, nrs=2)
+    image.patient.consent = Consent.WITHDRAWN
+    image.patient.save()
+    refused = api_client_for(clinician).get(f"/api/images/{image.pk}/labels/")
+    assert refused.status_code == 403 and "withdrew consent" in refused.json()["error"]
+    assert api_client_for(admin_user).get(f"/api/images/{image.pk}/labels/").json()["count"] == 1
+    assert api_client_for(clinician).get("/api/images/999999/labels/").status_code == 404

@@ -138,8 +138,12 @@ def test_the_detail_page_shows_the_timeline_chart_and_table(client, clinician, c
     make_label(image, clinician, nrs=7, kind="self_report")
     make_label(image, clinician2, nrs=4)
     client.force_login(clinician)
-    content = client.get("/patients/P001/").content.decode()
-    assert "<svg" in content and 'class="mark-self_report"' in content and 'class="mark-observer"' in content
+    response = client.get("/patients/P001/")
+    content = response.content.decode()
+    series = {entry["label"]: entry for entry in response.context["chart"]["series"]}
+    assert [point[1] for point in series["Self-report (NRS)"]["points"]] == [7]
+    assert [point[1] for point in series["Observer (NRS)"]["points"]] == [4]
+    assert 'id="timeline-spec"' in content and "js/plots.js" in content
     assert f"/api/images/{image.pk}/file/?thumbnail=1" in content
     assert "Self-report" in content and "Observer" in content
 
@@ -157,6 +161,7 @@ def test_the_timeline_shows_model_assessments_as_level_ranges(client, clinician)
     Assessment.objects.create(image=image, patient=patient, model_version=version, level="severe",
                               probabilities={"none": 0.1, "mild": 0.1, "moderate": 0.1, "severe": 0.7})
     client.force_login(clinician)
-    content = client.get("/patients/P001/").content.decode()
-    assert 'class="mark-model"' in content and "model v1 says severe" in content
-    assert "severe (0.70)" in content
+    response = client.get("/patients/P001/")
+    (model,) = response.context["chart"]["series"]
+    assert [bar[1:] for bar in model["ranges"]][0][:2] == [7, 10] and "model v1 says severe" in model["ranges"][0][3]
+    assert "severe (0.70)" in response.content.decode()

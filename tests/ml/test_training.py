@@ -107,6 +107,18 @@ def test_progress_events_move_forward_and_end_at_one(trained_head, tmp_path):
     assert any(event.eta is not None for event in events)
 
 
+def test_the_last_progress_event_names_the_last_epoch_that_ran_when_early_stopping_ends_the_run(trained_head, tmp_path):
+    data = trained_head.data
+    events = []
+    result = train(make_config(epochs=60, patience=1), data.split("train"), data.split("val"), work_dir=tmp_path,
+                   cache_dir=trained_head.cache_dir, progress=events.append)
+    ran = len(result.history)
+    assert ran < 60, "patience 1 over 60 epochs should stop early"
+    assert result.best_epoch < ran
+    assert events[-1].epoch == ran == result.history[-1]["epoch"]
+    assert f"best epoch {result.best_epoch}" in events[-1].message
+
+
 def test_a_corrupt_checkpoint_is_a_clear_error(trained_head, tmp_path):
     (tmp_path / CHECKPOINT_NAME).write_bytes(b"half a checkpoint")
     data = trained_head.data

@@ -50,6 +50,15 @@ def test_posting_the_form_queues_a_run(client, researcher, clinician, django_cap
     assert f'data-progress-url="{reverse("training-run-progress", args=[run.pk])}"' in response.content.decode()
 
 
+def test_the_form_keeps_the_seed_of_the_researchers_last_run(client, researcher, clinician, django_capture_on_commit_callbacks):
+    make_dataset(clinician, splits={"clinical": ["train", "val"]})
+    with django_capture_on_commit_callbacks(execute=False):
+        response = logged_in(client, researcher).post(reverse("training"), form_data(cohorts=["clinical"], seed=4242),
+                                                      follow=True)
+    assert TrainingRun.objects.get().config["seed"] == 4242
+    assert 'name="seed" value="4242"' in response.content.decode()
+
+
 def test_an_invalid_form_re_renders_with_422(client, researcher):
     response = logged_in(client, researcher).post(reverse("training"), form_data(epochs=0, cohorts=[]))
     assert response.status_code == 422

@@ -62,12 +62,18 @@ VERSION = {"pk": "version"}
 ENDPOINTS: dict[str, Endpoint] = {
     "": page(GET=CLINICIAN),
     "audit/": page(GET=ADMIN),
+    "people/": page(GET=ADMIN, POST=ADMIN),
+    "people/<int:user_id>/role/": page(POST=ADMIN),
+    "people/<int:user_id>/active/": page(POST=ADMIN),
+    "people/<int:user_id>/password/": page(POST=ADMIN),
     "accounts/login/": page(GET=ANYONE, POST=ANYONE),
     "accounts/logout/": page(POST=ANYONE),
     "api/auth/token/": api(POST=ANYONE, DELETE=USER),
-    # The schema and its docs describe the API, not patient data: any account may read them.
+    # The schema describes the API, not patient data: any account may read it. The docs are a
+    # page for people with a role (anonymous: the log-in page).
     "api/schema/": api(GET=USER),
-    "api/docs/": api(GET=USER),
+    "api/docs/": page(GET=CLINICIAN),
+    "favicon.ico": page(GET=ANYONE),
     # Images and imports
     "upload/": page(GET=CLINICIAN),
     "upload/archive/": page(POST=CLINICIAN),
@@ -88,7 +94,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "api/patients/": api(GET=CLINICIAN, POST=CLINICIAN),
     "api/patients/<str:code>/": api(GET=CLINICIAN, PATCH=CLINICIAN),
     "api/queue/next/": api(GET=CLINICIAN),
-    "api/images/<int:image_id>/labels/": api(POST=CLINICIAN),
+    "api/images/<int:image_id>/labels/": api(GET=CLINICIAN, POST=CLINICIAN),
     "api/labels/": api(GET=CLINICIAN),
     "api/labels/undo/": api(POST=CLINICIAN),
     "api/export/labels.csv": api(GET=RESEARCHER),
@@ -185,6 +191,7 @@ def objects(people) -> dict:
         "run": run,
         "version": version,
         "version2": version2,
+        "user_id": people["outsider"],
     }
 
 

@@ -133,6 +133,24 @@ def test_cancel_stops_a_running_run_on_the_worker(researcher, clinician, test_br
     assert leftover_files(run_id) == [] and not services.run_artifact_dir(run_id).exists()
 
 
+def test_a_cancel_while_the_run_is_evaluating_stops_the_evaluation(researcher, clinician, test_broker_url, worker_log_dir):
+    """The evaluation after the last epoch (test predictions, bootstrap per cohort) stops at the
+    next batch or cohort instead of running to its end first. Many resamples make it long."""
+    make_dataset(clinician, splits={"clinical": ["train", "val", "test"]})
+    env = {**RECOVERY_ENV, "PAINSITE_BOOTSTRAP_RESAMPLES": "400000"}
+    with celery_worker(broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir, **env) as worker:
+        run_id = start_run(researcher)["id"]
+        wait_for(lambda: run_row(run_id).message.startswith("evaluating"), timeout=180, message="the evaluation")
+        response = api_client_for(researcher).post(reverse("api-training-run-cancel", args=[run_id]))
+        assert response.status_code == 200
+        wait_for(lambda: not run_row(run_id).is_active, timeout=120, message="the run to stop")
+        log = worker.log()
+    run = run_row(run_id)
+    assert run.status == RunStatus.CANCELLED, (run.status, run.error, log)
+    assert run.message == "cancelled while evaluating on the test patients"
+    assert not ModelVersion.objects.exists() and leftover_files(run_id) == []
+
+
 def test_a_worker_killed_mid_run_is_detected_and_the_run_resumes_from_its_checkpoint(
     researcher, clinician, test_broker_url, worker_log_dir, tmp_path
 ):

@@ -1,0 +1,121 @@
+"""Managing people: accounts, their role, whether they may log in, and password resets.
+
+Used by the /people/ page (admins) and `manage.py create_user` (scripts). Every change is one
+transaction with its audit event; passwords never reach the audit log.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from painsite.core.roles import ADMIN, ROLES, assign_role, role_of
+from painsite.core.services import record_event
+
+
+class PeopleError(ValueError):
+    """A change to an account that was refused; the message says why. Nothing was changed."""
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise PeopleError(f"unknown role {role!r}; valid roles: {', '.join(ROLES)}")
+
+
+def _check_may_change(*, actor: User | AnonymousUser | None, user: User) -> None:
+    # A superuser holds more than any role; only another superuser may change such an account.
+    if user.is_superuser and actor is not None and not getattr(actor, "is_superuser", False):
+        raise PeopleError(f"{user.username} is a superuser: only a superuser may change that account")
+
+
+def _check_not_self(*, actor: User | AnonymousUser | None, user: User, what: str) -> None:
+    # Locking oneself out would leave nobody able to undo it on a site with one admin.
+    if actor is not None and actor.pk == user.pk:
+        raise PeopleError(f"you cannot {what} your own account: ask another admin")
+
+
+def _validated_password(password: str, user: User) -> str:
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        raise PeopleError("password refused: " + " ".join(error.messages)) from None
+    return password
+
+
+@transaction.atomic
+def create_person(
+    *, actor: User | AnonymousUser | None, username: str, role: str, email: str = "", password: str | None = None
+) -> tuple[User, str | None]:
+    """Create an account with a role. Returns the user and the generated password (None if given)."""
+    username = username.strip()
+    _check_role(role)
+    if not username:
+        raise PeopleError("a username is required")
+    try:
+        UnicodeUsernameValidator()(username)
+    except ValidationError as error:
+        raise PeopleError(f"username {username!r} refused: " + " ".join(error.messages)) from None
+    if User.objects.filter(username__iexact=username).exists():
+        raise PeopleError(f"a user named {username!r} already exists")
+    generated = None
+    user = User(username=username, email=email.strip())
+    if password is None:
+        generated = password = generate_password()
+    user.set_password(_validated_password(password, user))
+    user.save()
+    assign_role(user, role)
+    record_event(actor=actor, action="user.create", target=user,
+                 details={"username": username, "role": role, "password": "generated" if generated else "set"})
+    return user, generated
+
+
+@transaction.atomic
+def change_role(*, actor: User | AnonymousUser | None, user: User, role: str) -> None:
+    _check_role(role)
+    _check_may_change(actor=actor, user=user)
+    before = role_of(user)
+    if before == role:
+        return
+    if before == ADMIN:
+        _check_not_self(actor=actor, user=user, what="take the admin role from")
+    assign_role(user, role)
+    # Staff status comes with the admin role and goes with it (superusers keep theirs).
+    if role != ADMIN and user.is_staff and not user.is_superuser:
+        user.is_staff = False
+        user.save(update_fields=["is_staff"])
+    record_event(actor=actor, action="user.role_change", target=user,
+                 details={"username": user.username, "from": before, "to": role})
+
+
+@transaction.atomic
+def set_active(*, actor: User | AnonymousUser | None, user: User, active: bool) -> None:
+    """Deactivate (no log-in, no token) or reactivate an account; history stays attached to it."""
+    _check_may_change(actor=actor, user=user)
+    if not active:
+        _check_not_self(actor=actor, user=user, what="deactivate")
+    if user.is_active == active:
+        return
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    record_event(actor=actor, action="user.activate" if active else "user.deactivate", target=user,
+                 details={"username": user.username})
+
+
+@transaction.atomic
+def reset_password(*, actor: User | AnonymousUser | None, user: User) -> str:
+    """Give the account a new generated password, returned once to show to the admin."""
+    _check_may_change(actor=actor, user=user)
+    password = generate_password()
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    record_event(actor=actor, action="user.password_reset", target=user, details={"username": user.username})
+    return password
