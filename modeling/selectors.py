@@ -58,3 +58,14 @@ def model_versions_light() -> QuerySet[ModelVersion]:
 
 def version_of_run(run: TrainingRun) -> ModelVersion | None:
     return model_versions_light().filter(training_run=run).first()
+
+
+def manifest_images_without_face(version: ModelVersion) -> tuple[int, int]:
+    """(images of the version's data manifest with no detected face box, images in the manifest).
+
+    Training and evaluation use the full image for those (docs/ml.md). Face boxes are detected
+    once, on upload, so the stored rows tell what the run saw."""
+    image_ids = [item["image_id"] for item in (version.data_manifest or {}).get("images", [])]
+    if not image_ids:
+        return 0, 0
+    return Image.objects.filter(pk__in=image_ids, face_box__isnull=True).count(), len(image_ids)
