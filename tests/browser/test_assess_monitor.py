@@ -40,50 +40,62 @@ def production(transactional_db):
     return version
 
 
-def write_y4m(picture: PILImage.Image, path: Path, *, frames: int = 2) -> Path:
-    """A still picture as a YUV4MPEG2 video (4:2:0), the format Chromium's fake camera plays."""
-    width, height = (side - side % 2 for side in picture.size)
-    ycbcr = picture.convert("RGB").resize((width, height)).convert("YCbCr")
-    luma, blue, red = (np.asarray(plane) for plane in ycbcr.split())
+def y4m_frame(picture: PILImage.Image) -> bytes:
+    width, height = picture.size
+    luma, blue, red = (np.asarray(plane) for plane in picture.convert("RGB").convert("YCbCr").split())
     half = (width // 2, height // 2)
     chroma = [np.asarray(PILImage.fromarray(plane).resize(half, PILImage.BILINEAR)) for plane in (blue, red)]
-    frame = b"FRAME\n" + luma.tobytes() + chroma[0].tobytes() + chroma[1].tobytes()
-    path.write_bytes(f"YUV4MPEG2 W{width} H{height} F5:1 Ip A1:1 C420jpeg\n".encode() + frame * frames)
+    return b"FRAME\n" + luma.tobytes() + chroma[0].tobytes() + chroma[1].tobytes()
+
+
+def write_y4m(pictures: list[PILImage.Image], path: Path, *, frame_rate: str = "5:1") -> Path:
+    """Pictures (of even width and height) as a YUV4MPEG2 video (4:2:0), the format Chromium's
+    fake camera plays, looping."""
+    width, height = pictures[0].size
+    header = f"YUV4MPEG2 W{width} H{height} F{frame_rate} Ip A1:1 C420jpeg\n".encode()
+    path.write_bytes(header + b"".join(y4m_frame(picture) for picture in pictures))
     return path
+
+
+def camera_browser(browser, video: Path):
+    return browser.browser_type.launch(
+        executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"]
+    )
+
+
+def open_page(browser, live_server, user: User):
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context(base_url=live_server.url)
+    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                          "url": live_server.url}])
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.console_messages = []
+    page.on("pageerror", lambda error: page.console_messages.append(f"pageerror: {error}"))
+    return page
 
 
 @pytest.fixture(scope="module")
 def face_camera_browser(browser, tmp_path_factory):
     """A second Chromium, from the same Playwright, whose fake camera shows the astronaut's face."""
-    video = write_y4m(astronaut().resize((320, 320)), tmp_path_factory.mktemp("camera") / "face.y4m")
-    camera_browser = browser.browser_type.launch(
-        executable_path=str(CHROMIUM), headless=True,
-        args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"],
-    )
-    yield camera_browser
-    camera_browser.close()
+    video = write_y4m([astronaut().resize((320, 320))] * 2, tmp_path_factory.mktemp("camera") / "face.y4m")
+    camera = camera_browser(browser, video)
+    yield camera
+    camera.close()
 
 
 @pytest.fixture
 def face_camera_page_for(face_camera_browser, live_server):
-    contexts = []
+    pages = []
 
-    def open_page(user: User):
-        client = Client()
-        client.force_login(user)
-        context = face_camera_browser.new_context(base_url=live_server.url)
-        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                              "url": live_server.url}])
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.console_messages = []
-        page.on("pageerror", lambda error: page.console_messages.append(f"pageerror: {error}"))
-        return page
+    def page_for(user: User):
+        pages.append(open_page(face_camera_browser, live_server, user))
+        return pages[-1]
 
-    yield open_page
-    for context in contexts:
-        context.close()
+    yield page_for
+    for page in pages:
+        page.context.close()
 
 
 def test_the_monitor_assesses_camera_frames_and_charts_them_without_storing(face_camera_page_for, clinician, production):
@@ -232,3 +244,40 @@ def test_assess_shows_no_face_in_view_for_a_photo_without_a_face(page_for, clini
     page.screenshot(path=str(artifacts_dir / "assess_no_face_in_view.png"), full_page=True)
     assert Image.objects.count() == 0 and Assessment.objects.count() == 0
     assert not [message for message in page.console_messages if message.startswith("pageerror")]
+
+
+def test_frames_without_a_face_neither_add_to_nor_break_the_run_of_severe_assessments(
+    browser, live_server, clinician, production, settings, tmp_path
+):
+    """The camera shows the face for two seconds, then an empty wall for two. Every assessed frame
+    is severe (threshold 0); a wall frame is skipped, and with a frame every 3 s the face is never
+    out of view for three intervals, so the run counts every assessed frame."""
+    settings.PAINSITE_SEVERE_ALERT_THRESHOLD = 0.0
+    face = astronaut().resize((320, 320))
+    wall = astronaut().crop((250, 60, 512, 330)).resize((320, 320))
+    camera = camera_browser(browser, write_y4m([face, face, wall, wall], tmp_path / "face-and-wall.y4m", frame_rate="1:1"))
+    try:
+        page = open_page(camera, live_server, clinician)
+        page.goto("/monitor/", wait_until="domcontentloaded", timeout=60_000)
+        page.fill("#monitor-interval", "3")
+        page.fill("#monitor-consecutive", "1")
+        page.click("#monitor-start")
+        # Until a face was assessed after a frame without one (the page's CSP rules out
+        # wait_for_function, so the counters are read in turn).
+        walls_before_first_face = assessed_before_wall = None
+        for _ in range(240):
+            assessed, without_face = int(page.inner_text("#monitor-count")), int(page.inner_text("#monitor-no-face"))
+            if assessed and walls_before_first_face is None:
+                walls_before_first_face = without_face
+            elif walls_before_first_face is not None and without_face > walls_before_first_face and assessed_before_wall is None:
+                assessed_before_wall = assessed
+            if assessed_before_wall is not None and assessed > assessed_before_wall:
+                break
+            page.wait_for_timeout(500)
+        page.click("#monitor-pause")
+        assessed = int(page.inner_text("#monitor-count"))
+        assert assessed_before_wall and assessed > assessed_before_wall
+        assert int(page.inner_text("#monitor-streak")) == assessed
+        assert page.locator("#monitor-alert").is_visible() and page.locator("#monitor-face-notice").is_hidden()
+    finally:
+        camera.close()
