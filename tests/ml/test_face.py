@@ -11,7 +11,12 @@ import pytest
 from PIL import Image
 
 from annotation.synthetic_faces import COHORTS, draw_face, make_identity
-from modeling.ml.face import MIN_CONFIDENCE, detect_face, detect_face_with_confidence, find_faces
+from modeling.ml.face import (
+    MIN_CONFIDENCE,
+    detect_face,
+    detect_face_with_confidence,
+    find_faces,
+)
 from tests.ml import real_photos
 
 ASTRONAUT_ENCODINGS = real_photos.encodings(real_photos.astronaut())

@@ -13,7 +13,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from modeling.ml.gradcam import grad_cam, last_conv_index, overlay_base64, place_on_image, render_overlay
+from modeling.ml.gradcam import (
+    grad_cam,
+    last_conv_index,
+    overlay_base64,
+    place_on_image,
+    render_overlay,
+)
 
 
 def make_brightness_network() -> tuple[nn.Sequential, nn.Module]:

@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PILImage
 
 from annotation.models import Consent, Image, Patient
+from annotation.selectors import patient_timeline
 from annotation.services import record_label
 from modeling.inference import models
 from modeling.ml.face import detect_face
@@ -18,10 +19,14 @@ from modeling.ml.levels import PainLevels
 from modeling.ml.predict import load_model
 from modeling.models import Assessment, Stage
 from painsite.core.models import AuditEvent
-from annotation.selectors import patient_timeline
 from tests.conftest import api_client_for
 from tests.ml.real_photos import ASTRONAUT_FACE, astronaut, overlap
-from tests.modeling.tiny_model import make_face, make_face_jpeg, make_model_version, tiny_model
+from tests.modeling.tiny_model import (
+    make_face,
+    make_face_jpeg,
+    make_model_version,
+    tiny_model,
+)
 
 LEVEL_NAMES = PainLevels.parse().names
 URL = "/api/assessments/"
