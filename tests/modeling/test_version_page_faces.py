@@ -36,3 +36,14 @@ def test_the_version_page_counts_the_manifest_images_without_a_face(client, rese
     html = client.get(reverse("results-version", args=[version.pk])).content.decode()
     note = html[html.index('id="images-without-face"'):]
     assert "2 of 3" in note[: note.index("</div>")] and "whole image" in note[: note.index("</div>")]
+
+
+def test_a_manifest_of_image_and_label_pairs_is_counted_too(client, researcher):
+    patient = Patient.objects.create(code="C-1", cohort="clinical")
+    image = store_image(data=grey_png(90), filename="x", patient=patient, uploaded_by=researcher).image
+    version = make_model_version("v1")
+    ModelVersion.objects.filter(pk=version.pk).update(data_manifest={"images": [[image.pk, 5]]})
+    client.force_login(researcher)
+    html = client.get(reverse("results-version", args=[version.pk])).content.decode()
+    note = html[html.index('id="images-without-face"'):]
+    assert "1 of 1" in note[: note.index("</div>")]
