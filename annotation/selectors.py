@@ -203,7 +203,8 @@ def patient_timeline(patient: Patient, *, viewer: User) -> list[dict[str, object
                 "who": label.rater.get_username(),
             }
         )
-    assessments = Assessment.objects.filter(patient=patient).select_related("image", "model_version")
+    # No face, no score: an assessment without a face (only rows written before that rule) is no point.
+    assessments = Assessment.objects.filter(patient=patient, face_found=True).select_related("image", "model_version")
     for assessment in assessments:
         low, high = level_ranges.get(assessment.level, (None, None))
         points.append(

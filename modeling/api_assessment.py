@@ -25,6 +25,7 @@ from painsite.core.throttles import AssessmentThrottle
 
 ERROR = OpenApiResponse(description='{"error": "...", "details": ...}')
 CHOOSE_VERSION = "modeling.view_modelversion"
+NO_FACE_SUGGESTION = "no face was found in this image, so the model gives no pain level for it"
 
 
 class OptionalBoolean(serializers.BooleanField):
@@ -44,23 +45,30 @@ class AssessmentRequestSerializer(serializers.Serializer):
 
 
 class PredictionSerializer(serializers.Serializer):
-    level = serializers.CharField()
-    probabilities = serializers.DictField(child=serializers.FloatField(), help_text="level name -> probability")
-    model_version = serializers.IntegerField(source="version_id")
-    model_version_name = serializers.CharField(source="version_name")
-    severe_probability = serializers.FloatField(help_text="P(NRS >= 7)")
+    face_found = serializers.BooleanField(default=True, help_text="false when the image has no face box: then "
+                                          "level, probabilities and severe_probability are null")
+    reason = serializers.CharField(default=None, allow_null=True, help_text="why there is no level; null otherwise")
+    level = serializers.CharField(allow_null=True)
+    probabilities = serializers.DictField(child=serializers.FloatField(), allow_null=True,
+                                          help_text="level name -> probability")
+    model_version = serializers.IntegerField(source="version_id", required=False, help_text="absent without a face")
+    model_version_name = serializers.CharField(source="version_name", required=False)
+    severe_probability = serializers.FloatField(allow_null=True, help_text="P(NRS >= 7)")
     alert = serializers.BooleanField(help_text="severe pain: the level is severe, or P(NRS >= 7) is above the threshold")
 
 
 class AssessmentSerializer(serializers.Serializer):
-    level = serializers.CharField(source="prediction.level")
-    probabilities = serializers.DictField(source="prediction.probabilities", child=serializers.FloatField())
-    model_version = serializers.IntegerField(source="prediction.version_id")
-    model_version_name = serializers.CharField(source="prediction.version_name")
-    severe_probability = serializers.FloatField(source="prediction.severe_probability")
-    alert = serializers.BooleanField(source="prediction.alert")
+    face_found = serializers.BooleanField(help_text="false: no face in view, so no level, probabilities or alert")
+    reason = serializers.CharField(allow_null=True, help_text="why there is no level (no face found); null otherwise")
+    level = serializers.CharField(source="prediction.level", allow_null=True)
+    probabilities = serializers.DictField(source="prediction.probabilities", child=serializers.FloatField(),
+                                          allow_null=True)
+    model_version = serializers.IntegerField(source="version.pk")
+    model_version_name = serializers.CharField(source="version.name")
+    severe_probability = serializers.FloatField(source="prediction.severe_probability", allow_null=True)
+    alert = serializers.BooleanField(help_text="severe pain: the level is severe, or P(NRS >= 7) is above the "
+                                     "threshold; always false without a face")
     face_box = serializers.ListField(child=serializers.IntegerField(), allow_null=True, help_text="[x, y, w, h]")
-    face_found = serializers.BooleanField()
     heatmap = serializers.CharField(allow_null=True, help_text="base64 PNG overlay, when asked for")
     assessment_id = serializers.IntegerField(source="assessment.pk", allow_null=True, default=None)
     image_id = serializers.IntegerField(source="image.pk", allow_null=True, default=None)
@@ -70,7 +78,9 @@ class AssessmentSerializer(serializers.Serializer):
     request={"multipart/form-data": AssessmentRequestSerializer},
     responses={200: AssessmentSerializer, 201: AssessmentSerializer, 400: ERROR, 403: ERROR, 409: ERROR, 503: ERROR},
     description="Assess a face image. 201 when the image and assessment were stored (a patient was given and "
-    "record is on), 200 when nothing was stored. 409 when there is no production model.",
+    "record is on), 200 when nothing was stored. No face, no score: when no face is found the answer is 200 "
+    "with face_found false, level, probabilities and severe_probability null, alert false and a reason, and "
+    "nothing is stored even with record on. 409 when there is no production model.",
 )
 @api_view(["POST"])
 @parser_classes([MultiPartParser, FormParser])
@@ -142,4 +152,8 @@ def image_suggestion(request: Request, image_id: int) -> Response:
         return error_response(str(error), status_code=status.HTTP_409_CONFLICT)
     except ModelLoadFailed as error:
         return error_response(str(error), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    if prediction is None:
+        # No model ran, so no version is named.
+        return Response({"face_found": False, "reason": NO_FACE_SUGGESTION, "level": None, "probabilities": None,
+                         "severe_probability": None, "alert": False})
     return Response(PredictionSerializer(prediction).data)

@@ -115,7 +115,8 @@ def _version_with_provenance(pk: int) -> ModelVersion:
 
 @extend_schema(
     request=PromoteSerializer,
-    responses={200: ModelVersionSerializer, 400: OpenApiResponse(description="reason missing"),
+    responses={200: ModelVersionSerializer,
+               400: OpenApiResponse(description="reason missing, or a random-init version without confirm_random_init"),
                409: OpenApiResponse(description="already in production")},
 )
 @api_view(["POST"])
@@ -125,7 +126,14 @@ def promote_model_version(request: Request, pk: int) -> Response:
     body = PromoteSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     try:
-        services.promote_model_version(version=version, actor=request.user, reason=body.validated_data["reason"])
+        services.promote_model_version(
+            version=version,
+            actor=request.user,
+            reason=body.validated_data["reason"],
+            confirm_random_init=body.validated_data["confirm_random_init"],
+        )
     except services.AlreadyInProduction as error:
         return error_response(str(error), status_code=status.HTTP_409_CONFLICT)
+    except services.RandomInitNotConfirmed as error:
+        return error_response(str(error), details={"confirm_random_init": "required for a random-init backbone"})
     return Response(ModelVersionSerializer(_version_with_provenance(pk)).data)

@@ -4,6 +4,11 @@ An upload is checked by the same intake rules as any image (decoded by Pillow, b
 limits, turned upright). With a patient and `record` on, the image is stored like any upload (so
 it reaches the labeling queue, where the clinician's score can be added), and the assessment row
 and an audit event are written. Without a patient nothing at all is stored.
+
+No face, no score: a picture in which the detector finds no face gets no level, no
+probabilities and no alert, and nothing is stored for it even with `record` on (a frame of an
+empty bed or a turned head tells a clinician nothing, and keeping it would put an unassessable
+picture of the patient into the labeling queue).
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from modeling.models import Assessment, ModelVersion
 from painsite.core.services import record_event
 
 SEVERE_NRS = 7
+NO_FACE_REASON = (
+    "no face in view: the detector found no face in this picture, so the model gives no pain level "
+    "and nothing was stored"
+)
 
 
 class AssessmentRefused(Exception):
@@ -46,15 +55,26 @@ class Prediction:
 
 @dataclass(frozen=True)
 class AssessmentResult:
-    prediction: Prediction
+    """`prediction` is None exactly when no face was found."""
+
+    prediction: Prediction | None
     face_box: FaceBox | None
     heatmap: str | None
     assessment: Assessment | None
     image: Image | None
+    version: ModelVersion
 
     @property
     def face_found(self) -> bool:
         return self.face_box is not None
+
+    @property
+    def alert(self) -> bool:
+        return self.prediction is not None and self.prediction.alert
+
+    @property
+    def reason(self) -> str | None:
+        return None if self.face_found else NO_FACE_REASON
 
 
 def severe_levels(levels: PainLevels) -> list[int]:
@@ -113,10 +133,12 @@ def assess_image(
     served = inference.models.get(version)
     picture = prepared.picture
     face_box = detect_face(picture)
+    if face_box is None:
+        return AssessmentResult(None, None, None, assessment=None, image=None, version=version)
     prediction, level_index = describe(served, served.predict(picture, face_box))
     overlay = served.explain(picture, face_box, level=level_index) if heatmap else None
     if not recording:
-        return AssessmentResult(prediction, face_box, overlay, assessment=None, image=None)
+        return AssessmentResult(prediction, face_box, overlay, assessment=None, image=None, version=version)
     image = _stored_image(data=data, filename=filename, patient=patient, actor=actor)
     with transaction.atomic():
         assessment = Assessment.objects.create(
@@ -125,7 +147,7 @@ def assess_image(
             model_version=version,
             level=prediction.level,
             probabilities=prediction.probabilities,
-            face_found=face_box is not None,
+            face_found=True,
             assessed_by=actor,
         )
         record_event(
@@ -140,7 +162,7 @@ def assess_image(
                 "alert": prediction.alert,
             },
         )
-    return AssessmentResult(prediction, face_box, overlay, assessment=assessment, image=image)
+    return AssessmentResult(prediction, face_box, overlay, assessment=assessment, image=image, version=version)
 
 
 def _stored_image(*, data: bytes, filename: str, patient: Patient, actor: User) -> Image:
@@ -157,18 +179,20 @@ def _stored_image(*, data: bytes, filename: str, patient: Patient, actor: User) 
         return existing
 
 
-def suggest_for_image(*, image: Image) -> Prediction:
-    """The production model's suggestion for a stored image (for the labeling page).
+def suggest_for_image(*, image: Image) -> Prediction | None:
+    """The production model's suggestion for a stored image (for the labeling page), or None
+    when the image has no face box: no face, no level.
 
     An assessment of this image by the production version is reused; otherwise the stored file is
     assessed now with its stored face box, and nothing is written.
     """
     version = inference.resolve_version(None)
+    if not image.face_box:
+        return None
     served = inference.models.get(version)
-    stored = image.assessments.filter(model_version=version).first()
+    stored = image.assessments.filter(model_version=version, face_found=True).first()
     if stored is not None and set(stored.probabilities) == set(served.level_names):
         return describe(served, [stored.probabilities[name] for name in served.level_names])[0]
     with image.file.open("rb") as handle:
         prepared = prepare_image(data=handle.read(), filename=f"image-{image.pk}.jpg")
-    face_box = tuple(image.face_box) if image.face_box else None
-    return describe(served, served.predict(prepared.picture, face_box))[0]
+    return describe(served, served.predict(prepared.picture, tuple(image.face_box)))[0]

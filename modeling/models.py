@@ -6,6 +6,9 @@ from django.db.models import Q
 
 from annotation.models import Image, Patient
 
+# modeling.ml.network.RANDOM_INIT, repeated so the models do not import torch.
+RANDOM_INIT_BACKBONE = "random-init"
+
 
 class Split(models.TextChoices):
     TRAIN = "train", "Train"
@@ -168,7 +171,7 @@ class ModelVersion(models.Model):
 
     @property
     def is_random_init(self) -> bool:
-        return self.backbone == "random-init"
+        return self.backbone == RANDOM_INIT_BACKBONE
 
 
 class PromotionEvent(models.Model):

@@ -58,3 +58,24 @@ def model_versions_light() -> QuerySet[ModelVersion]:
 
 def version_of_run(run: TrainingRun) -> ModelVersion | None:
     return model_versions_light().filter(training_run=run).first()
+
+
+def manifest_images_without_face(version: ModelVersion) -> tuple[int, int]:
+    """(images of the version's data manifest with no detected face box, images in the manifest).
+
+    Training and evaluation use the full image for those (docs/ml.md). Face boxes are detected
+    once, on upload, so the stored rows tell what the run saw."""
+    manifest = version.data_manifest if isinstance(version.data_manifest, dict) else {}
+    image_ids = [_manifest_image_id(item) for item in manifest.get("images", [])]
+    if not image_ids or None in image_ids:
+        return 0, 0
+    return Image.objects.filter(pk__in=image_ids, face_box__isnull=True).count(), len(image_ids)
+
+
+def _manifest_image_id(item: object) -> int | None:
+    # Runs write {"image_id": ..., ...}; a manifest of [image id, label] pairs is read too.
+    if isinstance(item, dict):
+        return item.get("image_id")
+    if isinstance(item, (list, tuple)) and item:
+        return item[0]
+    return None

@@ -169,3 +169,6 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 class PromoteSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_blank=False, trim_whitespace=True)
+    confirm_random_init = serializers.BooleanField(
+        default=False, help_text="required (true) to promote a version whose backbone is random-init"
+    )

@@ -352,9 +352,22 @@ def remove_run_files(run_id: int, *, keep_artifacts: bool = False) -> None:
 # Promotion
 
 
-def promote_model_version(*, version: ModelVersion, actor: User | None, reason: str) -> ModelVersion:
+class RandomInitNotConfirmed(Exception):
+    def __init__(self, version: ModelVersion) -> None:
+        self.version = version
+        super().__init__(
+            f"{version.name} has a random-init backbone (its VGG16 was not trained on ImageNet), so its "
+            "assessments are far weaker than an ImageNet model's; promoting it needs explicit confirmation "
+            "(confirm_random_init)"
+        )
+
+
+def promote_model_version(
+    *, version: ModelVersion, actor: User | None, reason: str, confirm_random_init: bool = False
+) -> ModelVersion:
     """Make `version` the production model. The previous production version is archived in the
-    same transaction. Rollback is the promotion of an older version."""
+    same transaction. Rollback is the promotion of an older version. A random-init version is
+    promoted only with `confirm_random_init` (RandomInitNotConfirmed otherwise)."""
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": ["a reason is required to change the production model"]})
@@ -362,14 +375,19 @@ def promote_model_version(*, version: ModelVersion, actor: User | None, reason: 
         version = ModelVersion.objects.select_for_update().get(pk=version.pk)
         if version.stage == Stage.PRODUCTION:
             raise AlreadyInProduction(version)
+        if version.is_random_init and not confirm_random_init:
+            raise RandomInitNotConfirmed(version)
         # Archive first: the database allows one production version at any moment.
         for previous in ModelVersion.objects.select_for_update().filter(stage=Stage.PRODUCTION):
             _change_stage(previous, Stage.ARCHIVED, actor=actor, reason=f"replaced by {version.name}: {reason}")
-        _change_stage(version, Stage.PRODUCTION, actor=actor, reason=reason)
+        _change_stage(version, Stage.PRODUCTION, actor=actor, reason=reason,
+                      random_init_confirmed=version.is_random_init)
     return version
 
 
-def _change_stage(version: ModelVersion, to_stage: str, *, actor: User | None, reason: str) -> None:
+def _change_stage(
+    version: ModelVersion, to_stage: str, *, actor: User | None, reason: str, random_init_confirmed: bool = False
+) -> None:
     from_stage = version.stage
     # A queryset update, not save(): a model version's other fields are never written again.
     ModelVersion.objects.filter(pk=version.pk).update(stage=to_stage)
@@ -381,5 +399,6 @@ def _change_stage(version: ModelVersion, to_stage: str, *, actor: User | None, r
         actor=actor,
         action="model_version.promote" if to_stage == Stage.PRODUCTION else "model_version.archive",
         target=version,
-        details={"name": version.name, "from": from_stage, "to": to_stage, "reason": reason},
+        details={"name": version.name, "from": from_stage, "to": to_stage, "reason": reason}
+        | ({"random_init_confirmed": True} if random_init_confirmed else {}),
     )

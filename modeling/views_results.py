@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
-from modeling import results
+from modeling import results, selectors
 from modeling.models import ModelVersion, Stage
 from modeling.results_plots import (
     VERSION_STYLE,
@@ -173,5 +173,6 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "promotions": version.promotions.select_related("actor"),
         "trained_on": results.trained_on_label(version.cohorts),
         "pain_levels": results.pain_level_descriptions(version),
+        "images_without_face": selectors.manifest_images_without_face(version),
     }
     return render(request, "modeling/version_detail.html", context)

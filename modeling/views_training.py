@@ -80,9 +80,16 @@ def promote_version(request: HttpRequest, pk: int) -> HttpResponse:
     """The promote button of the results pages: a reason is required; back to where it came from."""
     version = get_object_or_404(ModelVersion.objects.only("pk", "name", "stage"), pk=pk)
     try:
-        services.promote_model_version(version=version, actor=request.user, reason=request.POST.get("reason", ""))
+        services.promote_model_version(
+            version=version,
+            actor=request.user,
+            reason=request.POST.get("reason", ""),
+            confirm_random_init=request.POST.get("confirm_random_init") == "on",
+        )
     except ValidationError:
         messages.error(request, f"{version.name} was not promoted: a reason is required.")
+    except services.RandomInitNotConfirmed as error:
+        messages.error(request, f"{version.name} was not promoted: {error}. Tick the confirmation box to promote it anyway.")
     except services.AlreadyInProduction as error:
         messages.error(request, str(error))
     else:

@@ -118,6 +118,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "painsite.core.context_processors.roles",
+                "modeling.context_processors.random_init_production",
             ],
         },
     },

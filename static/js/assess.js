@@ -64,8 +64,11 @@
     });
   }
 
+  /* No face, no score: the server gives no level, probabilities or alert without a face. */
+  const NO_FACE = "no face in view";
+
   function faceText(body) {
-    return body.face_found ? "face found" : "no face found: the whole image was assessed";
+    return body.face_found ? "face found" : NO_FACE + ": not assessed, nothing stored";
   }
 
   function alertText(body) {
@@ -101,7 +104,7 @@
     return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
   }
 
-  window.PainSiteAssess = { assess, renderBars, faceText, alertText, openCamera, closeCamera, captureFrame, percent, levelClass, csrfToken };
+  window.PainSiteAssess = { NO_FACE, assess, renderBars, faceText, alertText, openCamera, closeCamera, captureFrame, percent, levelClass, csrfToken };
 
   /* ---- the /assess/ page ---- */
   const root = document.getElementById("assess");
@@ -150,9 +153,13 @@
         return;
       }
       show(answer.body, blob);
-      status.textContent = answer.body.assessment_id
-        ? "Assessed and stored for patient " + fields.patient + "."
-        : "Assessed. Nothing was stored.";
+      if (!answer.body.face_found) {
+        status.textContent = "No face in view: nothing was assessed and nothing was stored. Frame the patient's face and try again.";
+      } else {
+        status.textContent = answer.body.assessment_id
+          ? "Assessed and stored for patient " + fields.patient + "."
+          : "Assessed. Nothing was stored.";
+      }
     } catch (error) {
       status.textContent = "Not assessed: the server could not be reached (" + error.message + ").";
     } finally {
@@ -162,10 +169,10 @@
 
   function show(body, blob) {
     result.hidden = false;
-    document.getElementById("result-level").textContent = body.level;
+    document.getElementById("result-level").textContent = body.face_found ? body.level : NO_FACE;
     document.getElementById("result-version").textContent = body.model_version_name;
     document.getElementById("result-face").textContent = window.PainSiteAssess.faceText(body);
-    window.PainSiteAssess.renderBars(document.getElementById("result-bars"), body.probabilities, body.level);
+    window.PainSiteAssess.renderBars(document.getElementById("result-bars"), body.probabilities || {}, body.level);
     const alertBox = document.getElementById("result-alert");
     alertBox.hidden = !body.alert;
     alertBox.textContent = body.alert ? window.PainSiteAssess.alertText(body) : "";
@@ -178,7 +185,7 @@
     imageId = body.image_id;
     const canLabel = root.dataset.canLabel === "true";
     selfReport.hidden = !(imageId && canLabel);
-    selfReportUnavailable.hidden = Boolean(imageId);
+    selfReportUnavailable.hidden = Boolean(imageId) || !body.face_found;
     selfReportStatus.textContent = "";
     selfReportInput.value = "";
   }

@@ -262,6 +262,11 @@
       return;
     }
     const body = result.body;
+    if (!body.face_found) {
+      heading.textContent = `No model suggestion for image ${imageId}: `;
+      suggestion.append(heading, body.reason);
+      return;
+    }
     heading.textContent = `Production model ${body.model_version_name} suggested "${body.level}" for image ${imageId}.`;
     const list = document.createElement("ul");
     for (const [level, probability] of Object.entries(body.probabilities || {})) {

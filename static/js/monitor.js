@@ -1,5 +1,9 @@
 /* /monitor/: assess a camera frame every few seconds, chart the level probabilities over time,
-   and raise an alert when severe pain persists. Needs assess.js (window.PainSiteAssess). */
+   and raise an alert when severe pain persists. Needs assess.js (window.PainSiteAssess).
+   No face, no score: a frame with no face in view is counted and shown, never charted or alerted;
+   it neither adds to nor breaks the run of severe assessments, but a gap of GAP_INTERVALS
+   intervals without an assessed face (face out of view, pause, server unreachable) starts the run
+   again, since "in a row" must mean minutes apart, not an hour. */
 (function () {
   "use strict";
 
@@ -8,6 +12,7 @@
   const helpers = window.PainSiteAssess;
 
   const MAX_POINTS = 60;
+  const GAP_INTERVALS = 3;
   const CHART = { width: 640, height: 200, left: 40, right: 12, top: 10, bottom: 24 };
   const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -24,6 +29,7 @@
   const chart = document.getElementById("monitor-timeline");
   const chartTitle = document.getElementById("timeline-title");
   const legend = document.getElementById("monitor-legend");
+  const faceNotice = document.getElementById("monitor-face-notice");
 
   const points = [];
   let stream = null;
@@ -33,6 +39,12 @@
   let streak = 0;
   let streakStart = null;
   let count = 0;
+  let noFaceCount = 0;
+  let lastFaceTime = null;
+  let outOfViewSince = null;
+  // Bumped on start, pause and stop: a reply to a request sent before is dropped, so it cannot
+  // overwrite "Paused" or raise an alert after Stop.
+  let session = 0;
 
   function seconds(input, fallback) {
     const value = Number(input.value);
@@ -103,8 +115,61 @@
     });
   }
 
+  function gapMilliseconds() {
+    return GAP_INTERVALS * seconds(intervalInput, 5) * 1000;
+  }
+
+  function showStreak() {
+    document.getElementById("monitor-streak").textContent = String(streak);
+    const raise = streak >= seconds(consecutiveInput, 3);
+    alertBox.hidden = !raise;
+    alertBox.textContent = raise
+      ? "Severe pain persists: " + streak + " severe assessments in a row since " + clock(streakStart) + ". Check on the patient."
+      : "";
+  }
+
+  function resetStreak() {
+    streak = 0;
+    streakStart = null;
+    showStreak();
+  }
+
+  function recordNoFace(body) {
+    const now = new Date();
+    noFaceCount += 1;
+    if (!outOfViewSince) outOfViewSince = now;
+    document.getElementById("monitor-no-face").textContent = String(noFaceCount);
+    document.getElementById("monitor-level").textContent = helpers.NO_FACE;
+    document.getElementById("monitor-updated").textContent = "at " + clock(now) + " · " + helpers.faceText(body);
+    helpers.renderBars(document.getElementById("monitor-bars"), {}, null);
+    // No alert for a frame without a face; the run itself is kept until the gap is long.
+    alertBox.hidden = true;
+    alertBox.textContent = "";
+    if (now - (lastFaceTime || outOfViewSince) >= gapMilliseconds()) {
+      streak = 0;
+      streakStart = null;
+      document.getElementById("monitor-streak").textContent = "0";
+      faceNotice.hidden = false;
+      faceNotice.textContent = "No face in view since " + clock(outOfViewSince) + " (" + noFaceRun(now) +
+        "). Check the camera and the patient.";
+    }
+  }
+
+  function noFaceRun(now) {
+    const secondsAway = Math.round((now - outOfViewSince) / 1000);
+    return secondsAway < 120 ? secondsAway + " s" : Math.round(secondsAway / 60) + " min";
+  }
+
   function record(body) {
     const now = new Date();
+    if (lastFaceTime && now - lastFaceTime > gapMilliseconds()) {
+      streak = 0;
+      streakStart = null;
+    }
+    lastFaceTime = now;
+    outOfViewSince = null;
+    faceNotice.hidden = true;
+    faceNotice.textContent = "";
     count += 1;
     points.push({ time: now, probabilities: body.probabilities, level: body.level });
     if (points.length > MAX_POINTS) points.shift();
@@ -121,22 +186,19 @@
       streak = 0;
       streakStart = null;
     }
-    document.getElementById("monitor-streak").textContent = String(streak);
-    const needed = seconds(consecutiveInput, 3);
-    const raise = streak >= needed;
-    alertBox.hidden = !raise;
-    alertBox.textContent = raise
-      ? "Severe pain persists: " + streak + " severe assessments in a row since " + clock(streakStart) + ". Check on the patient."
-      : "";
+    showStreak();
     drawTimeline();
   }
 
   async function tick() {
     timer = null;
     if (!running || paused) return;
+    const mine = session;
+    const current = () => mine === session && running && !paused;
     const started = performance.now();
     try {
       const blob = await helpers.captureFrame(video);
+      if (!current()) return;
       if (!blob) {
         setStatus("Waiting for the camera picture…");
       } else {
@@ -144,7 +206,11 @@
           patient: patientInput.value.trim(),
           record: recordInput.checked ? "true" : "false",
         });
-        if (answer.ok) {
+        if (!current()) return;
+        if (answer.ok && !answer.body.face_found) {
+          recordNoFace(answer.body);
+          setStatus("No face in view: frame not assessed, nothing stored. Checking every " + seconds(intervalInput, 5) + " s.");
+        } else if (answer.ok) {
           record(answer.body);
           setStatus((answer.body.assessment_id ? "Recording (each frame stored)" : "Monitoring (nothing stored)") +
             ": assessing every " + seconds(intervalInput, 5) + " s.");
@@ -156,15 +222,17 @@
         }
       }
     } catch (error) {
+      if (!current()) return;
       setStatus("Last frame not assessed: the server could not be reached (" + error.message + "). Retrying.");
     }
-    if (!running || paused) return;
+    if (!current()) return;
     const wait = Math.max(0, seconds(intervalInput, 5) * 1000 - (performance.now() - started));
     timer = window.setTimeout(tick, wait);
   }
 
   function pause(message) {
     paused = true;
+    session += 1;
     if (timer) window.clearTimeout(timer);
     timer = null;
     pauseButton.textContent = "Resume";
@@ -194,6 +262,13 @@
     }
     running = true;
     paused = false;
+    session += 1;
+    resetStreak();
+    noFaceCount = 0;
+    lastFaceTime = null;
+    outOfViewSince = null;
+    document.getElementById("monitor-no-face").textContent = "0";
+    faceNotice.hidden = true;
     startButton.disabled = true;
     pauseButton.disabled = false;
     stopButton.disabled = false;
@@ -205,6 +280,10 @@
 
   stopButton.addEventListener("click", () => {
     running = false;
+    session += 1;
+    // The alert was about this watch; once it ends nobody is watching the patient through it.
+    resetStreak();
+    faceNotice.hidden = true;
     if (timer) window.clearTimeout(timer);
     timer = null;
     helpers.closeCamera(video, stream);

@@ -158,7 +158,7 @@ def test_the_timeline_shows_model_assessments_as_level_ranges(client, clinician)
         split_sha256="0" * 64, label_rule="self_report_first", seed=0, device="cpu", backbone="random-init",
         weights_path="w.pt", weights_sha256="0" * 64,
     )
-    Assessment.objects.create(image=image, patient=patient, model_version=version, level="severe",
+    Assessment.objects.create(image=image, patient=patient, model_version=version, level="severe", face_found=True,
                               probabilities={"none": 0.1, "mild": 0.1, "moderate": 0.1, "severe": 0.7})
     client.force_login(clinician)
     response = client.get("/patients/P001/")

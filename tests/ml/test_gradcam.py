@@ -6,13 +6,20 @@ import base64
 import io
 import threading
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torch import nn
 
-from modeling.ml.gradcam import grad_cam, last_conv_index, overlay_base64, place_on_image, render_overlay
+from modeling.ml.gradcam import (
+    grad_cam,
+    last_conv_index,
+    overlay_base64,
+    place_on_image,
+    render_overlay,
+)
 
 
 def make_brightness_network() -> tuple[nn.Sequential, nn.Module]:
@@ -121,3 +128,68 @@ def test_the_overlay_is_a_png_of_the_heatmap_size_that_colours_only_the_hot_regi
     assert tuple(pixels[50, 50]) != (128, 128, 128)
     decoded = Image.open(io.BytesIO(base64.b64decode(overlay_base64(image, heatmap))))
     assert decoded.size == (512, 384)
+
+
+# A colour difference a clinician sees at a glance (out of 255 in the most changed channel).
+VISIBLE = 40
+
+
+def blob_heatmap(shape: tuple[int, int], *, crop: tuple[int, int, int, int], centre: tuple[int, int], sigma: float) -> np.ndarray:
+    """Grad-CAM as it looks on a face: a peak, faint heat over the rest of the crop, none outside."""
+    height, width = shape
+    rows, cols = np.mgrid[0:height, 0:width]
+    heat = np.exp(-((rows - centre[1]) ** 2 + (cols - centre[0]) ** 2) / (2 * sigma**2)) + 0.05
+    x, y, w, h = crop
+    inside = np.zeros(shape, dtype=bool)
+    inside[y : y + h, x : x + w] = True
+    heat = np.where(inside, heat, 0.0)
+    return (heat / heat.max()).astype(np.float32)
+
+
+def region_holding(heatmap: np.ndarray, share: float) -> np.ndarray:
+    """The pixels above the highest threshold whose region still holds `share` of the mass (bisection)."""
+    low, high = 0.0, float(heatmap.max())
+    total = float(heatmap.sum())
+    for _ in range(40):
+        middle = (low + high) / 2
+        if heatmap[heatmap >= middle].sum() >= share * total:
+            low = middle
+        else:
+            high = middle
+    return heatmap >= low
+
+
+def visible_change(image: Image.Image, heatmap: np.ndarray) -> np.ndarray:
+    overlay = np.asarray(Image.open(io.BytesIO(render_overlay(image, heatmap))).convert("RGB"), dtype=int)
+    base = np.asarray(image.convert("RGB").resize(heatmap.shape[::-1], Image.Resampling.BILINEAR), dtype=int)
+    return np.abs(overlay - base).max(axis=2) >= VISIBLE
+
+
+def photos_with_heat() -> dict[str, tuple[Image.Image, np.ndarray]]:
+    from annotation.synthetic_faces import draw_face, make_identity
+    from tests.ml.real_photos import ASTRONAUT_FACE, astronaut
+
+    x, y, w, h = ASTRONAUT_FACE
+    synthetic = draw_face(make_identity(np.random.default_rng(3), "clinical"), 8, np.random.default_rng(3), size=224)
+    return {
+        "astronaut": (astronaut(), blob_heatmap((512, 512), crop=ASTRONAUT_FACE, centre=(x + w // 2, y + h // 3), sigma=18)),
+        "synthetic face": (synthetic, blob_heatmap((224, 224), crop=(40, 40, 150, 150), centre=(115, 150), sigma=20)),
+    }
+
+
+@pytest.mark.parametrize("name", ["astronaut", "synthetic face"])
+def test_the_overlay_visibly_colours_the_region_holding_most_of_the_heat_and_little_else(name):
+    image, heatmap = photos_with_heat()[name]
+    visible = visible_change(image, heatmap)
+    hot = region_holding(heatmap, 0.8)
+    assert visible[hot].mean() >= 0.9, f"only {visible[hot].mean():.0%} of the hot region is visibly coloured"
+    # The outline may stray a few pixels over the region's edge; nothing else changes visibly.
+    near_hot = cv2.dilate(hot.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    assert (visible & ~near_hot).sum() <= 0.02 * visible.sum()
+    assert heatmap[visible].sum() >= 0.7 * heatmap.sum()
+
+
+def test_an_empty_heatmap_leaves_the_photo_as_it_was():
+    image = Image.new("RGB", (64, 48), (120, 90, 70))
+    overlay = Image.open(io.BytesIO(render_overlay(image, np.zeros((48, 64), dtype=np.float32))))
+    assert np.array_equal(np.asarray(overlay), np.asarray(image))

@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PILImage
 
 from annotation.models import Consent, Image, Patient
+from annotation.selectors import patient_timeline
 from annotation.services import record_label
 from modeling.inference import models
 from modeling.ml.face import detect_face
@@ -19,7 +20,13 @@ from modeling.ml.predict import load_model
 from modeling.models import Assessment, Stage
 from painsite.core.models import AuditEvent
 from tests.conftest import api_client_for
-from tests.modeling.tiny_model import make_face, make_face_jpeg, make_model_version, tiny_model
+from tests.ml.real_photos import ASTRONAUT_FACE, astronaut, overlap
+from tests.modeling.tiny_model import (
+    make_face,
+    make_face_jpeg,
+    make_model_version,
+    tiny_model,
+)
 
 LEVEL_NAMES = PainLevels.parse().names
 URL = "/api/assessments/"
@@ -159,15 +166,64 @@ def test_it_rejects_an_image_with_too_many_pixels(clinician, production, setting
     assert "pixels" in response.json()["error"]
 
 
-def test_it_runs_on_the_whole_image_and_says_so_when_no_face_is_found(clinician, production):
+def png_of(picture: PILImage.Image) -> bytes:
     buffer = io.BytesIO()
-    PILImage.new("RGB", (120, 90), (90, 140, 200)).save(buffer, "JPEG")
-    response = post_image(clinician, buffer.getvalue())
-    body = response.json()
-    assert response.status_code == 200
+    picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def colour_bars_png() -> bytes:
+    """Colour bars, as a camera with no one in front of it (or a test signal) shows."""
+    bars = np.zeros((240, 320, 3), dtype=np.uint8)
+    for index, colour in enumerate([(255, 255, 255), (255, 255, 0), (0, 255, 255), (0, 255, 0),
+                                    (255, 0, 255), (255, 0, 0), (0, 0, 255), (0, 0, 0)]):
+        bars[:, index * 40 : (index + 1) * 40] = colour
+    return png_of(PILImage.fromarray(bars))
+
+
+# Beside the shuttle in the astronaut photo: a patch the cascade once took for a face.
+ASTRONAUT_BACKGROUND = (250, 60, 512, 330)
+
+
+def assert_no_score(body: dict) -> None:
     assert body["face_found"] is False and body["face_box"] is None
-    expected = load_model(tiny_model().weights_path).predict_image(PILImage.open(io.BytesIO(buffer.getvalue())), None)
-    np.testing.assert_allclose([body["probabilities"][name] for name in LEVEL_NAMES], expected, atol=1e-6)
+    assert body["level"] is None and body["probabilities"] is None and body["severe_probability"] is None
+    assert body["alert"] is False and body["heatmap"] is None
+    assert "no face" in body["reason"]
+    assert body["assessment_id"] is None and body["image_id"] is None
+
+
+@pytest.mark.parametrize("picture", ["test pattern", "astronaut background"])
+def test_no_face_gets_no_level_no_probabilities_and_no_alert(clinician, production, settings, picture):
+    settings.PAINSITE_SEVERE_ALERT_THRESHOLD = 0.0  # every scored picture would raise the alert
+    data = colour_bars_png() if picture == "test pattern" else png_of(astronaut().crop(ASTRONAUT_BACKGROUND))
+    response = post_image(clinician, data, heatmap="true")
+    assert response.status_code == 200, response.json()
+    assert_no_score(response.json())
+    assert response.json()["model_version"] == production.pk
+
+
+def test_no_face_stores_nothing_for_the_patient_even_with_record_on(clinician, production, patient):
+    response = post_image(clinician, colour_bars_png(), patient="P-001", record="true")
+    assert response.status_code == 200, response.json()
+    assert_no_score(response.json())
+    assert Image.objects.count() == 0 and Assessment.objects.count() == 0
+    assert not AuditEvent.objects.filter(action="assessment.create").exists()
+    assert api_client_for(clinician).get("/api/queue/next/").status_code == 204
+    assert [point for point in patient_timeline(patient) if point["source"] == "model"] == []
+
+
+def test_a_real_photo_is_assessed_on_its_face(clinician, production):
+    """The astronaut photo as PNG: the box is her face, not the background beside the shuttle."""
+    body = post_image(clinician, png_of(astronaut())).json()
+    assert body["face_found"] is True and body["level"] in LEVEL_NAMES
+    assert overlap(tuple(body["face_box"]), ASTRONAUT_FACE) >= 0.8
+
+
+def test_an_earlier_assessment_without_a_face_is_not_on_the_timeline(clinician, production, patient):
+    stored = post_image(clinician, make_face_jpeg(seed=3), patient="P-001").json()
+    Assessment.objects.filter(pk=stored["assessment_id"]).update(face_found=False)
+    assert [point for point in patient_timeline(patient) if point["source"] == "model"] == []
 
 
 def test_the_heatmap_overlay_is_a_png_with_the_images_aspect(clinician, production):
@@ -263,6 +319,19 @@ def test_the_suggestion_for_an_image_never_assessed_comes_from_its_stored_file(c
     expected = load_model(tiny_model().weights_path).predict_image(picture, tuple(image.face_box) if image.face_box else None)
     np.testing.assert_allclose([body["probabilities"][n] for n in LEVEL_NAMES], expected, atol=1e-6)
     assert Assessment.objects.count() == 0
+
+
+def test_the_suggestion_gives_no_level_for_an_image_without_a_face_box(clinician, production, patient):
+    from annotation.intake import store_image
+
+    image = store_image(data=colour_bars_png(), filename="x.png", patient=patient, uploaded_by=clinician).image
+    assert image.face_box is None
+    record_label(image=image, rater=clinician, nrs=5, kind="observer")
+    response = suggestion(clinician, image.pk)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["face_found"] is False and body["level"] is None and body["probabilities"] is None
+    assert body["alert"] is False and "no face" in body["reason"]
 
 
 def test_the_suggestion_answers_409_without_a_production_model(clinician, patient):
