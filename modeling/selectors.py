@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from annotation.models import Consent, Image, Patient
-from annotation.selectors import targets_for_images
+from annotation.selectors import OBSERVER_MEDIAN, SELF_REPORT_ONLY, current_labels_by_image, target_nrs
 from modeling.models import ModelVersion, TrainingRun
 
 # Model version fields too large for a list: the manifest, per-image predictions and full metrics.
@@ -17,23 +17,30 @@ HEAVY_VERSION_FIELDS = ("data_manifest", "test_predictions", "training_history",
 
 def labelled_images(*, label_rule: str) -> list[dict[str, Any]]:
     """Every image of a consenting patient with a training target under `label_rule`, as plain
-    dicts (image id, sha256, storage name, face box, patient code, cohort, target NRS), by id."""
+    dicts (image id, sha256, storage name, face box, patient code, cohort, target NRS, and where
+    the target came from: "self_report" or "observer_median"), by id."""
     images = Image.objects.filter(patient__consent=Consent.GRANTED)
-    targets = targets_for_images(images, label_rule)
+    labels = current_labels_by_image(images)
     rows = images.order_by("pk").values_list("pk", "sha256", "file", "face_box", "patient__code", "patient__cohort")
-    return [
-        {
-            "image_id": pk,
-            "sha256": sha256,
-            "file": file,
-            "face_box": face_box,
-            "patient": patient,
-            "cohort": cohort,
-            "nrs": targets[pk],
-        }
-        for pk, sha256, file, face_box, patient, cohort in rows
-        if pk in targets
-    ]
+    labelled = []
+    for pk, sha256, file, face_box, patient, cohort in rows:
+        target = target_nrs(labels.get(pk, []), label_rule)
+        if target is None:
+            continue
+        from_self_report = label_rule != OBSERVER_MEDIAN and target_nrs(labels[pk], SELF_REPORT_ONLY) is not None
+        labelled.append(
+            {
+                "image_id": pk,
+                "sha256": sha256,
+                "file": file,
+                "face_box": face_box,
+                "patient": patient,
+                "cohort": cohort,
+                "nrs": target,
+                "target_source": "self_report" if from_self_report else "observer_median",
+            }
+        )
+    return labelled
 
 
 def patient_ids(codes: Iterable[str]) -> QuerySet:
