@@ -9,8 +9,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
-from modeling import results
-from modeling.models import ModelVersion, Stage
+from modeling import comparisons, results, selectors
+from modeling.models import ModelVersion, Stage, TestSnapshot
 from modeling.results_plots import (
     VERSION_STYLE,
     calibration_spec,
@@ -32,6 +32,16 @@ def _version_choices() -> list[dict[str, Any]]:
     return list(ModelVersion.objects.values("id", "name", "stage", "cohorts"))
 
 
+def _chosen_snapshot(request: HttpRequest) -> TestSnapshot | None:
+    """The snapshot asked for (an unknown one reads as not found), else the default one."""
+    value = request.GET.get("snapshot", "")
+    if not value:
+        return selectors.default_results_snapshot()
+    if not value.isdigit():
+        raise Http404("test snapshot ids are whole numbers")
+    return get_object_or_404(selectors.snapshots_light(), pk=int(value))
+
+
 @login_required
 @permission_required(VIEW_RESULTS, raise_exception=True)
 def results_list(request: HttpRequest) -> HttpResponse:
@@ -39,8 +49,12 @@ def results_list(request: HttpRequest) -> HttpResponse:
     if stage not in Stage.values:
         stage = ""
     versions = list(results.versions_for_results(stage=stage))
+    snapshot = _chosen_snapshot(request)
+    evaluations = selectors.shown_evaluations([version.pk for version in versions], snapshot)
     context = {
-        "tables": results.results_tables(versions),
+        "tables": results.results_tables(versions, evaluations=evaluations, snapshot=snapshot),
+        "snapshot": snapshot,
+        "snapshots": list(selectors.evaluated_snapshots()[:50]),
         "versions": versions,
         "cohort": _chosen_cohort(request),
         "stage": stage,
@@ -59,7 +73,12 @@ def results_paper(request: HttpRequest) -> HttpResponse:
     else:
         chosen = results.default_paper_versions(everything)
     level_names = results.level_names_of(chosen)
-    rows = results.paper_rows(chosen)
+    # One snapshot for every row where the chosen versions share one, so the table is comparable.
+    shared = selectors.snapshot_shared_by(chosen)
+    rows = results.paper_rows(chosen, selectors.shown_evaluations([version.pk for version in chosen], shared))
+    sources = selectors.target_sources([version.pk for version in chosen])
+    for row in rows:
+        row.target_sources = sources.get(row.version.pk)
 
     export = request.GET.get("format", "")
     if export:
@@ -77,6 +96,7 @@ def results_paper(request: HttpRequest) -> HttpResponse:
     context = {
         "rows": [(row, results.paper_cells(row, level_names)) for row in rows],
         "header": results.paper_header(level_names),
+        "footnotes": results.paper_footnotes(rows),
         "versions": everything,
         "chosen_ids": {version.pk for version in chosen},
         "query": request.GET.urlencode() if requested else "",
@@ -100,9 +120,10 @@ def _with_id(spec: dict[str, Any], *parts: object) -> dict[str, Any]:
     return {**spec, "id": "plot-" + "-".join(slugify(str(part)) for part in parts)}
 
 
-def _comparison_section(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[str, Any]:
-    comparison = results.compare_versions(a, b, cohort)
-    metrics_a, metrics_b = results.cohort_metrics(a, cohort), results.cohort_metrics(b, cohort)
+def _comparison_section(a: ModelVersion, b: ModelVersion, cohort: str, shown: dict) -> dict[str, Any]:
+    comparison = comparisons.compare_versions(a, b, cohort)
+    metrics_a = results.cohort_metrics(shown.get(a.pk), cohort)
+    metrics_b = results.cohort_metrics(shown.get(b.pk), cohort)
     label = results.COHORT_LABELS[cohort]
     section: dict[str, Any] = {"cohort": cohort, "label": label, "comparison": comparison}
     if results.is_available(metrics_a) and results.is_available(metrics_b):
@@ -139,7 +160,13 @@ def results_compare(request: HttpRequest) -> HttpResponse:
         "cohorts": results.COHORT_LABELS,
     }
     if a is not None and b is not None:
-        context["sections"] = [_comparison_section(a, b, cohort) for cohort in results.COHORTS]
+        shown = selectors.shown_evaluations({a.pk, b.pk}, selectors.shared_snapshot(a, b))
+        context["sections"] = [_comparison_section(a, b, cohort, shown) for cohort in results.COHORTS]
+        context["paired"] = any(section["comparison"]["paired"] for section in context["sections"])
+        context["snapshot"] = next(
+            (section["comparison"]["snapshot"] for section in context["sections"] if section["comparison"]["snapshot"]),
+            None,
+        )
         context["sides"] = [("a", a), ("b", b)]
         context["keep"] = {"a": a.pk, "b": b.pk}
     return render(request, "modeling/compare.html", context)
