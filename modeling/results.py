@@ -349,19 +349,17 @@ def _level(metrics: dict[str, Any], name: str) -> dict[str, Any]:
 
 def paper_csv(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
     """Machine-readable: one column per number, full stored precision."""
-    header = ["trained_on", "evaluated_on", "version", "test_snapshot", "test_snapshot_sha256", "n_images", "n_patients"]
+    header = ["trained_on", "evaluated_on", "version", "n_images", "n_patients"]
     for name in level_names:
         header += [f"{name}_auroc", f"{name}_auroc_ci_low", f"{name}_auroc_ci_high", f"{name}_f1"]
     header += ["macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high", "macro_f1"]
-    header += ["train_targets_self_report", "train_targets_observer_median"]
+    header += ["test_snapshot", "test_snapshot_sha256", "train_targets_self_report", "train_targets_observer_median"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
         m = row.metrics
-        snapshot = row.snapshot
-        line: list[Any] = [row.trained_on, row.evaluated_on, row.version.name, snapshot.pk, snapshot.sha256,
-                           m["n_images"], m["n_patients"]]
+        line: list[Any] = [row.trained_on, row.evaluated_on, row.version.name, m["n_images"], m["n_patients"]]
         for name in level_names:
             entry = _level(m, name)
             ci = entry.get("ci") or ["", ""]
@@ -369,6 +367,7 @@ def paper_csv(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
         ci = m.get("macro_auroc_ci") or ["", ""]
         line += [_csv_value(m.get("macro_auroc")), _csv_value(ci[0]), _csv_value(ci[1]), _csv_value(m.get("macro_f1"))]
         train = (row.target_sources or {}).get("train") or {}
+        line += [row.snapshot.pk, row.snapshot.sha256]
         line += [_csv_value(train.get("self_report")), _csv_value(train.get("observer_median"))]
         writer.writerow(line)
     return out.getvalue()

@@ -160,13 +160,10 @@ def results_compare(request: HttpRequest) -> HttpResponse:
         "cohorts": results.COHORT_LABELS,
     }
     if a is not None and b is not None:
-        shown = selectors.shown_evaluations({a.pk, b.pk}, selectors.shared_snapshot(a, b))
+        shared = selectors.shared_snapshot(a, b)
+        shown = selectors.shown_evaluations({a.pk, b.pk}, shared)
         context["sections"] = [_comparison_section(a, b, cohort, shown) for cohort in results.COHORTS]
-        context["paired"] = any(section["comparison"]["paired"] for section in context["sections"])
-        context["snapshot"] = next(
-            (section["comparison"]["snapshot"] for section in context["sections"] if section["comparison"]["snapshot"]),
-            None,
-        )
+        context["snapshot"] = shared
         context["sides"] = [("a", a), ("b", b)]
         context["keep"] = {"a": a.pk, "b": b.pk}
     return render(request, "modeling/compare.html", context)
