@@ -78,7 +78,7 @@ def snapshots_light() -> QuerySet[TestSnapshot]:
 def snapshots_with_counts() -> QuerySet[TestSnapshot]:
     return snapshots_light().annotate(
         n_evaluations=Count("evaluations", filter=Q(evaluations__status=EvaluationStatus.SUCCEEDED))
-    )
+    ).order_by("-created_at", "-id")
 
 
 def evaluated_snapshots() -> QuerySet[TestSnapshot]:
