@@ -141,7 +141,7 @@ def paired_test(
         predictions_a, predictions_b = _predictions_by_image(evaluation_a, cohort), _predictions_by_image(evaluation_b, cohort)
         names_b = cohort_metrics(evaluation_b, cohort).get("level_names") or level_names
         problem = _pairing_problem(predictions_a, predictions_b, level_names, list(names_b), evaluation_a.snapshot)
-        paired = None if problem else _paired_comparison(predictions_a, predictions_b, level_names)
+        paired = None if problem else paired_comparison(predictions_a, predictions_b, level_names)
         found = (problem, paired)
         cache.set(key, found, COMPARISON_CACHE_SECONDS)
     return found
@@ -165,7 +165,7 @@ def _pairing_problem(a: dict[int, dict], b: dict[int, dict], names_a: list, name
     return None
 
 
-def _paired_comparison(
+def paired_comparison(
     predictions_a: dict[int, dict[str, Any]], predictions_b: dict[int, dict[str, Any]], level_names: list[str]
 ) -> dict[str, Any]:
     """compare_predictions on both evaluations' predictions, aligned by image id."""
