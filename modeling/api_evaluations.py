@@ -19,6 +19,7 @@ from painsite.core.api import ERROR_SCHEMA, error_response, paginated_schema, pe
 
 VIEW_VERSIONS = ["modeling.view_modelversion"]
 ADD_EVALUATION = ["modeling.add_evaluation"]
+MAX_ID = 2**63 - 1  # the largest id a database row can have
 
 
 class SnapshotSummarySerializer(serializers.Serializer):
@@ -61,7 +62,7 @@ class EvaluationRequestSerializer(serializers.Serializer):
         value = str(value).strip()
         if value == "current":
             return value
-        if not value.isdigit():
+        if not value.isdigit() or int(value) > MAX_ID:
             raise serializers.ValidationError('give "current" or the id of a test snapshot')
         return int(value)
 

@@ -106,6 +106,11 @@ def metrics_by_cohort(
 
 
 def records_of(snapshot: TestSnapshot) -> list[Record]:
+    return image_records(snapshot.images)
+
+
+def image_records(items: list[dict[str, Any]]) -> list[Record]:
+    """ML core records of snapshotted images (a run's or a test snapshot's dicts)."""
     from modeling.training_runner import local_image_path
 
     folders: dict[str, str] = {}
@@ -120,7 +125,7 @@ def records_of(snapshot: TestSnapshot) -> list[Record]:
             cohort=item["cohort"],
             image_id=item["image_id"],
         )
-        for item in snapshot.images
+        for item in items
     ]
 
 
@@ -246,7 +251,7 @@ def _evaluate_rivals(version: ModelVersion) -> list[Evaluation]:
         Evaluation.objects.filter(model_version=version, at_training=True)
         .select_related("snapshot").defer("predictions", "snapshot__images").first()
     )
-    if trained is None:
+    if trained is None or not trained.snapshot.n_images:
         return []
     others = ModelVersion.objects.exclude(pk=version.pk).defer(*selectors.HEAVY_VERSION_FIELDS)
     rivals = [

@@ -255,21 +255,9 @@ def _usable_images(run: TrainingRun) -> list[dict[str, Any]]:
 
 
 def _records(images: list[dict[str, Any]], cohorts: list[str] | None, split: str) -> list[Record]:
-    folders: dict[str, str] = {}
-    return [
-        Record(
-            path=local_image_path(item["file"], item["sha256"], folders=folders),
-            sha256=item["sha256"],
-            face_box=tuple(item["face_box"]) if item["face_box"] else None,
-            nrs=item["nrs"],
-            level=item["level"],
-            patient=item["patient"],
-            cohort=item["cohort"],
-            image_id=item["image_id"],
-        )
-        for item in images
-        if item["split"] == split and (cohorts is None or item["cohort"] in cohorts)
-    ]
+    return evaluations.image_records(
+        [item for item in images if item["split"] == split and (cohorts is None or item["cohort"] in cohorts)]
+    )
 
 
 def local_image_path(name: str, sha256: str, *, folders: dict[str, str] | None = None) -> str:

@@ -190,6 +190,11 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
             section["calibration_table"] = results.calibration(metrics)
         sections.append(section)
     history = results.training_curve(version)
+    evaluations = list(
+        version.evaluations.select_related("snapshot").defer("predictions", "snapshot__images").order_by(
+            "-snapshot__created_at", "-pk"
+        )
+    )
     context = {
         "version": version,
         "sections": sections,
@@ -201,5 +206,8 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "promotions": version.promotions.select_related("actor"),
         "trained_on": results.trained_on_label(version.cohorts),
         "pain_levels": results.pain_level_descriptions(version),
+        "evaluations": evaluations,
+        "training_evaluation": next((evaluation for evaluation in evaluations if evaluation.at_training), None),
+        "target_sources": (version.data_manifest or {}).get("target_sources") or {},
     }
     return render(request, "modeling/version_detail.html", context)
