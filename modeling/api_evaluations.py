@@ -40,7 +40,9 @@ class TestSnapshotSerializer(SnapshotSummarySerializer):
 class EvaluationSerializer(serializers.ModelSerializer):
     model_version = serializers.IntegerField(source="model_version_id")
     snapshot = SnapshotSummarySerializer()
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="Null when the system queued it."
+    )
 
     class Meta:
         model = Evaluation
