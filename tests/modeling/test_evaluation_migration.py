@@ -1,4 +1,4 @@
-"""Migration 0004: each existing version's stored test predictions become its first evaluation,
+"""Migrations 0004 and 0005: each existing version's stored test predictions become its first evaluation,
 on a snapshot rebuilt from them; going back and forth loses nothing."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tests.modeling.factories import LEVEL_NAMES, LEVEL_RANGES, make_predictions
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("modeling", "0003_training_snapshot"), ("annotation", "0004_queue_partial_indexes")]
-AFTER = [("modeling", "0004_evaluations")]
+AFTER = [("modeling", "0005_evaluations_from_stored_predictions")]
 
 
 def migrate(targets):
