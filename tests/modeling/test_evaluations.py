@@ -11,7 +11,7 @@ from django.urls import reverse
 from annotation.services import record_label, withdraw_consent
 from modeling import evaluations
 from modeling.ml.metrics import compare_predictions, evaluate_predictions
-from modeling.models import Evaluation, EvaluationStatus
+from modeling.models import Evaluation, EvaluationStatus, ModelVersion
 from modeling.models import TestSnapshot as Snapshot  # a "Test..." name would look like a test class to pytest
 from modeling.snapshots import snapshot_sha256, take_test_snapshot
 from painsite.core.models import AuditEvent
@@ -209,3 +209,17 @@ def test_the_openapi_schema_documents_evaluations_snapshots_and_pairing(research
     assert {"paired", "snapshot", "reason"} <= set(components["Comparison"]["properties"])
     assert {"id", "created_at", "n_images", "n_patients", "sha256"} <= set(components["SnapshotSummary"]["properties"])
     assert {"p_value", "delta_ci"} <= set(components["LevelComparison"]["properties"])
+
+
+def test_a_version_whose_weights_are_gone_fails_with_the_reason_and_a_new_request_queues_it_again(
+    researcher, version
+):
+    ModelVersion.objects.filter(pk=version.pk).update(weights_path="/nonexistent/weights.pt")
+    client = api_client_for(researcher)
+    queued = client.post(evaluations_url(version), {"snapshot": "current"}, format="json").json()
+    assert evaluations.run_evaluation(queued["id"]) == EvaluationStatus.FAILED
+    failed = Evaluation.objects.get(pk=queued["id"])
+    assert failed.status == EvaluationStatus.FAILED and "/nonexistent/weights.pt" in failed.error
+    again = client.post(evaluations_url(version), {"snapshot": "current"}, format="json")
+    assert again.status_code == 202 and again.json()["id"] == queued["id"] and again.json()["status"] == "queued"
+    assert again.json()["error"] == "" and Evaluation.objects.count() == 1
