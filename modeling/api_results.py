@@ -9,8 +9,10 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from modeling.api_evaluations import SnapshotSummarySerializer
+from modeling.comparisons import compare_versions
 from modeling.models import ModelVersion
-from modeling.results import COHORTS, DEFAULT_COHORT, HEAVY_FIELDS, compare_versions
+from modeling.results import COHORTS, DEFAULT_COHORT, HEAVY_FIELDS
 from painsite.core.api import permission_classes_for
 
 
@@ -36,6 +38,8 @@ class ComparedVersionSerializer(serializers.Serializer):
     name = serializers.CharField()
     stage = serializers.CharField()
     backbone = serializers.CharField(help_text='"random-init" when no ImageNet weights were available.')
+    evaluation = serializers.IntegerField(allow_null=True, help_text="The evaluation these numbers come from.")
+    snapshot = serializers.IntegerField(allow_null=True, help_text="The test snapshot of that evaluation.")
     n_images = serializers.IntegerField(help_text="Test images this version was scored on in the cohort.")
     n_patients = serializers.IntegerField()
     unavailable = serializers.CharField(allow_null=True, help_text="Why the cohort has no metrics, if so.")
@@ -54,6 +58,7 @@ class LevelComparisonSerializer(serializers.Serializer):
     delong_p = serializers.FloatField(
         allow_null=True, help_text="Two-sided DeLong test p-value, patient-clustered variance (Obuchowski 1997)."
     )
+    p_value = serializers.FloatField(allow_null=True, help_text="The same p-value as delong_p.")
     p_not_estimable = _not_estimable("delong_p")
     f1_a = serializers.FloatField(allow_null=True, help_text="F1 of A; null when the level has no case.")
     f1_b = serializers.FloatField(allow_null=True)
@@ -90,12 +95,17 @@ class ComparisonSerializer(serializers.Serializer):
     cohort_label = serializers.CharField()
     a = ComparedVersionSerializer()
     b = ComparedVersionSerializer()
+    paired = serializers.BooleanField(
+        help_text="True when both versions have a finished evaluation on one test snapshot (the newest such "
+        "snapshot is used) with images in this cohort; only then are delta_*, delong_p and p_value filled."
+    )
+    snapshot = SnapshotSummarySerializer(allow_null=True, help_text="The snapshot the pair was scored on.")
+    reason = serializers.CharField(allow_null=True, help_text="Why the comparison is not paired, if so.")
     level_names = serializers.ListField(child=serializers.CharField())
     same_test_images = serializers.BooleanField(
-        help_text="True when both versions scored exactly the same test images with the same labels; "
-        "only then are the paired fields (delta_*, delong_p) filled."
+        help_text="The same as paired (kept for earlier clients)."
     )
-    statement = serializers.CharField(allow_null=True, help_text="Why no paired test is shown, if so.")
+    statement = serializers.CharField(allow_null=True, help_text="The same as reason (kept for earlier clients).")
     n_images = serializers.IntegerField(allow_null=True, help_text="Images in the paired test.")
     n_patients = serializers.IntegerField(allow_null=True)
     ci_not_estimable = serializers.CharField(
@@ -109,7 +119,7 @@ class ComparisonSerializer(serializers.Serializer):
 
 @extend_schema(
     operation_id="model_versions_compare",
-    summary="Compare two model versions on the same test images",
+    summary="Compare two model versions on the newest test snapshot both were evaluated on",
     parameters=[CompareQuerySerializer],
     responses={200: ComparisonSerializer},
     tags=["model-versions"],

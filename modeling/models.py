@@ -174,6 +174,77 @@ class ModelVersion(models.Model):
         return self.backbone == RANDOM_INIT_BACKBONE
 
 
+class TestSnapshot(models.Model):
+    """The locked test patients' images with their reference levels under one label rule, frozen
+    at one moment. Written once; identical content is one snapshot (`sha256` is unique), so two
+    versions scored on the same images and references are always scored on the same row."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    label_rule = models.CharField(max_length=32)
+    # {"names": [...], "ranges": [[low, high], ...]}: what `level` in `images` means.
+    pain_levels = models.JSONField(default=dict)
+    # One dict per image: image_id, sha256, file, face_box, patient, cohort, nrs, level.
+    images = models.JSONField(default=list)
+    n_images = models.PositiveIntegerField(default=0)
+    n_patients = models.PositiveIntegerField(default=0)
+    # Why it was taken: "publish" (a run published a version), "requested" (on demand), or
+    # "migrated" (rebuilt from a version's stored test predictions).
+    reason = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"test snapshot {self.pk} ({self.n_images} images, {self.sha256[:12]})"
+
+
+class EvaluationStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class Evaluation(models.Model):
+    """One model version scored on one test snapshot: per-image probabilities and the metrics
+    per cohort. A version's weights never change, so one evaluation per (version, snapshot)."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="evaluations")
+    snapshot = models.ForeignKey(TestSnapshot, on_delete=models.PROTECT, related_name="evaluations")
+    status = models.CharField(
+        max_length=16, choices=EvaluationStatus.choices, default=EvaluationStatus.QUEUED, db_index=True
+    )
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    # True for the evaluation the training run computed before publishing the version.
+    at_training = models.BooleanField(default=False)
+    # One dict per image: image_id, patient, cohort, nrs, level, probabilities.
+    predictions = models.JSONField(default=list)
+    metrics = models.JSONField(default=dict)
+    seed = models.IntegerField(default=0)
+    resamples = models.PositiveIntegerField(default=0)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "snapshot"], name="one_evaluation_per_version_snapshot"),
+            models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1), name="evaluation_progress_0_1"),
+            models.CheckConstraint(condition=Q(status__in=EvaluationStatus.values), name="evaluation_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version_id} on snapshot {self.snapshot_id} ({self.status})"
+
+
 class PromotionEvent(models.Model):
     """One stage change of a model version. Append-only."""
 

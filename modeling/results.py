@@ -1,10 +1,9 @@
-"""Reads behind the results pages: versions × metrics, the paper table, paired comparisons.
+"""Reads behind the results pages: versions × metrics and the paper table.
 
-Every number shown comes from what a ModelVersion stored when it was evaluated (its `metrics`
-and `test_predictions`); nothing here re-scores a model, so the page, the exports and the API
-can never drift from the registry. The one computation done here is the paired comparison of
-two versions, which needs both versions' predictions at once; it calls the ML core's
-`compare_predictions` and is cached, since model versions never change.
+Every number shown comes from a stored evaluation (a version scored on one test snapshot, see
+modeling/evaluations.py), and every table names the snapshot of each number; nothing here
+re-scores a model, so the page, the exports and the API can never drift from the registry. The
+paired comparison of two versions lives in modeling/comparisons.py.
 """
 
 from __future__ import annotations
@@ -15,13 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import QuerySet
 
-from modeling.ml.metrics import compare_predictions
-from modeling.models import ModelVersion, Stage
+from modeling.models import Evaluation, ModelVersion, Stage, TestSnapshot
 from modeling.results_estimability import (
     ZERO_WIDTH,
     format_not_estimable,
@@ -39,12 +35,6 @@ COHORT_LABELS = {
 # The study's dataset abbreviations: Clinical Pain Dataset, Simulated Pain Dataset, Combined.
 DATASET_ABBREVIATIONS = {"clinical": "CPD", "simulated": "SPD", "combined": "CD"}
 DEFAULT_COHORT = "combined"
-
-COMPARISON_RESAMPLES = 2000
-COMPARISON_SEED = 0
-# Bump when the comparison's output changes shape, so cached entries from before are not reused.
-COMPARISON_CACHE_VERSION = 1
-COMPARISON_CACHE_SECONDS = 7 * 24 * 3600
 
 # The list never needs the per-image predictions or the data manifest (hundreds of kB each).
 HEAVY_FIELDS = ("test_predictions", "data_manifest", "training_history")
@@ -106,9 +96,10 @@ def format_p_value(p: float | None) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def cohort_metrics(version: ModelVersion, cohort: str) -> dict[str, Any]:
-    """The stored metrics of one cohort; a cohort never evaluated reads as unavailable."""
-    found = (version.metrics or {}).get(cohort)
+def cohort_metrics(source: ModelVersion | Evaluation | None, cohort: str) -> dict[str, Any]:
+    """The stored metrics of one cohort, of an evaluation (or a version's training-time ones);
+    a cohort never evaluated reads as unavailable."""
+    found = (source.metrics or {}).get(cohort) if source is not None else None
     if not found:
         return {"n_images": 0, "n_patients": 0, "unavailable": "not evaluated on this cohort"}
     return found
@@ -172,6 +163,10 @@ class Row:
     version: ModelVersion
     cells: list[Cell]
     unavailable: str = ""
+    # The evaluation the numbers come from, and whether it is on the table's snapshot: only
+    # rows scored on the same images compete for "best".
+    evaluation: Evaluation | None = None
+    comparable: bool = True
 
     @property
     def trained_on(self) -> str:
@@ -248,8 +243,9 @@ def metric_cell(metrics: dict[str, Any], key: str) -> Cell:
 
 
 def mark_best(rows: Sequence[Row], columns: Sequence[Column]) -> None:
-    """Mark the highest score in each column; ties at the displayed precision are all marked, so
-    two cells that read the same never disagree about which is best."""
+    """Mark the highest score in each column among the rows scored on the table's snapshot; ties
+    at the displayed precision are all marked, so two cells that read the same never disagree."""
+    rows = [row for row in rows if row.comparable]
     for index, column in enumerate(columns):
         if not column.is_score:
             continue
@@ -262,23 +258,30 @@ def mark_best(rows: Sequence[Row], columns: Sequence[Column]) -> None:
             cell.best = cell.value is not None and round(cell.value, 3) == best
 
 
-def results_table(versions: Sequence[ModelVersion], cohort: str) -> ResultsTable:
+def results_table(
+    versions: Sequence[ModelVersion], cohort: str, *,
+    evaluations: dict[int, Evaluation] | None = None, snapshot: TestSnapshot | None = None,
+) -> ResultsTable:
+    """Without `evaluations`, each version's training-time metrics; with them (version id ->
+    evaluation), those, with "best" only among versions evaluated on `snapshot`."""
     level_names = level_names_of(versions)
     columns = table_columns(level_names)
     table = ResultsTable(cohort=cohort, label=COHORT_LABELS[cohort], level_names=level_names, columns=columns)
     for version in versions:
-        metrics = cohort_metrics(version, cohort)
+        evaluation = evaluations.get(version.pk) if evaluations is not None else None
+        metrics = cohort_metrics(evaluation if evaluations is not None else version, cohort)
         cells = [metric_cell(metrics, column.key) for column in columns]
         for cell, column in zip(cells, columns, strict=True):
             cell.column = column.key
         unavailable = "" if is_available(metrics) else metrics.get("unavailable", "not evaluated")
-        table.rows.append(Row(version=version, cells=cells, unavailable=unavailable))
+        comparable = snapshot is None or (evaluation is not None and evaluation.snapshot_id == snapshot.pk)
+        table.rows.append(Row(version, cells, unavailable, evaluation=evaluation, comparable=comparable))
     mark_best(table.rows, columns)
     return table
 
 
-def results_tables(versions: Sequence[ModelVersion]) -> list[ResultsTable]:
-    return [results_table(versions, cohort) for cohort in COHORTS]
+def results_tables(versions: Sequence[ModelVersion], **chosen: Any) -> list[ResultsTable]:
+    return [results_table(versions, cohort, **chosen) for cohort in COHORTS]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,6 +295,9 @@ class PaperRow:
     evaluated_on: str
     cohort: str
     metrics: dict[str, Any]
+    snapshot: TestSnapshot | None = None
+    # Where the version's training targets came from, per split (data_manifest.target_sources).
+    target_sources: dict[str, dict[str, int]] | None = None
 
 
 PAPER_ROW_ORDER = ("CPD-train", "SPD-train", "CD-train")
@@ -310,16 +316,48 @@ def _paper_row_rank(label: str) -> tuple[int, str]:
     return (PAPER_ROW_ORDER.index(label) if label in PAPER_ROW_ORDER else len(PAPER_ROW_ORDER), label)
 
 
-def paper_rows(versions: Sequence[ModelVersion]) -> list[PaperRow]:
+def paper_rows(versions: Sequence[ModelVersion], evaluations: dict[int, Evaluation]) -> list[PaperRow]:
+    """Rows from each version's evaluation (version id -> evaluation, its snapshot loaded)."""
     rows = []
     for version in versions:
+        evaluation = evaluations.get(version.pk)
         for cohort in COHORTS:
-            metrics = cohort_metrics(version, cohort)
+            metrics = cohort_metrics(evaluation, cohort)
             if is_available(metrics):
-                rows.append(
-                    PaperRow(version, trained_on_label(version.cohorts), evaluated_on_label(cohort), cohort, metrics)
-                )
+                rows.append(PaperRow(version, trained_on_label(version.cohorts), evaluated_on_label(cohort), cohort,
+                                     metrics, snapshot=evaluation.snapshot))
     return rows
+
+
+def paper_footnotes(rows: Sequence[PaperRow]) -> list[str]:
+    """Which test snapshot each row was scored on, and where each version's training targets
+    came from: a table is only comparable with another on the same snapshot."""
+    notes = []
+    snapshots: dict[int, tuple[TestSnapshot, list[str]]] = {}
+    for row in rows:
+        names = snapshots.setdefault(row.snapshot.pk, (row.snapshot, []))[1]
+        if row.version.name not in names:
+            names.append(row.version.name)
+    for snapshot, names in snapshots.values():
+        notes.append(
+            f"Test snapshot {snapshot.pk} (sha256 {snapshot.sha256[:12]}, {snapshot.n_images} images from "
+            f"{snapshot.n_patients} patients, frozen {snapshot.created_at:%Y-%m-%d %H:%M} UTC): {', '.join(names)}."
+        )
+    seen = set()
+    for row in rows:
+        if row.version.pk in seen:
+            continue
+        seen.add(row.version.pk)
+        train = (row.target_sources or {}).get("train")
+        if not train:
+            notes.append(f"Training targets of {row.version.name}: sources not recorded (trained before they were).")
+            continue
+        parts = [f"{count} {TARGET_SOURCE_LABELS.get(source, source)}" for source, count in sorted(train.items())]
+        notes.append(f"Training targets of {row.version.name} (label rule {row.version.label_rule}): {', '.join(parts)}.")
+    return notes
+
+
+TARGET_SOURCE_LABELS = {"self_report": "self-report", "observer_median": "observer median", "unknown": "unrecorded"}
 
 
 def _level(metrics: dict[str, Any], name: str) -> dict[str, Any]:
@@ -333,6 +371,7 @@ def paper_csv(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
         header += [f"{name}_auroc", f"{name}_auroc_ci_low", f"{name}_auroc_ci_high", f"{name}_f1"]
     header += ["macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high", "macro_f1"]
     header += ["macro_auroc_n_levels", "macro_f1_n_levels", "ci_not_estimable"]
+    header += ["test_snapshot", "test_snapshot_sha256", "train_targets_self_report", "train_targets_observer_median"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
@@ -349,6 +388,9 @@ def paper_csv(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
         ci = ci or ["", ""]
         line += [_csv_value(m.get("macro_auroc")), _csv_value(ci[0]), _csv_value(ci[1]), _csv_value(m.get("macro_f1"))]
         line += [*macro_level_counts(m), not_estimable_summary(m, level_names)]
+        train = (row.target_sources or {}).get("train") or {}
+        line += [row.snapshot.pk, row.snapshot.sha256]
+        line += [_csv_value(train.get("self_report")), _csv_value(train.get("observer_median"))]
         writer.writerow(line)
     return out.getvalue()
 
@@ -397,7 +439,7 @@ def paper_markdown(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
     for row in rows:
         cells = [cell.replace("|", "\\|") for cell in paper_cells(row, level_names)]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + "\n".join(f"{note}  " for note in paper_footnotes(rows)) + "\n"
 
 
 LATEX_SPECIAL = {
@@ -436,6 +478,7 @@ def paper_latex(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
         cells = [latex_escape(cell) for cell in paper_cells(row, level_names, dash="--")]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\hline", r"\end{tabular}"]
+    lines += [rf"\par{{\footnotesize {latex_escape(note)}}}" for note in paper_footnotes(rows)]
     return "\n".join(lines) + "\n"
 
 
@@ -444,159 +487,6 @@ PAPER_FORMATS = {
     "md": ("text/markdown; charset=utf-8", "md", paper_markdown),
     "tex": ("application/x-tex; charset=utf-8", "tex", paper_latex),
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# Paired comparison of two versions on their stored test predictions
-
-
-def _predictions_by_image(version: ModelVersion, cohort: str) -> dict[int, dict[str, Any]]:
-    return {
-        p["image_id"]: p
-        for p in version.test_predictions or []
-        if cohort == "combined" or p.get("cohort") == cohort
-    }
-
-
-def _side(version: ModelVersion, metrics: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": version.pk,
-        "name": version.name,
-        "stage": version.stage,
-        "backbone": version.backbone,
-        "n_images": metrics.get("n_images", 0),
-        "n_patients": metrics.get("n_patients", 0),
-        "unavailable": None if is_available(metrics) else metrics.get("unavailable", "not evaluated"),
-    }
-
-
-def _same_images_problem(a: dict[int, dict], b: dict[int, dict], names_a: list, names_b: list) -> str | None:
-    if not a or not b:
-        return "At least one of the two versions has no stored test predictions for this cohort."
-    if set(a) != set(b):
-        shared = len(set(a) & set(b))
-        return (
-            f"The two versions were not evaluated on the same test images (A: {len(a)}, B: {len(b)}, "
-            f"shared: {shared}). A paired test needs identical test sets, so no ΔAUROC confidence "
-            "interval or DeLong p-value is shown; the per-version intervals below are not a comparison."
-        )
-    if names_a != names_b:
-        return "The two versions use different pain levels, so their predictions cannot be paired."
-    for image_id, prediction in a.items():
-        other = b[image_id]
-        if prediction["level"] != other["level"] or prediction["patient"] != other["patient"]:
-            return (
-                "The two versions scored the same test images against different reference labels "
-                "(a label rule or label changed between them), so no paired test is shown."
-            )
-    return None
-
-
-def compare_versions(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[str, Any]:
-    """The numbers the comparison page and API show for one cohort. JSON-ready.
-
-    Per-version AUROC/CI and F1 are the stored ones; ΔAUROC, its paired bootstrap CI, the
-    DeLong p-value and ΔF1 come from `compare_predictions` on the images both versions scored,
-    in image-id order, and only when both scored exactly the same images with the same labels.
-    """
-    metrics_a, metrics_b = cohort_metrics(a, cohort), cohort_metrics(b, cohort)
-    level_names = list(metrics_a.get("level_names") or pain_level_names(a) or configured_level_names())
-    problem, paired = paired_test(a, b, cohort, level_names)
-    levels = {}
-    for name in level_names:
-        entry_a, entry_b = _level(metrics_a, name), _level(metrics_b, name)
-        pair = paired["levels"][name] if paired else {}
-        levels[name] = {
-            "auroc_a": entry_a.get("auroc"),
-            "ci_a": entry_a.get("ci"),
-            "ci_a_not_estimable": entry_a.get("ci_not_estimable"),
-            "auroc_b": entry_b.get("auroc"),
-            "ci_b": entry_b.get("ci"),
-            "ci_b_not_estimable": entry_b.get("ci_not_estimable"),
-            "delta_auroc": pair.get("delta_auroc"),
-            "delta_ci": pair.get("delta_ci"),
-            "delta_ci_not_estimable": pair.get("ci_not_estimable"),
-            "delong_p": pair.get("delong_p"),
-            "p_not_estimable": pair.get("p_not_estimable"),
-            # A level without a case in the test set has no F1 (its stored 0 means nothing).
-            "f1_a": entry_a.get("f1") if entry_a.get("support") else None,
-            "f1_b": entry_b.get("f1") if entry_b.get("support") else None,
-            "delta_f1": pair.get("delta_f1") if entry_a.get("support") else None,
-            "unavailable": pair.get("unavailable") or entry_a.get("auroc_unavailable") or entry_b.get("auroc_unavailable"),
-        }
-    macro = paired["macro"] if paired else {}
-    return {
-        "cohort": cohort,
-        "cohort_label": COHORT_LABELS[cohort],
-        "a": _side(a, metrics_a),
-        "b": _side(b, metrics_b),
-        "level_names": level_names,
-        "same_test_images": problem is None,
-        "statement": problem,
-        "n_images": paired["n_images"] if paired else None,
-        "n_patients": paired["n_patients"] if paired else None,
-        "ci_not_estimable": paired.get("ci_not_estimable") if paired else None,
-        "p_value_method": paired.get("p_value_method") if paired else None,
-        "levels": levels,
-        "macro": {
-            "auroc_a": metrics_a.get("macro_auroc"),
-            "ci_a": metrics_a.get("macro_auroc_ci"),
-            "ci_a_not_estimable": metrics_a.get("macro_auroc_ci_not_estimable"),
-            "auroc_b": metrics_b.get("macro_auroc"),
-            "ci_b": metrics_b.get("macro_auroc_ci"),
-            "ci_b_not_estimable": metrics_b.get("macro_auroc_ci_not_estimable"),
-            "delta_auroc": macro.get("delta_auroc"),
-            "delta_ci": macro.get("delta_ci"),
-            "delta_ci_not_estimable": macro.get("ci_not_estimable"),
-            "n_levels": len(macro.get("levels") or []) if paired else None,
-            "f1_a": metrics_a.get("macro_f1"),
-            "f1_b": metrics_b.get("macro_f1"),
-            "delta_f1": (metrics_b["macro_f1"] - metrics_a["macro_f1"])
-            if paired and metrics_a.get("macro_f1") is not None and metrics_b.get("macro_f1") is not None
-            else None,
-        },
-        "bootstrap": paired["bootstrap"] if paired else None,
-    }
-
-
-def paired_test(
-    a: ModelVersion, b: ModelVersion, cohort: str, level_names: list[str]
-) -> tuple[str | None, dict[str, Any] | None]:
-    """(why no paired test is possible, or None; compare_predictions' result, or None).
-
-    Cached: it needs both versions' predictions and 2,000 paired resamples, and the inputs never
-    change (model versions are immutable). The stage, which does change, is not part of it.
-    """
-    # The weights digests make the key name the models themselves, not only their row ids.
-    key = (
-        f"painsite:compare:v{COMPARISON_CACHE_VERSION}:{cohort}:"
-        f"{a.pk}:{a.weights_sha256}:{b.pk}:{b.weights_sha256}"
-    )
-    found = cache.get(key)
-    if found is None:
-        predictions_a, predictions_b = _predictions_by_image(a, cohort), _predictions_by_image(b, cohort)
-        names_b = cohort_metrics(b, cohort).get("level_names") or pain_level_names(b) or configured_level_names()
-        problem = _same_images_problem(predictions_a, predictions_b, level_names, list(names_b))
-        paired = None if problem else _paired_comparison(predictions_a, predictions_b, level_names)
-        found = (problem, paired)
-        cache.set(key, found, COMPARISON_CACHE_SECONDS)
-    return found
-
-
-def _paired_comparison(
-    predictions_a: dict[int, dict[str, Any]], predictions_b: dict[int, dict[str, Any]], level_names: list[str]
-) -> dict[str, Any]:
-    """compare_predictions on both versions' predictions, aligned by image id."""
-    image_ids = sorted(predictions_a)
-    return compare_predictions(
-        np.asarray([predictions_a[i]["level"] for i in image_ids]),
-        np.asarray([predictions_a[i]["probabilities"] for i in image_ids], dtype=float),
-        np.asarray([predictions_b[i]["probabilities"] for i in image_ids], dtype=float),
-        np.asarray([predictions_a[i]["patient"] for i in image_ids]),
-        level_names,
-        n_bootstrap=COMPARISON_RESAMPLES,
-        seed=COMPARISON_SEED,
-    )
 
 
 # ---------------------------------------------------------------------------------------------

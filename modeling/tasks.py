@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from modeling import services, training_runner
+from modeling import evaluations, services, training_runner
 
 
 @shared_task(bind=True, name="modeling.tasks.run_training")
@@ -26,3 +26,10 @@ def reap_stale_runs() -> list[dict[str, object]]:
         {"run": reaped.run_id, "action": reaped.action, "attempts": reaped.attempts}
         for reaped in services.reap_stale_runs()
     ]
+
+
+@shared_task(name="modeling.tasks.run_evaluation")
+def run_evaluation(evaluation_id: int) -> dict[str, object]:
+    """Score a model version on a test snapshot (the `default` queue: a head-mode version's
+    features are cached, so this takes seconds)."""
+    return {"evaluation": evaluation_id, "status": evaluations.run_evaluation(evaluation_id)}

@@ -32,16 +32,17 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from modeling import selectors, services
+from modeling import evaluations, selectors, services
+from modeling.evaluations import evaluate
 from modeling.ml.config import TrainConfig
 from modeling.ml.data import Record
 from modeling.ml.levels import PainLevels
 from modeling.models import ModelVersion, RunStatus, Split, TrainingRun, TrainingSnapshot
+from modeling.snapshots import target_source_counts
 from painsite.core.services import record_event
 
 logger = logging.getLogger(__name__)
 
-EVALUATION_COHORTS = ("clinical", "simulated", "combined")
 # Share of the progress bar for training; evaluation and publishing fill the rest.
 TRAINING_SHARE = 0.9
 # Seconds between progress writes to the run row within an epoch.
@@ -257,21 +258,9 @@ def _usable_images(run: TrainingRun) -> list[dict[str, Any]]:
 
 
 def _records(images: list[dict[str, Any]], cohorts: list[str] | None, split: str) -> list[Record]:
-    folders: dict[str, str] = {}
-    return [
-        Record(
-            path=local_image_path(item["file"], item["sha256"], folders=folders),
-            sha256=item["sha256"],
-            face_box=tuple(item["face_box"]) if item["face_box"] else None,
-            nrs=item["nrs"],
-            level=item["level"],
-            patient=item["patient"],
-            cohort=item["cohort"],
-            image_id=item["image_id"],
-        )
-        for item in images
-        if item["split"] == split and (cohorts is None or item["cohort"] in cohorts)
-    ]
+    return evaluations.image_records(
+        [item for item in images if item["split"] == split and (cohorts is None or item["cohort"] in cohorts)]
+    )
 
 
 def local_image_path(name: str, sha256: str, *, folders: dict[str, str] | None = None) -> str:
@@ -373,68 +362,7 @@ def _progress_message(event, loss: float | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Evaluation and publishing
-
-
-def evaluate(weights_path: str, test_records: list[Record], *, seed: int,
-             should_stop: Callable[[], bool] | None = None) -> tuple[list[dict], dict[str, Any]]:
-    """Per-image predictions on the locked test patients and the metrics of each cohort. A cancel
-    (`should_stop`) is honoured between batches of test images and between cohorts."""
-    from modeling.ml.predict import load_model
-
-    model = load_model(weights_path)
-    probabilities = []
-    for start in range(0, len(test_records), 32):
-        _stop_evaluating_if(should_stop)
-        chunk = test_records[start : start + 32]
-        probabilities.extend(model.predict_records(chunk, cache_dir=services.feature_cache_dir()))
-    predictions = [
-        {
-            "image_id": record.image_id,
-            "patient": record.patient,
-            "cohort": record.cohort,
-            "nrs": record.nrs,
-            "level": record.level,
-            "probabilities": [float(p) for p in row],
-        }
-        for record, row in zip(test_records, probabilities)
-    ]
-    return predictions, metrics_by_cohort(predictions, model.levels, seed=seed, should_stop=should_stop)
-
-
-def _stop_evaluating_if(should_stop: Callable[[], bool] | None) -> None:
-    if should_stop is not None and should_stop():
-        raise _cancelled("cancelled while evaluating on the test patients")
-
-
-def metrics_by_cohort(
-    predictions: list[dict[str, Any]], levels: PainLevels, *, seed: int, n_bootstrap: int | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> dict[str, Any]:
-    """ModelVersion.metrics from per-image predictions (`manage.py evaluate` recomputes it)."""
-    import numpy as np
-
-    from modeling.ml.metrics import evaluate_predictions
-
-    n_bootstrap = settings.PAINSITE_BOOTSTRAP_RESAMPLES if n_bootstrap is None else n_bootstrap
-    metrics = {}
-    for cohort in EVALUATION_COHORTS:
-        _stop_evaluating_if(should_stop)
-        rows = [p for p in predictions if cohort == "combined" or p["cohort"] == cohort]
-        if not rows:
-            metrics[cohort] = {"n_images": 0, "n_patients": 0, "unavailable": f"no {cohort} test images"}
-            continue
-        metrics[cohort] = evaluate_predictions(
-            np.array([row["level"] for row in rows]),
-            np.array([row["nrs"] for row in rows], dtype=float),
-            np.array([row["probabilities"] for row in rows], dtype=float),
-            [row["patient"] for row in rows],
-            levels.names,
-            n_bootstrap=n_bootstrap,
-            seed=seed,
-            level_ranges=list(levels.ranges),
-        )
-    return metrics
+# Publishing
 
 
 def publish(run, attempt, images, result, config, predictions, metrics, ml_seconds) -> ModelVersion:
@@ -460,6 +388,9 @@ def publish(run, attempt, images, result, config, predictions, metrics, ml_secon
                 predictions=predictions,
                 metrics=metrics,
                 weights_path=weights_path,
+            )
+            evaluations.record_training_evaluation(
+                version=version, images=used, predictions=predictions, metrics=metrics, seed=config.seed
             )
             warning = " (WARNING: random-init backbone, no ImageNet weights)" if version.is_random_init else ""
             locked.status = RunStatus.SUCCEEDED
@@ -489,6 +420,7 @@ def publish(run, attempt, images, result, config, predictions, metrics, ml_secon
         shutil.rmtree(weights_path.parent, ignore_errors=True)
         raise
     shutil.rmtree(services.run_work_dir(run.pk), ignore_errors=True)
+    evaluations.evaluate_rivals(version=version)
     return version
 
 
@@ -524,6 +456,7 @@ def _create_version(*, run, used, trained_on, result, config, predictions, metri
             "label_rule": run.config["label_rule"],
             "pain_levels": levels.spec,
             "images": [{key: item[key] for key in MANIFEST_KEYS} for item in used],
+            "target_sources": target_source_counts(item for item in used if item["split"] != Split.TEST),
         },
         data_manifest_sha256=services.manifest_sha256(used),
         split_sha256=services.split_sha256(used),

@@ -8,8 +8,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
-from modeling import results, selectors
-from modeling.models import ModelVersion, Stage
+from modeling import comparisons, results, selectors
+from modeling.models import ModelVersion, Stage, TestSnapshot
 from modeling.results_plots import (
     VERSION_STYLE,
     calibration_spec,
@@ -32,14 +32,28 @@ def _version_choices() -> list[dict[str, Any]]:
     return list(ModelVersion.objects.values("id", "name", "stage", "cohorts"))
 
 
+def _chosen_snapshot(request: HttpRequest) -> TestSnapshot | None:
+    """The snapshot asked for (an unknown one reads as not found), else the default one."""
+    value = request.GET.get("snapshot", "")
+    if not value:
+        return selectors.default_results_snapshot()
+    if not value.isdigit():
+        raise Http404("test snapshot ids are whole numbers")
+    return get_object_or_404(selectors.snapshots_light(), pk=int(value))
+
+
 @page_permissions(GET=VIEW_RESULTS)
 def results_list(request: HttpRequest) -> HttpResponse:
     stage = request.GET.get("stage", "")
     if stage not in Stage.values:
         stage = ""
     versions = list(results.versions_for_results(stage=stage))
+    snapshot = _chosen_snapshot(request)
+    evaluations = selectors.shown_evaluations([version.pk for version in versions], snapshot)
     context = {
-        "tables": results.results_tables(versions),
+        "tables": results.results_tables(versions, evaluations=evaluations, snapshot=snapshot),
+        "snapshot": snapshot,
+        "snapshots": list(selectors.evaluated_snapshots()[:50]),
         "versions": versions,
         "cohort": _chosen_cohort(request),
         "stage": stage,
@@ -57,7 +71,12 @@ def results_paper(request: HttpRequest) -> HttpResponse:
     else:
         chosen = results.default_paper_versions(everything)
     level_names = results.level_names_of(chosen)
-    rows = results.paper_rows(chosen)
+    # One snapshot for every row where the chosen versions share one, so the table is comparable.
+    shared = selectors.snapshot_shared_by(chosen)
+    rows = results.paper_rows(chosen, selectors.shown_evaluations([version.pk for version in chosen], shared))
+    sources = selectors.target_sources([version.pk for version in chosen])
+    for row in rows:
+        row.target_sources = sources.get(row.version.pk)
 
     export = request.GET.get("format", "")
     if export:
@@ -75,6 +94,7 @@ def results_paper(request: HttpRequest) -> HttpResponse:
     context = {
         "rows": [(row, results.paper_cells(row, level_names)) for row in rows],
         "header": results.paper_header(level_names),
+        "footnotes": results.paper_footnotes(rows),
         "versions": everything,
         "chosen_ids": {version.pk for version in chosen},
         "query": request.GET.urlencode() if requested else "",
@@ -98,9 +118,10 @@ def _with_id(spec: dict[str, Any], *parts: object) -> dict[str, Any]:
     return {**spec, "id": "plot-" + "-".join(slugify(str(part)) for part in parts)}
 
 
-def _comparison_section(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[str, Any]:
-    comparison = results.compare_versions(a, b, cohort)
-    metrics_a, metrics_b = results.cohort_metrics(a, cohort), results.cohort_metrics(b, cohort)
+def _comparison_section(a: ModelVersion, b: ModelVersion, cohort: str, shown: dict) -> dict[str, Any]:
+    comparison = comparisons.compare_versions(a, b, cohort)
+    metrics_a = results.cohort_metrics(shown.get(a.pk), cohort)
+    metrics_b = results.cohort_metrics(shown.get(b.pk), cohort)
     label = results.COHORT_LABELS[cohort]
     section: dict[str, Any] = {"cohort": cohort, "label": label, "comparison": comparison}
     if results.is_available(metrics_a) and results.is_available(metrics_b):
@@ -136,7 +157,10 @@ def results_compare(request: HttpRequest) -> HttpResponse:
         "cohorts": results.COHORT_LABELS,
     }
     if a is not None and b is not None:
-        context["sections"] = [_comparison_section(a, b, cohort) for cohort in results.COHORTS]
+        shared = selectors.shared_snapshot(a, b)
+        shown = selectors.shown_evaluations({a.pk, b.pk}, shared)
+        context["sections"] = [_comparison_section(a, b, cohort, shown) for cohort in results.COHORTS]
+        context["snapshot"] = shared
         context["sides"] = [("a", a), ("b", b)]
         context["keep"] = {"a": a.pk, "b": b.pk}
     return render(request, "modeling/compare.html", context)
@@ -162,6 +186,11 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
             section["calibration_table"] = results.calibration(metrics)
         sections.append(section)
     history = results.training_curve(version)
+    evaluations = list(
+        version.evaluations.select_related("snapshot").defer("predictions", "snapshot__images").order_by(
+            "-snapshot__created_at", "-pk"
+        )
+    )
     context = {
         "version": version,
         "sections": sections,
@@ -174,5 +203,8 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "trained_on": results.trained_on_label(version.cohorts),
         "pain_levels": results.pain_level_descriptions(version),
         "images_without_face": selectors.manifest_images_without_face(version),
+        "evaluations": evaluations,
+        "training_evaluation": next((evaluation for evaluation in evaluations if evaluation.at_training), None),
+        "target_sources": (version.data_manifest or {}).get("target_sources") or {},
     }
     return render(request, "modeling/version_detail.html", context)

@@ -31,6 +31,7 @@ RESEARCHER_PERMISSIONS = CLINICIAN_PERMISSIONS + [
     "modeling.cancel_trainingrun",
     "modeling.view_modelversion",
     "modeling.view_promotionevent",
+    "modeling.add_evaluation",
 ]
 ADMIN_PERMISSIONS = RESEARCHER_PERMISSIONS + [
     "modeling.promote_modelversion",

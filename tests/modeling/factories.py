@@ -14,7 +14,8 @@ import numpy as np
 from django.contrib.auth.models import User
 
 from modeling.ml.metrics import evaluate_predictions
-from modeling.models import ModelVersion, RunStatus, Stage, TrainingRun
+from modeling.models import Evaluation, EvaluationStatus, ModelVersion, RunStatus, Stage, TrainingRun
+from modeling.snapshots import snapshot_of
 
 LEVEL_NAMES = ["none", "mild", "moderate", "severe"]
 LEVEL_RANGES = [(0, 0), (1, 3), (4, 6), (7, 10)]
@@ -95,7 +96,7 @@ def make_model_version(
     config = {"cohorts": cohorts, "mode": "head", "epochs": 3, "lr": 0.001, "batch_size": 32, "seed": seed}
     run = TrainingRun.objects.create(config=config, status=RunStatus.SUCCEEDED, progress=1.0, requested_by=created_by)
     digest = hashlib.sha256(name.encode()).hexdigest()
-    return ModelVersion.objects.create(
+    version = ModelVersion.objects.create(
         name=name,
         training_run=run,
         stage=stage,
@@ -123,4 +124,41 @@ def make_model_version(
         if training_history is not None
         else [{"epoch": e, "loss": 1.4 / e, "val_loss": 1.5 / e + 0.1, "val_macro_auroc": 0.6 + 0.05 * e} for e in range(1, 4)],
         created_by=created_by,
+    )
+    record_evaluation(version, predictions, metrics, at_training=True)
+    return version
+
+
+def test_image_sha256(image_id: int) -> str:
+    """A stand-in for the stored pixels' sha256 of a test image that exists only as a prediction."""
+    return hashlib.sha256(f"image {image_id}".encode()).hexdigest()
+
+
+def record_evaluation(
+    version: ModelVersion,
+    predictions: list[dict[str, Any]],
+    metrics: dict[str, Any] | None = None,
+    *,
+    at_training: bool = False,
+    n_bootstrap: int = 200,
+) -> Evaluation:
+    """A finished evaluation of `version` on the snapshot of the predictions' images, as the
+    training runner (or an evaluation worker) writes it."""
+    images = [{**p, "sha256": test_image_sha256(p["image_id"]), "file": "", "face_box": None} for p in predictions]
+    snapshot = snapshot_of(
+        images=images,
+        label_rule=version.label_rule,
+        pain_levels={"names": LEVEL_NAMES, "ranges": [list(span) for span in LEVEL_RANGES]},
+        reason="publish" if at_training else "requested",
+    )
+    return Evaluation.objects.create(
+        model_version=version,
+        snapshot=snapshot,
+        status=EvaluationStatus.SUCCEEDED,
+        progress=1.0,
+        at_training=at_training,
+        predictions=predictions,
+        metrics=metrics if metrics is not None else metrics_for(predictions, n_bootstrap=n_bootstrap),
+        seed=version.seed,
+        resamples=n_bootstrap,
     )

@@ -43,8 +43,11 @@ def test_the_csv_has_the_documented_header_and_the_stored_numbers_at_full_precis
     header = list(rows[0])
     assert header[:5] == ["trained_on", "evaluated_on", "version", "n_images", "n_patients"]
     assert header[5:9] == ["none_auroc", "none_auroc_ci_low", "none_auroc_ci_high", "none_f1"]
-    assert header[-7:-3] == ["macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high", "macro_f1"]
-    assert header[-3:] == ["macro_auroc_n_levels", "macro_f1_n_levels", "ci_not_estimable"]
+    assert header[-11:-7] == ["macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high", "macro_f1"]
+    assert header[-7:-4] == ["macro_auroc_n_levels", "macro_f1_n_levels", "ci_not_estimable"]
+    assert header[-4:] == [
+        "test_snapshot", "test_snapshot_sha256", "train_targets_self_report", "train_targets_observer_median"
+    ]
     assert [(row["trained_on"], row["evaluated_on"]) for row in rows] == [
         ("CPD-train", "CPD-test"), ("CPD-train", "SPD-test"), ("CPD-train", "CD-test"),
         ("CD-train", "CPD-test"), ("CD-train", "SPD-test"), ("CD-train", "CD-test"),
@@ -57,10 +60,12 @@ def test_the_csv_has_the_documented_header_and_the_stored_numbers_at_full_precis
     assert int(row["n_images"]) == cd.metrics["clinical"]["n_images"]
     assert int(row["macro_auroc_n_levels"]) == len(cd.metrics["clinical"]["macro_auroc_levels"])
     assert int(row["macro_f1_n_levels"]) == len(cd.metrics["clinical"]["macro_f1_levels"])
+    snapshot = cd.evaluations.get().snapshot
+    assert (int(row["test_snapshot"]), row["test_snapshot_sha256"]) == (snapshot.pk, snapshot.sha256)
 
 
 def test_the_markdown_table_has_the_same_number_of_columns_on_every_line(client, researcher, study_versions):
-    lines = download(client, researcher, "md").strip().splitlines()
+    lines = [line for line in download(client, researcher, "md").strip().splitlines() if line.startswith("|")]
     assert len(lines) == 2 + 6
     counts = {len(re.split(r"(?<!\\)\|", line)) - 2 for line in lines}
     assert counts == {N_COLUMNS}
@@ -92,7 +97,9 @@ def test_the_latex_fragment_has_balanced_braces_and_the_right_column_count_in_ev
     rows = [line for line in tex.splitlines() if line.rstrip().endswith("\\\\")]
     assert len(rows) == 2 + 6
     assert {latex_columns(row) for row in rows} == {N_COLUMNS}
-    assert tex.rstrip().endswith("\\end{tabular}")
+    table, notes = tex.split("\\end{tabular}\n")
+    assert all(line.startswith("\\par{\\footnotesize ") for line in notes.splitlines())
+    assert "Test snapshot" in notes
     assert "95\\% CI" in tex and "--" in tex
 
 

@@ -119,8 +119,9 @@ def test_the_page_for_50_versions_runs_a_fixed_number_of_queries_without_loading
         make_model_version(name=f"v{index + 1}", predictions=predictions, metrics=metrics, created_by=researcher)
     client.force_login(researcher)
     # session, user, role groups for the menu, permissions (user and role in one query), the versions,
-    # the random-init production banner.
-    with django_assert_num_queries(6) as captured:
+    # the random-init production banner, the default snapshot (one holding production, else the newest:
+    # two queries), the versions' evaluations, and the snapshots to choose from.
+    with django_assert_num_queries(10) as captured:
         response = client.get(reverse("results"))
     assert response.status_code == 200
     assert read_cells(response.content.decode()).cells.keys() >= {("combined", str(v), "macro_auroc") for v in ModelVersion.objects.values_list("pk", flat=True)}
@@ -128,6 +129,8 @@ def test_the_page_for_50_versions_runs_a_fixed_number_of_queries_without_loading
                           if "modeling_modelversion" in query["sql"] and '"backbone" = ' not in query["sql"])
     assert "test_predictions" not in versions_query
     assert "data_manifest" not in versions_query.replace("data_manifest_sha256", "")
+    evaluations_query = next(query["sql"] for query in captured.captured_queries if "FROM \"modeling_evaluation\"" in query["sql"])
+    assert '"predictions"' not in evaluations_query and '"images"' not in evaluations_query
 
 
 def test_clinicians_and_outsiders_get_403_and_anonymous_users_go_to_login(client, clinician, outsider, two_versions):
@@ -194,13 +197,15 @@ def test_the_comparison_says_so_and_shows_no_paired_test_when_test_images_differ
             assert cells[(cohort, name, "4")]["value"] == ""
 
 
-def test_the_comparison_refuses_to_pair_images_scored_against_different_labels(client, researcher):
+def test_images_scored_against_different_labels_are_another_snapshot_and_not_paired(client, researcher):
     test_set = make_test_set()
     first = make_model_version(name="v1", predictions=make_predictions(test_set, seed=1))
     relabelled = [{**image, "level": (image["level"] + 1) % 4} if image["image_id"] == 1 else image for image in test_set]
     second = make_model_version(name="v2", predictions=make_predictions(relabelled, seed=2))
     html = page(client, researcher, reverse("results-compare") + f"?a={first.pk}&b={second.pk}").content.decode()
-    assert "against different reference labels" in html
+    assert "were not evaluated on the same test images" in html
+    assert first.evaluations.get().snapshot_id != second.evaluations.get().snapshot_id
+    assert "Evaluate both on the current test set" in html and "data-paired-snapshot" not in html
 
 
 def test_the_comparison_draws_plots_from_specs_with_their_numbers_beside_them(client, researcher, two_versions):
@@ -289,5 +294,7 @@ def test_a_cohort_without_test_images_reads_as_unavailable_not_as_zero(client, r
     assert "best" not in cells[("simulated", str(version.pk), "macro_auroc")]["classes"]
     assert cells[("simulated", str(version.pk), "n_images")]["value"] == "0"
     html = page(client, researcher, reverse("results-compare") + f"?a={version.pk}&b={other.pk}").content.decode()
-    assert "has no stored test predictions for this cohort" in html
-    assert "were not evaluated on the same test images (A: 24, B: 48, shared: 24)" in html
+    snapshot_a, snapshot_b = version.evaluations.get().snapshot, other.evaluations.get().snapshot
+    assert "were not evaluated on the same test images" in html
+    assert f"A (v1) on test snapshot {snapshot_a.pk} (24 images)" in html
+    assert f"B (v2) on test snapshot {snapshot_b.pk} (48 images)" in html

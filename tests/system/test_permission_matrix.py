@@ -111,6 +111,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "api/model-versions/<int:pk>/": api(VERSION, GET=RESEARCHER),
     "api/model-versions/<int:pk>/promote/": api(VERSION, POST=ADMIN),
     "api/model-versions/compare/": api(GET=RESEARCHER),
+    "api/model-versions/<int:pk>/evaluations/": api(VERSION, GET=RESEARCHER, POST=RESEARCHER),
+    "api/test-snapshots/": api(GET=RESEARCHER),
     # Results
     "results/": page(GET=RESEARCHER),
     "results/paper/": page(GET=RESEARCHER),

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from modeling.ml.levels import PainLevels
 from modeling.models import ModelVersion
-from modeling.training_runner import EVALUATION_COHORTS, metrics_by_cohort
+from modeling.evaluations import EVALUATION_COHORTS, metrics_by_cohort
 
 TOLERANCE = 1e-9
 
