@@ -36,6 +36,7 @@ from PIL import Image
 from torch import nn
 
 from modeling.ml.device import DeviceChoice, _cpu_flags, choose_device
+from modeling.ml.features import inference_extractor
 from modeling.ml.network import BackboneIdentity, FrozenFeatures
 from modeling.ml.transforms import EvalPreset
 
@@ -309,8 +310,6 @@ def path_extractor(choice: DeviceChoice, backbone: Callable[[], FrozenFeatures],
                    image_size: int, model_root: str | os.PathLike[str] | None) -> Callable[[torch.Tensor], torch.Tensor]:
     """What computes features on `choice`'s path: the int8 ONNX Runtime model, or the
     float32/bf16 copy of the backbone."""
-    from modeling.ml.features import inference_extractor
-
     if choice.path == INT8_ONNXRUNTIME:
         return int8_extractor(backbone, identity, image_size, model_root)
     return inference_extractor(backbone(), identity, choice)
