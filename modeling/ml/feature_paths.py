@@ -180,7 +180,7 @@ class Int8Extractor:
 
 
 _int8_lock = threading.Lock()
-_int8_extractors: dict[tuple[str, int, str], Int8Extractor] = {}
+_int8_extractors: dict[tuple[str, int], Int8Extractor] = {}
 
 
 def int8_extractor(backbone: Callable[[], FrozenFeatures], identity: BackboneIdentity, image_size: int,
@@ -188,10 +188,11 @@ def int8_extractor(backbone: Callable[[], FrozenFeatures], identity: BackboneIde
     """The int8 extractor for this backbone and image size, built once: kept in this process,
     and stored under `model_root` (the feature cache) for the next process. `backbone` is called
     only when the model must be built. Without `model_root` the model lives in a temp folder
-    for this process."""
+    for this process. The calibration is fixed, so the model depends only on the backbone and
+    the image size: one built under another root in this process is reused."""
     root = Path(model_root) if model_root is not None else Path(tempfile.gettempdir()) / f"painsite-{os.getpid()}"
     path = int8_model_path(root, identity, image_size)
-    key = (identity.sha256, image_size, str(path))
+    key = (identity.sha256, image_size)
     with _int8_lock:
         if key not in _int8_extractors:
             if not path.is_file():
@@ -250,10 +251,27 @@ def measure_int8_gain(rounds: int = 5, image_size: int = 64, batch: int = 8) -> 
     return float(np.median(timings["float32"]) / np.median(timings["int8"]))
 
 
+_checks: dict[str, dict[str, Any]] = {}
+
+
+def forget_checks() -> None:
+    """Drop this process's memory of the int8 trial, as in a fresh process."""
+    _checks.clear()
+
+
 def int8_check(state_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
     """Whether int8 is worth it on this machine: the trial's result, cached in `state_dir`
-    per CPU model, flags, thread count and library versions (so a worker pays it once)."""
+    per CPU model, flags, thread count and library versions (so a worker pays it once), and
+    in this process."""
     machine = _machine_key()
+    memo_key = json.dumps(machine, sort_keys=True)
+    if memo_key in _checks:
+        return _checks[memo_key]
+    _checks[memo_key] = entry = _int8_check(state_dir, machine)
+    return entry
+
+
+def _int8_check(state_dir: str | os.PathLike[str] | None, machine: dict[str, Any]) -> dict[str, Any]:
     if machine["onnxruntime"] is None:
         return {"machine": machine, "gain": None, "use_int8": False, "reason": "onnxruntime is not installed"}
     digest = hashlib.sha256(json.dumps(machine, sort_keys=True).encode()).hexdigest()[:24]
