@@ -183,6 +183,12 @@ _int8_lock = threading.Lock()
 _int8_extractors: dict[tuple[str, int], Int8Extractor] = {}
 
 
+def forget_int8_models() -> None:
+    """Drop the int8 models this process holds, as in a fresh process (the files stay)."""
+    with _int8_lock:
+        _int8_extractors.clear()
+
+
 def int8_extractor(backbone: Callable[[], FrozenFeatures], identity: BackboneIdentity, image_size: int,
                    model_root: str | os.PathLike[str] | None) -> Int8Extractor:
     """The int8 extractor for this backbone and image size, built once: kept in this process,
@@ -195,14 +201,21 @@ def int8_extractor(backbone: Callable[[], FrozenFeatures], identity: BackboneIde
     key = (identity.sha256, image_size)
     with _int8_lock:
         if key not in _int8_extractors:
-            if not path.is_file():
+            extractor = None
+            if path.is_file():
+                try:
+                    extractor = Int8Extractor(path, torch.get_num_threads())
+                except Exception as error:  # ONNX Runtime raises its own types for a damaged file
+                    logger.warning("ignoring damaged int8 feature model %s (%s): it will be rebuilt", path, error)
+            if extractor is None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 started = time.monotonic()
                 module = _Exportable(backbone(), image_size).eval()
                 quantize_int8(module, image_size, calibration_batch(image_size), path)
                 logger.info("built the int8 feature model %s in %.1f s", path, time.monotonic() - started)
+                extractor = Int8Extractor(path, torch.get_num_threads())
             _int8_extractors.clear()
-            _int8_extractors[key] = Int8Extractor(path, torch.get_num_threads())
+            _int8_extractors[key] = extractor
         return _int8_extractors[key]
 
 
