@@ -7,7 +7,7 @@ in modeling.ml.face (the most confident candidate, none below MIN_CONFIDENCE) on
   how often the chosen box is her face (IoU >= 0.5 with the hand-checked box);
 - scikit-image's LFW subset: 100 real face crops and 100 non-face crops, set on a canvas;
 - twelve scikit-image photos without a face;
-- synthetic faces as the demo and the tests draw them (annotation.synthetic_faces, JPEG).
+- synthetic faces as the demo and the tests draw them (painsite.synthetic_faces, JPEG).
 
 Run alone: ``python bench/face_detector.py [--synthetic 300]``; prints the table and writes
 bench/results/face_detector.json.
@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from annotation.synthetic_faces import COHORTS, draw_face, make_identity  # noqa: E402
+from painsite.synthetic_faces import COHORTS, draw_face, make_identity  # noqa: E402
 from modeling.ml.face import MIN_CONFIDENCE, FaceBox, find_faces  # noqa: E402
 from tests.ml import real_photos  # noqa: E402
 

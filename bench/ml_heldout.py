@@ -10,6 +10,7 @@ regression on the action units the generator drew, same train + validation and t
 
     python bench/ml_heldout.py                              # the table in docs/ml.md
     python bench/ml_heldout.py --patients 300 --precision float32   # as on a CPU without bf16
+    python bench/ml_heldout.py --patients 200 --data-seeds 1 --feature-path int8-onnxruntime  # int8 features
 
 Writes bench/results/ml_heldout.json (or --out) and prints one line per configuration.
 """
@@ -43,7 +44,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from painsite.synthetic_faces import plan_patients, sample_expression, write_dataset  # noqa: E402
-from modeling.ml.config import TrainConfig  # noqa: E402
+from modeling.ml.config import FEATURE_PATHS, TrainConfig  # noqa: E402
 from modeling.ml.data import Record, load_image, read_manifest  # noqa: E402
 from modeling.ml.device import choose_device, configure_threads, cpu_supports_bf16  # noqa: E402
 from modeling.ml.face import detect_face  # noqa: E402
@@ -92,10 +93,10 @@ def action_unit_ceiling(study: Study, fitted_on: list[Record], test: list[Record
 
 
 def held_out_run(records: list[Record], split_seed: int, image_size: int, precision: str, cache: Path,
-                 work: Path) -> dict[str, Any]:
+                 work: Path, feature_path: str = "auto") -> dict[str, Any]:
     splits = assign_splits(patient_max_levels(records), {}, seed=split_seed)
     part = {name: [r for r in records if splits[r.patient] == name] for name in ("train", "val", "test")}
-    config = TrainConfig(image_size=image_size, seed=0, precision=precision)
+    config = TrainConfig(image_size=image_size, seed=0, precision=precision, feature_path=feature_path)
     started = time.perf_counter()
     result = train(config, part["train"], part["val"], work_dir=work, cache_dir=cache)
     model = load_model(result.weights_path, cache_dir=cache, precision=precision)
@@ -109,7 +110,7 @@ def held_out_run(records: list[Record], split_seed: int, image_size: int, precis
         "per_level_auroc": {name: level["auroc"] for name, level in metrics["levels"].items()},
         "test_patients": metrics["n_patients"], "test_images": metrics["n_images"],
         "best_epoch": result.best_epoch, "features_computed": result.cache_misses, "seconds": seconds,
-        "backbone": result.backbone, "device": result.device, "parts": part,
+        "backbone": result.backbone, "device": result.device, "feature_path": result.feature_path, "parts": part,
     }
 
 
@@ -126,6 +127,7 @@ def main() -> None:
     parser.add_argument("--data-seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--split-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"))
+    parser.add_argument("--feature-path", default="auto", choices=FEATURE_PATHS)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ml_heldout.json")
     args = parser.parse_args()
 
@@ -157,7 +159,8 @@ def main() -> None:
                     runs = []
                     for split_seed in args.split_seeds:
                         run = held_out_run(records, split_seed, image_size, args.precision, cache,
-                                           scratch / f"run-{data_seed}-{n_patients}-{image_size}-{split_seed}")
+                                           scratch / f"run-{data_seed}-{n_patients}-{image_size}-{split_seed}",
+                                           args.feature_path)
                         part = run.pop("parts")
                         run["action_unit_ceiling"] = action_unit_ceiling(study, part["train"] + part["val"], part["test"])
                         run.update(data_seed=data_seed, patients=n_patients, image_size=image_size)
@@ -179,7 +182,7 @@ def main() -> None:
          "test_patients": summary(runs, "test_patients"), "macro_auroc": summary(runs),
          "ci_lower": summary([{"lower": run["macro_auroc_ci"][0]} for run in runs], "lower"),
          "action_unit_ceiling": summary([{"c": c} for c in ceilings[n_patients]], "c"),
-         "backbone": runs[0]["backbone"]}
+         "backbone": runs[0]["backbone"], "feature_path": runs[0]["feature_path"]}
         for (n_patients, image_size), runs in configurations.items()
     ]
     report["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]

@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.cache import cache  # noqa: E402
 
-from annotation.synthetic_faces import write_dataset  # noqa: E402
+from painsite.synthetic_faces import write_dataset  # noqa: E402
 from modeling.comparisons import COMPARISON_RESAMPLES, paired_comparison  # noqa: E402
 from modeling.evaluations import metrics_by_cohort, predict  # noqa: E402
 from modeling.ml import features as features_module  # noqa: E402

@@ -243,6 +243,7 @@ def train_config_for(config: dict[str, Any]) -> TrainConfig:
         image_size=config["image_size"],
         patience=config["patience"],
         levels=run_levels(config),
+        feature_path=settings.PAINSITE_FEATURE_PATH,
     )
 
 
@@ -462,7 +463,8 @@ def _create_version(*, run, used, trained_on, result, config, predictions, metri
         split_sha256=services.split_sha256(used),
         label_rule=run.config["label_rule"],
         pain_levels=[{"name": name, "nrs": [low, high]} for name, (low, high) in zip(levels.names, levels.ranges)],
-        hyperparameters=config.to_dict(),
+        # The feature path that ran (the config may say auto): features of another path differ.
+        hyperparameters=config.to_dict() | {"feature_path": result.feature_path or config.feature_path},
         seed=config.seed,
         code_version=code_version(),
         library_versions=library_versions(),
@@ -525,10 +527,13 @@ def library_versions() -> dict[str, str]:
     import torch
     import torchvision
 
+    from modeling.ml.feature_paths import onnxruntime_version
+
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "numpy": numpy.__version__,
         "scikit-learn": sklearn.__version__,
+        **({"onnxruntime": ort} if (ort := onnxruntime_version()) else {}),
     }

@@ -256,6 +256,14 @@ PAINSITE_MONITOR_ALERT_CONSECUTIVE = envint("PAINSITE_MONITOR_ALERT_CONSECUTIVE"
 PAINSITE_INFERENCE_DEVICE = os.getenv("PAINSITE_INFERENCE_DEVICE", "auto")
 PAINSITE_INFERENCE_CACHE_VERSIONS = envint("PAINSITE_INFERENCE_CACHE_VERSIONS", "2")
 PAINSITE_VGG16_WEIGHTS = os.getenv("PAINSITE_VGG16_WEIGHTS", "")
+# Which kernels compute the frozen VGG16 features in head-mode training (docs/ml.md, "Feature
+# paths"): auto (bf16 where the CPU has it natively, CUDA on a GPU, int8 through ONNX Runtime
+# where a trial on the worker finds it faster, else float32), float32, bf16 or int8-onnxruntime.
+PAINSITE_FEATURE_PATH = os.getenv("PAINSITE_FEATURE_PATH", "auto")
+if PAINSITE_FEATURE_PATH not in ("auto", "float32", "bf16", "int8-onnxruntime"):
+    raise ImproperlyConfigured(
+        f"PAINSITE_FEATURE_PATH={PAINSITE_FEATURE_PATH!r}; valid options: auto, float32, bf16, int8-onnxruntime"
+    )
 
 # Celery. The embedded default is kombu's SQLAlchemy transport on a SQLite file: a real
 # `celery worker` process with no broker server. Production: redis://… or amqp://….

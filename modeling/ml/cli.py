@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from modeling.ml.config import MODES, OPTIMIZERS, PRECISIONS, TrainConfig
+from modeling.ml.config import FEATURE_PATHS, MODES, OPTIMIZERS, PRECISIONS, TrainConfig
 from modeling.ml.data import Record, UnreadableImage, read_manifest
 from modeling.ml.levels import DEFAULT_LEVELS, PainLevels, whole_nrs
 from modeling.ml.network import WeightsFileError
@@ -73,7 +73,7 @@ def command_train(args: argparse.Namespace) -> dict[str, Any]:
         mode=args.mode, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer,
         seed=args.seed, image_size=args.image_size, patience=args.patience, device=args.device,
         levels=args.levels, precision=args.precision, skip_unreadable=args.skip_unreadable,
-        loader_workers=args.loader_workers,
+        loader_workers=args.loader_workers, feature_path=args.feature_path,
     )
     records = _records(args)
     work_dir = Path(args.work_dir)
@@ -90,6 +90,7 @@ def command_train(args: argparse.Namespace) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "weights_path": result.weights_path, "weights_sha256": result.weights_sha256,
         "backbone": result.backbone, "backbone_sha256": result.backbone_sha256, "device": result.device,
+        "feature_path": result.feature_path,
         "best_epoch": result.best_epoch, "best_val_macro_auroc": result.best_val_macro_auroc,
         "history": result.history, "cache_hits": result.cache_hits, "cache_misses": result.cache_misses,
         "skipped_images": result.skipped_images, "seconds": result.seconds,
@@ -127,22 +128,24 @@ def command_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def command_features(args: argparse.Namespace) -> dict[str, Any]:
-    from modeling.ml.device import choose_device, configure_threads
-    from modeling.ml.features import FeatureCache, extract_features, inference_extractor
+    from modeling.ml.device import configure_threads
+    from modeling.ml.feature_paths import choose_feature_path, path_extractor
+    from modeling.ml.features import FeatureCache, extract_features
     from modeling.ml.network import FrozenFeatures, load_backbone
     from modeling.ml.transforms import EvalPreset
 
     records = _records(args)
     configure_threads()
-    choice = choose_device(args.device, args.precision)
+    choice = choose_feature_path(args.device, args.precision, args.feature_path, state_dir=args.cache_dir)
     vgg, identity = load_backbone(init_seed=args.seed)
     preset = EvalPreset(args.image_size)
     cache = FeatureCache(args.cache_dir, backbone_sha256=identity.sha256, preprocessing=preset.version,
-                         precision=choice.precision)
-    features = extract_features(records, extractor=lambda: inference_extractor(FrozenFeatures(vgg), identity, choice),
+                         precision=choice.cache_tag)
+    features = extract_features(records, extractor=lambda: path_extractor(choice, lambda: FrozenFeatures(vgg), identity,
+                                                                          args.image_size, args.cache_dir),
                                 choice=choice, preset=preset, cache=cache, skip_unreadable=args.skip_unreadable)
     return {"backbone": identity.name, "backbone_sha256": identity.sha256, "device": choice.describe(),
-            "images": len(records), "cache_hits": features.hits, "cache_misses": features.misses,
+            "feature_path": choice.path, "images": len(records), "cache_hits": features.hits, "cache_misses": features.misses,
             "skipped_images": features.skipped, "cache_folder": str(cache.folder)}
 
 
@@ -175,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--image-size", type=int, default=defaults.image_size)
     train.add_argument("--patience", type=int, default=defaults.patience)
     train.add_argument("--precision", default="auto", help=f"one of {', '.join(PRECISIONS)}")
+    train.add_argument("--feature-path", default="auto",
+                       help=f"head mode: the kernels computing the frozen features, one of {', '.join(FEATURE_PATHS)} "
+                            "(auto: bf16 where native, CUDA on a GPU, int8 where a trial finds it faster, else float32)")
     train.add_argument("--levels", default=DEFAULT_LEVELS)
     train.add_argument("--skip-unreadable", action="store_true", help="skip (and count) unreadable images instead of failing")
     train.add_argument("--loader-workers", type=int, default=defaults.loader_workers,
@@ -197,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--cache-dir", required=True, type=Path)
     features.add_argument("--image-size", type=int, default=defaults.image_size)
     features.add_argument("--precision", default="auto", help=f"one of {', '.join(PRECISIONS)}")
+    features.add_argument("--feature-path", default="auto",
+                       help=f"head mode: the kernels computing the frozen features, one of {', '.join(FEATURE_PATHS)} "
+                            "(auto: bf16 where native, CUDA on a GPU, int8 where a trial finds it faster, else float32)")
     features.add_argument("--levels", default=DEFAULT_LEVELS)
     features.add_argument("--skip-unreadable", action="store_true")
     features.set_defaults(run=command_features)

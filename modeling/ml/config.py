@@ -10,6 +10,8 @@ from modeling.ml.levels import DEFAULT_LEVELS, PainLevels
 MODES = ("head", "finetune")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 PRECISIONS = ("auto", "float32", "bfloat16")
+# Which kernels compute the frozen features in head mode (modeling/ml/feature_paths.py).
+FEATURE_PATHS = ("auto", "float32", "bf16", "int8-onnxruntime")
 
 
 def _check_choice(what: str, value: str, valid: tuple[str, ...]) -> None:
@@ -47,6 +49,9 @@ class TrainConfig:
     # one (at most 16) on CUDA, where the GPU would otherwise wait for the CPU, and none on the
     # CPU, where they would take cores from the network. Results depend on it: each worker draws its own augmentation.
     loader_workers: int = -1
+    # auto: bf16 where native, CUDA on a GPU, int8 through ONNX Runtime where a trial finds it
+    # faster, else float32. An explicit path wins over `precision` for the features.
+    feature_path: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.levels, PainLevels):
@@ -54,6 +59,7 @@ class TrainConfig:
         _check_choice("mode", self.mode, MODES)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("feature path", self.feature_path, FEATURE_PATHS)
         PainLevels.parse(self.levels)
         for name in ("epochs", "batch_size", "image_size", "extract_batch_size"):
             if int(getattr(self, name)) < 1:

@@ -28,6 +28,8 @@ class DeviceChoice:
     device: torch.device
     dtype: torch.dtype
     channels_last: bool
+    # "" for torch's own float32/bf16 kernels; "int8-onnxruntime" (see feature_paths.py).
+    feature_path: str = ""
 
     @property
     def uses_bf16(self) -> bool:
@@ -37,11 +39,29 @@ class DeviceChoice:
     def precision(self) -> str:
         return "bfloat16" if self.uses_bf16 else "float32"
 
+    @property
+    def path(self) -> str:
+        """The feature path: float32, bf16 or int8-onnxruntime."""
+        return self.feature_path or ("bf16" if self.uses_bf16 else "float32")
+
+    @property
+    def cache_tag(self) -> str:
+        """The feature-cache folder suffix: the float paths keep their precision names, so
+        caches written before int8 existed stay valid."""
+        if self.feature_path:
+            from modeling.ml.feature_paths import CALIBRATION_VERSION
+
+            return f"{self.feature_path}-{CALIBRATION_VERSION}"
+        return self.precision
+
     def describe(self) -> str:
-        """What the model version records as its device, e.g. "cpu (bfloat16, channels_last)"."""
+        """What the model version records as its device, e.g. "cpu (bfloat16, channels_last)",
+        "cpu (int8-onnxruntime)"."""
         name = str(self.device)
         if self.device.type == "cuda":
             name += f" {torch.cuda.get_device_name(self.device)}"
+        if self.feature_path:
+            return f"{name} ({self.feature_path})"
         layout = ", channels_last" if self.channels_last else ""
         return f"{name} ({self.precision}{layout})"
 

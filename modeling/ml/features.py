@@ -1,7 +1,7 @@
 """The feature cache: the frozen backbone's 4096-d output, computed once per image.
 
 A cached vector is keyed by (image sha256, backbone sha256, preprocessing version + image size,
-compute precision), stored as float16 `.npy` files (8 KiB each) sharded by the first two hex
+feature path: float32, bf16 or int8 features differ), stored as float16 `.npy` files (8 KiB each) sharded by the first two hex
 digits of the image sha256, written atomically (temp file + rename) so a crashed or concurrent
 worker never leaves a half-written vector. A retrain after adding N images computes N vectors.
 """
@@ -22,13 +22,17 @@ import torch
 from modeling.ml.data import Record, UnreadableImage, load_image
 from modeling.ml.device import DeviceChoice
 from modeling.ml.network import FEATURE_SIZE, BackboneIdentity, FrozenFeatures, for_inference
+
+# Image batch -> (N, 4096) features: a float32/bf16 `FrozenFeatures` copy or the int8 model.
+Extractor = Callable[[torch.Tensor], torch.Tensor]
 from modeling.ml.transforms import EvalPreset
 
 logger = logging.getLogger(__name__)
 
 
 class FeatureCache:
-    """Float16 feature vectors on disk for one (backbone, preprocessing, precision) key."""
+    """Float16 feature vectors on disk for one (backbone, preprocessing, feature path) key.
+    `precision` is `DeviceChoice.cache_tag`: "float32", "bfloat16" or "int8-onnxruntime-<calibration>"."""
 
     def __init__(self, root: str | os.PathLike[str], *, backbone_sha256: str, preprocessing: str, precision: str) -> None:
         self.root = Path(root)
@@ -111,7 +115,7 @@ def _key(record: Record) -> str:
 
 
 @torch.inference_mode()
-def compute_vectors(extractor: FrozenFeatures, images: torch.Tensor, choice: DeviceChoice) -> np.ndarray:
+def compute_vectors(extractor: Extractor, images: torch.Tensor, choice: DeviceChoice) -> np.ndarray:
     """Frozen features of a preprocessed batch, rounded to float16 like the cache stores them."""
     batch = images.to(choice.device, dtype=choice.dtype)
     if choice.channels_last:
@@ -124,7 +128,7 @@ def compute_vectors(extractor: FrozenFeatures, images: torch.Tensor, choice: Dev
 def extract_features(
     records: Sequence[Record],
     *,
-    extractor: Callable[[], FrozenFeatures],
+    extractor: Callable[[], Extractor],
     choice: DeviceChoice,
     preset: EvalPreset,
     cache: FeatureCache | None,

@@ -21,7 +21,8 @@ from torchvision.models import vgg16
 
 from modeling.ml.data import FaceBox, Record, UnreadableImage, load_image, sha256_file
 from modeling.ml.device import DeviceChoice, choose_device, configure_threads
-from modeling.ml.features import FeatureCache, compute_vectors, extract_features, inference_extractor
+from modeling.ml.feature_paths import INT8_ONNXRUNTIME, int8_choice, onnxruntime_version, path_extractor
+from modeling.ml.features import Extractor, FeatureCache, compute_vectors, extract_features
 from modeling.ml.levels import PainLevels
 from modeling.ml.network import (
     Backbone,
@@ -71,7 +72,8 @@ class LoadedModel:
     """
 
     def __init__(self, *, payload: dict[str, Any], head: PainHead, backbone: Backbone | None,
-                 network: PainNet | None, identity: BackboneIdentity, choice: DeviceChoice) -> None:
+                 network: PainNet | None, identity: BackboneIdentity, choice: DeviceChoice,
+                 model_root: str | os.PathLike[str] | None = None) -> None:
         self.levels = PainLevels.parse(payload["levels"])
         self.mode: str = payload["mode"]
         self.image_size: int = int(payload["image_size"])
@@ -80,11 +82,15 @@ class LoadedModel:
         self.choice = choice
         self.device = choice.describe()
         self.trained_precision: str = payload.get("precision", "float32")
+        self.trained_feature_path: str = trained_feature_path(payload)
+        # The path this model computes features on here (the head was trained on trained_feature_path).
+        self.feature_path = choice.path
+        self._model_root = model_root
         self._head = head
         self._lazy_backbone = backbone
         self._network = network
         self._network_lock = threading.Lock()
-        self._fast_backbone: FrozenFeatures | None = None
+        self._fast_backbone: Extractor | None = None
         self._fast_network: PainNet | None = None
 
     @property
@@ -103,9 +109,10 @@ class LoadedModel:
                     self._network = network.to(self.choice.device)
         return self._network
 
-    def _head_backbone(self) -> FrozenFeatures:
+    def _head_backbone(self) -> Extractor:
         if self._fast_backbone is None:
-            self._fast_backbone = inference_extractor(self.network.backbone, self.backbone, self.choice)
+            self._fast_backbone = path_extractor(self.choice, lambda: self.network.backbone, self.backbone,
+                                                 self.image_size, self._model_root)
         return self._fast_backbone
 
     @torch.inference_mode()
@@ -137,8 +144,10 @@ class LoadedModel:
         if self.mode == "head":
             cache = None
             if cache_dir is not None:
+                # The int8 model, like the features, is kept beside the feature cache.
+                self._model_root = self._model_root or cache_dir
                 cache = FeatureCache(cache_dir, backbone_sha256=self.backbone.sha256,
-                                     preprocessing=self.preset.version, precision=self.choice.precision)
+                                     preprocessing=self.preset.version, precision=self.choice.cache_tag)
             features = extract_features(records, extractor=self._head_backbone, choice=self.choice, preset=self.preset,
                                         cache=cache, batch_size=batch_size)
             return self._probabilities_from_vectors(features.vectors)
@@ -164,12 +173,23 @@ def load_model(weights_path: str | os.PathLike[str], device: str = "auto", *,
     A head model's backbone is checked against this machine's at once: from the backbone
     fingerprints this process knows or finds in `cache_dir` (the feature cache training used),
     else by building it. `precision` as in `device.choose_device` (auto: bf16 where the hardware
-    has it natively).
+    has it natively). A head trained on int8 features (`int8-onnxruntime`) is scored on int8
+    features again, from the int8 model kept under `cache_dir`; where ONNX Runtime cannot run
+    (no package, a GPU, an explicit `precision`) it gets float32/bf16 features, with a warning.
     """
     path = Path(weights_path)
     payload = read_weights_file(path, expected_sha256)
     configure_threads()
     choice = choose_device(device, precision)
+    trained_path = trained_feature_path(payload)
+    if payload.get("mode") == "head" and trained_path == INT8_ONNXRUNTIME and precision == "auto":
+        # The head is scored on features from the path it was trained on.
+        if choice.device.type == "cpu" and onnxruntime_version() is not None:
+            choice = int8_choice()
+        else:
+            logger.warning("%s was trained on %s features, which cannot be computed on %s here: using %s "
+                           "features (cosine >= 0.995 to int8's, docs/ml.md)", path, trained_path, choice.device,
+                           choice.path)
     backbone = network = None
     try:
         identity = BackboneIdentity(**payload["backbone"])
@@ -193,10 +213,20 @@ def load_model(weights_path: str | os.PathLike[str], device: str = "auto", *,
     head.eval()
     head.requires_grad_(False)
     head.to(choice.device)
-    if choice.precision != payload.get("precision"):
+    if payload["mode"] == "head" and choice.path != trained_path:
         logger.info("%s was trained with %s features; this machine computes %s: probabilities may differ slightly",
-                    path, payload.get("precision"), choice.precision)
-    return LoadedModel(payload=payload, head=head, backbone=backbone, network=network, identity=identity, choice=choice)
+                    path, trained_path, choice.path)
+    return LoadedModel(payload=payload, head=head, backbone=backbone, network=network, identity=identity, choice=choice,
+                       model_root=cache_dir)
+
+
+def trained_feature_path(payload: dict[str, Any]) -> str:
+    """The feature path a weights file's head was trained on (files from before feature paths
+    name only the precision)."""
+    recorded = payload.get("feature_path")
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    return "bf16" if payload.get("precision") == "bfloat16" else "float32"
 
 
 __all__ = ["LoadedModel", "UnreadableImage", "WeightsFileError", "load_model", "read_weights_file"]

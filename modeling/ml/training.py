@@ -29,7 +29,8 @@ from modeling.ml.config import TrainConfig
 from modeling.ml.data import PainImageDataset, Record, check_readable
 from modeling.ml.device import DeviceChoice, choose_device, configure_threads, intra_op_threads
 from modeling.ml.engine import Batch, Trainee, class_weights, fit, macro_auroc, make_optimizer
-from modeling.ml.features import FeatureCache, extract_features, inference_extractor
+from modeling.ml.feature_paths import choose_feature_path, path_extractor
+from modeling.ml.features import FeatureCache, extract_features
 from modeling.ml.network import (
     RANDOM_INIT,
     Backbone,
@@ -73,6 +74,8 @@ class TrainResult:
     resumed_from_epoch: int = 0
     n_train_images: int = 0
     n_val_images: int = 0
+    # The kernels that computed the features (feature_paths.py): float32, bf16, int8-onnxruntime.
+    feature_path: str = ""
 
 
 def _check_inputs(config: TrainConfig, train_records: Sequence[Record], val_records: Sequence[Record]) -> None:
@@ -104,7 +107,10 @@ def train(
     started = time.monotonic()
     _check_inputs(config, train_records, val_records)
     configure_threads()
-    choice = choose_device(config.device, config.precision)
+    if config.mode == "head":
+        choice = choose_feature_path(config.device, config.precision, config.feature_path, state_dir=cache_dir)
+    else:
+        choice = choose_device(config.device, config.precision)
     # The VGG16 is built only when something needs it: a warm head-mode retrain never does.
     vgg = open_backbone(init_seed=config.seed, fingerprint_dir=cache_dir)
     identity = vgg.identity
@@ -136,6 +142,7 @@ def _weights_payload(config: TrainConfig, identity: BackboneIdentity, choice: De
         "image_size": config.image_size,
         "preprocessing": preset.version,
         "precision": choice.precision,
+        "feature_path": choice.path,
         "backbone": identity.to_dict(),
         "head": {"hidden": config.head_hidden if config.mode == "head" else 0, "dropout": config.dropout},
         "config": config.to_dict(),
@@ -149,7 +156,7 @@ def _result(identity: BackboneIdentity, choice: DeviceChoice, state: EpochState,
     return TrainResult(
         weights_path="", weights_sha256="", backbone=identity.name, backbone_sha256=identity.sha256,
         device=choice.describe(), history=state.history, best_epoch=state.best_epoch, seconds=0.0,
-        best_val_macro_auroc=state.best_auroc, resumed_from_epoch=resumed_from, **counts,
+        best_val_macro_auroc=state.best_auroc, resumed_from_epoch=resumed_from, feature_path=choice.path, **counts,
     )
 
 
@@ -158,7 +165,7 @@ def _head_mode(config: TrainConfig, train_records: Sequence[Record], val_records
                cache_dir: str | os.PathLike[str] | None, reporter: Reporter) -> tuple[dict[str, Any], TrainResult]:
     preset = EvalPreset(config.image_size)
     cache = (FeatureCache(cache_dir, backbone_sha256=identity.sha256, preprocessing=preset.version,
-                          precision=choice.precision) if cache_dir is not None else None)
+                          precision=choice.cache_tag) if cache_dir is not None else None)
     n_images = len(train_records) + len(val_records)
     computed = [0]
 
@@ -167,8 +174,8 @@ def _head_mode(config: TrainConfig, train_records: Sequence[Record], val_records
         reporter.report(fraction=EXTRACTION_SHARE * (computed[0] + done) / n_images,
                         message=f"computing image features: {computed[0] + done} new")
 
-    def extractor() -> FrozenFeatures:
-        return inference_extractor(FrozenFeatures(vgg.build()), identity, choice)
+    def extractor() -> Callable[[torch.Tensor], torch.Tensor]:
+        return path_extractor(choice, lambda: FrozenFeatures(vgg.build()), identity, config.image_size, cache_dir)
 
     extracted = []
     for records in (train_records, val_records):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotation.synthetic_faces import COHORTS, draw_face, make_identity
+from painsite.synthetic_faces import COHORTS, draw_face, make_identity
 from modeling.ml.face import (
     MIN_CONFIDENCE,
     detect_face,

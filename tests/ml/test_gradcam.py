@@ -166,7 +166,7 @@ def visible_change(image: Image.Image, heatmap: np.ndarray) -> np.ndarray:
 
 
 def photos_with_heat() -> dict[str, tuple[Image.Image, np.ndarray]]:
-    from annotation.synthetic_faces import draw_face, make_identity
+    from painsite.synthetic_faces import draw_face, make_identity
     from tests.ml.real_photos import ASTRONAUT_FACE, astronaut
 
     x, y, w, h = ASTRONAUT_FACE
