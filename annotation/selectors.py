@@ -6,34 +6,20 @@ calls it (through `targets_for_images`) when it snapshots a data manifest.
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
-from django.contrib.auth.models import User
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from annotation.models import Consent, Image, LabelKind, PainLabel, Patient
-from modeling.ml.levels import whole_nrs
+from annotation.models import Consent, Image, PainLabel, Patient
 
 QUEUE_UNLABELED = "unlabeled"
 QUEUE_SECOND_OBSERVER = "second_observer"
 QUEUE_SPREAD = 8
-
-SELF_REPORT_FIRST = "self_report_first"
-SELF_REPORT_ONLY = "self_report_only"
-OBSERVER_MEDIAN = "observer_median"
-LABEL_RULES = (SELF_REPORT_FIRST, SELF_REPORT_ONLY, OBSERVER_MEDIAN)
-
-
-class Score(Protocol):
-    rater_id: int
-    nrs: int
-    kind: str
-    created_at: datetime
 
 
 def next_image_for(user: User, *, skip: Iterable[int] = ()) -> Image | None:
@@ -88,44 +74,6 @@ def label_history(*, image_id: int | None = None, include_withdrawn: bool = Fals
     return labels
 
 
-def _latest_per_rater(image_labels: Iterable[Score]) -> list[Score]:
-    latest: dict[int, Score] = {}
-    for label in image_labels:
-        key = (label.created_at, getattr(label, "id", 0) or 0)
-        held = latest.get(label.rater_id)
-        if held is None or key > (held.created_at, getattr(held, "id", 0) or 0):
-            latest[label.rater_id] = label
-    return [label for label in latest.values() if not getattr(label, "is_retraction", False)]
-
-
-def _median_nrs(values: Sequence[int]) -> int:
-    # With an even number of observers the median can fall between two scores; it is rounded
-    # half up (the ML core's one rule), so a split between two raters never lowers the level.
-    return whole_nrs(statistics.median(values))
-
-
-def target_nrs(image_labels: Iterable[Score], rule: str = SELF_REPORT_FIRST) -> int | None:
-    """The training target for one image under `rule`, or None when the rule finds no score.
-
-    `image_labels` are the image's labels (its current ones, or its whole history: only each
-    rater's latest row counts, and a retracted score counts as none).
-    - self_report_first: the latest self-report, else the median of the observers' scores;
-    - self_report_only: the latest self-report;
-    - observer_median: the median of the observers' scores.
-    """
-    if rule not in LABEL_RULES:
-        raise ValueError(f"unknown label rule {rule!r}; valid rules: {', '.join(LABEL_RULES)}")
-    standing = _latest_per_rater(image_labels)
-    self_reports = [label for label in standing if label.kind == LabelKind.SELF_REPORT]
-    observer_scores = [label.nrs for label in standing if label.kind == LabelKind.OBSERVER]
-    if rule in (SELF_REPORT_FIRST, SELF_REPORT_ONLY) and self_reports:
-        latest = max(self_reports, key=lambda label: (label.created_at, getattr(label, "id", 0) or 0))
-        return latest.nrs
-    if rule in (SELF_REPORT_FIRST, OBSERVER_MEDIAN) and observer_scores:
-        return _median_nrs(observer_scores)
-    return None
-
-
 class CurrentScore(NamedTuple):
     """A standing score as plain values: snapshotting thousands of images needs no model rows."""
 
@@ -151,21 +99,6 @@ def current_labels_by_image(images: QuerySet[Image] | Iterable[int]) -> dict[int
         score = CurrentScore(*row)
         grouped[score.image_id].append(score)
     return dict(grouped)
-
-
-def targets_for_images(images: QuerySet[Image] | Iterable[int], rule: str = SELF_REPORT_FIRST) -> dict[int, int]:
-    """{image id: target NRS} for every given image that has a target under `rule`, in one query.
-
-    Images of patients who withdrew consent never get a target, so no training run can use them.
-    """
-    if rule not in LABEL_RULES:
-        raise ValueError(f"unknown label rule {rule!r}; valid rules: {', '.join(LABEL_RULES)}")
-    targets = {}
-    for image_id, labels in current_labels_by_image(images).items():
-        target = target_nrs(labels, rule)
-        if target is not None:
-            targets[image_id] = target
-    return targets
 
 
 def patients_with_counts() -> QuerySet[Patient]:

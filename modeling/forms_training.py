@@ -7,16 +7,15 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.utils import ErrorDict
 
+from annotation.models import Cohort
+from modeling.label_rules import LABEL_RULE_DESCRIPTIONS, LABEL_RULES
 from modeling.training_config import (
     COHORTS,
-    LABEL_RULE_DESCRIPTIONS,
-    LABEL_RULES,
     LIMITS,
     MODES,
     clean_training_config,
     default_training_config,
 )
-from annotation.models import Cohort
 
 MODE_LABELS = {
     "head": "Head only (fast on CPU: frozen VGG16 features, cached)",

@@ -8,7 +8,8 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 
 from annotation.models import Consent, Image, Patient
-from annotation.selectors import OBSERVER_MEDIAN, SELF_REPORT_ONLY, current_labels_by_image, target_nrs
+from annotation.selectors import current_labels_by_image
+from modeling.label_rules import OBSERVER_MEDIAN, SELF_REPORT_ONLY, target_nrs
 from modeling.models import Evaluation, EvaluationStatus, ModelVersion, Stage, TestSnapshot, TrainingRun
 
 # Model version fields too large for a list: the manifest, per-image predictions and full metrics.

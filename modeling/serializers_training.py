@@ -7,8 +7,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from modeling.label_rules import LABEL_RULES
 from modeling.models import ModelVersion, PromotionEvent, TrainingRun
-from modeling.training_config import COHORTS, LABEL_RULES, LIMITS, MODES, default_training_config
+from modeling.training_config import COHORTS, LIMITS, MODES, default_training_config
 
 
 class StrictIntegerField(serializers.IntegerField):

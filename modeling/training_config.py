@@ -14,15 +14,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from annotation.models import Cohort
+from modeling.label_rules import SELF_REPORT_FIRST
 
 COHORTS: tuple[str, ...] = tuple(Cohort.values)
 MODES = ("head", "finetune")
-LABEL_RULES = ("self_report_first", "self_report_only", "observer_median")
-LABEL_RULE_DESCRIPTIONS = {
-    "self_report_first": "the latest self-report, else the median of the raters' latest observer scores",
-    "self_report_only": "images with a self-report only",
-    "observer_median": "the median of the raters' latest observer scores",
-}
 
 # (lowest, highest) accepted value of each numeric setting.
 LIMITS: dict[str, tuple[float, float]] = {
@@ -42,7 +37,7 @@ def default_training_config() -> dict[str, Any]:
         "epochs": settings.PAINSITE_TRAINING_EPOCHS,
         "lr": settings.PAINSITE_TRAINING_LR,
         "batch_size": settings.PAINSITE_TRAINING_BATCH_SIZE,
-        "label_rule": "self_report_first",
+        "label_rule": SELF_REPORT_FIRST,
         "seed": settings.PAINSITE_TRAINING_SEED,
         "image_size": settings.PAINSITE_TRAINING_IMAGE_SIZE,
         "patience": settings.PAINSITE_TRAINING_PATIENCE,

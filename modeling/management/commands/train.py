@@ -7,8 +7,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from modeling import services, training_runner
+from modeling.label_rules import LABEL_RULES
 from modeling.models import RunStatus, TrainingRun
-from modeling.training_config import COHORTS, LABEL_RULES, MODES
+from modeling.training_config import COHORTS, MODES
 
 NO_WORKER_HINT_SECONDS = 30
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from annotation.selectors import target_nrs, targets_for_images
 from annotation.services import undo_last_label, withdraw_consent
+from modeling.label_rules import target_nrs, targets_for_images
 from tests.annotation.factories import make_image, make_label, make_patient
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
