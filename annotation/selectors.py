@@ -1,7 +1,6 @@
-"""Reads for labeling: the queue, standing scores and training targets.
+"""Reads for labeling: the queue and standing scores.
 
-`target_nrs` is the single definition of a training target per label rule; the training side
-calls it (through `targets_for_images`) when it snapshots a data manifest.
+Training targets are made from these scores by the label rules (modeling/label_rules.py).
 """
 
 from __future__ import annotations
