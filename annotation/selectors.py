@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
@@ -107,52 +106,3 @@ def patients_with_counts() -> QuerySet[Patient]:
     ).order_by("code")
 
 
-def patient_timeline(patient: Patient, *, viewer: User) -> list[dict[str, object]]:
-    """The patient's standing scores and model assessments in time order, one dict per point.
-
-    Empty when `viewer` may not see this patient's data (annotation.image_access decides). A score is placed at the time its image was captured (upload time when unknown); a model
-    assessment at the image's capture time, else when it was made. Assessments carry the NRS
-    range of their level, so scores and assessments share one 0-10 axis.
-    """
-    from annotation.image_access import may_view_patient_data
-    from modeling.ml.levels import PainLevels
-    from modeling.models import Assessment
-
-    if not may_view_patient_data(viewer, patient):
-        return []
-    level_ranges = dict(zip(*_level_table(PainLevels.parse(settings.PAINSITE_PAIN_LEVELS))))
-    points: list[dict[str, object]] = []
-    labels = PainLabel.objects.current().filter(image__patient=patient).select_related("image", "rater")
-    for label in labels:
-        points.append(
-            {
-                "time": label.image.captured_at or label.image.uploaded_at,
-                "source": label.kind,
-                "nrs": label.nrs,
-                "low": label.nrs,
-                "high": label.nrs,
-                "image_id": label.image_id,
-                "who": label.rater.get_username(),
-            }
-        )
-    # No face, no score: an assessment without a face (only rows written before that rule) is no point.
-    assessments = Assessment.objects.filter(patient=patient, face_found=True).select_related("image", "model_version")
-    for assessment in assessments:
-        low, high = level_ranges.get(assessment.level, (None, None))
-        points.append(
-            {
-                "time": assessment.image.captured_at or assessment.created_at,
-                "source": "model",
-                "level": assessment.level,
-                "probability": (assessment.probabilities or {}).get(assessment.level),
-                "low": low,
-                "high": high,
-                "image_id": assessment.image_id,
-                "who": assessment.model_version.name,
-            }
-        )
-    return sorted(points, key=lambda point: (point["time"], point["image_id"]))
-
-
-def _level_table(levels) -> tuple[list[str], list[tuple[int, int]]]:
-    return levels.names, list(levels.ranges)

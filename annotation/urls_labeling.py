@@ -7,7 +7,6 @@ from annotation import api_labeling, views_labeling
 urlpatterns = [
     path("label/", views_labeling.label_page, name="label"),
     path("patients/", views_labeling.patients_page, name="patients"),
-    path("patients/<str:code>/", views_labeling.patient_detail_page, name="patient-detail"),
     path("patients/<str:code>/consent/", views_labeling.patient_consent, name="patient-consent"),
     path("agreement/", views_labeling.agreement_page, name="agreement"),
     path("api/patients/", api_labeling.patients, name="api-patients"),

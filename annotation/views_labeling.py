@@ -10,10 +10,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from annotation import services
 from annotation.agreement import agreement_report
-from annotation.image_access import may_view_patient_data
 from annotation.models import Cohort, Consent, Patient
-from annotation.selectors import patient_timeline, patients_with_counts
-from annotation.timeline_plot import timeline_spec
+from annotation.selectors import patients_with_counts
 from painsite.core.permissions import page_permissions
 
 
@@ -60,19 +58,6 @@ def patients_page(request: HttpRequest) -> HttpResponse:
         "consents": Consent.choices,
     }
     return render(request, "annotation/patients.html", context, status=status)
-
-
-@page_permissions(GET="annotation.view_patient")
-def patient_detail_page(request: HttpRequest, code: str) -> HttpResponse:
-    patient = get_object_or_404(Patient, code=code)
-    points = patient_timeline(patient, viewer=request.user)
-    context = {
-        "patient": patient,
-        "points": points,
-        "chart": timeline_spec(points, patient_code=patient.code),
-        "data_shown": may_view_patient_data(request.user, patient),
-    }
-    return render(request, "annotation/patient_detail.html", context)
 
 
 @page_permissions(POST="annotation.change_patient")

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PILImage
 
 from annotation.models import Consent, Image, Patient
-from annotation.selectors import patient_timeline
+from modeling.patient_timeline import patient_timeline
 from annotation.services import record_label
 from modeling.inference import models
 from modeling.ml.face import detect_face
@@ -210,7 +210,7 @@ def test_no_face_stores_nothing_for_the_patient_even_with_record_on(clinician, p
     assert Image.objects.count() == 0 and Assessment.objects.count() == 0
     assert not AuditEvent.objects.filter(action="assessment.create").exists()
     assert api_client_for(clinician).get("/api/queue/next/").status_code == 204
-    assert [point for point in patient_timeline(patient) if point["source"] == "model"] == []
+    assert [point for point in patient_timeline(patient, viewer=clinician) if point["source"] == "model"] == []
 
 
 def test_a_real_photo_is_assessed_on_its_face(clinician, production):
@@ -223,7 +223,7 @@ def test_a_real_photo_is_assessed_on_its_face(clinician, production):
 def test_an_earlier_assessment_without_a_face_is_not_on_the_timeline(clinician, production, patient):
     stored = post_image(clinician, make_face_jpeg(seed=3), patient="P-001").json()
     Assessment.objects.filter(pk=stored["assessment_id"]).update(face_found=False)
-    assert [point for point in patient_timeline(patient) if point["source"] == "model"] == []
+    assert [point for point in patient_timeline(patient, viewer=clinician) if point["source"] == "model"] == []
 
 
 def test_the_heatmap_overlay_is_a_png_with_the_images_aspect(clinician, production):

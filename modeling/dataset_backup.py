@@ -4,7 +4,8 @@
 thumbnail bytes under `images/` and `thumbnails/`, named by sha256. `import_dataset` restores
 it into an empty instance with the same sha256s, labels (with their history and times), consent
 and splits. The audit log, users' passwords, training runs and model versions are not part of
-it: they belong to the database backup (docs/deploy.md).
+it: they belong to the database backup (docs/deploy.md). It carries both apps' records (the
+splits are modeling's), so it lives in the higher one.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from annotation.dataset_backup import export_dataset
+from modeling.dataset_backup import export_dataset
 
 
 class Command(BaseCommand):

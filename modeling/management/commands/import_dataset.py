@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.dataset_backup import DatasetImportError, import_dataset
+from modeling.dataset_backup import DatasetImportError, import_dataset
 
 
 class Command(BaseCommand):

@@ -11,10 +11,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from annotation.dataset_backup import export_dataset
+from modeling.dataset_backup import export_dataset
 from annotation.models import Image, PainLabel, Patient
 from tests.annotation.image_factories import make_bomb_png
-from tests.annotation.test_dataset_backup import make_dataset, wipe_dataset
+from tests.modeling.test_dataset_backup import make_dataset, wipe_dataset
 
 pytestmark = pytest.mark.django_db
 
