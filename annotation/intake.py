@@ -26,8 +26,8 @@ from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import ImageCms, ImageOps, UnidentifiedImageError
 
+from annotation.faces import detect_face
 from annotation.models import Consent, Image, Patient
-from modeling.ml.face import detect_face
 from painsite.core.services import record_event
 
 logger = logging.getLogger(__name__)

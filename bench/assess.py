@@ -167,7 +167,7 @@ def main() -> dict[str, object]:
         import torch
         from PIL import Image
 
-        from modeling.ml.face import detect_face
+        from annotation.faces import detect_face
         from modeling.ml.predict import load_model
         from modeling.ml.transforms import crop_face
         from modeling.models import Stage

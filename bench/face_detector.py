@@ -1,7 +1,7 @@
 """Benchmark: the face detector's choice rule on real photos and on the synthetic demo faces.
 
 Compares the earlier rule (the largest candidate of the Haar cascade, no confidence) with the rule
-in modeling.ml.face (the most confident candidate, none below MIN_CONFIDENCE) on the same images:
+in annotation.faces (the most confident candidate, none below MIN_CONFIDENCE) on the same images:
 
 - scikit-image's astronaut photo in nine encodings (PNG RGB/RGBA/palette/grey/16-bit, JPEG, WebP):
   how often the chosen box is her face (IoU >= 0.5 with the hand-checked box);
@@ -29,8 +29,8 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from annotation.faces import MIN_CONFIDENCE, FaceBox, find_faces  # noqa: E402
 from painsite.synthetic_faces import COHORTS, draw_face, make_identity  # noqa: E402
-from modeling.ml.face import MIN_CONFIDENCE, FaceBox, find_faces  # noqa: E402
 from tests.ml import real_photos  # noqa: E402
 
 

@@ -57,9 +57,9 @@ def main() -> dict[str, object]:
     import PIL
 
     from annotation.bulk_import import start_archive_import
+    from annotation.faces import detect_face
     from annotation.intake import make_thumbnail, prepare_image
     from annotation.models import Image
-    from modeling.ml.face import detect_face
     from tests.annotation.image_factories import encode, make_face
 
     settings.PAINSITE_IMPORT_INLINE_MAX_ROWS = args.images

@@ -20,9 +20,9 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != RO
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from painsite.synthetic_faces import plan_patients  # noqa: E402
-from modeling.ml.face import detect_face  # noqa: E402
+from annotation.faces import detect_face  # noqa: E402
 from modeling.ml.transforms import crop_face  # noqa: E402
+from painsite.synthetic_faces import plan_patients  # noqa: E402
 
 SEED = 7
 PATIENTS = 16

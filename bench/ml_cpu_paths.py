@@ -39,13 +39,19 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from painsite.synthetic_faces import plan_patients  # noqa: E402
+from annotation.faces import detect_face  # noqa: E402
 from modeling.ml.device import _cpu_flags, cpu_supports_bf16  # noqa: E402
-from modeling.ml.face import detect_face  # noqa: E402
-from modeling.ml.feature_paths import Int8Extractor, calibration_batch, onnxruntime_version, quantize_int8  # noqa: E402
-from modeling.ml.feature_paths import _export_onnx, _Exportable  # noqa: E402
-from modeling.ml.network import open_backbone, FrozenFeatures, for_inference  # noqa: E402
+from modeling.ml.feature_paths import (  # noqa: E402  # noqa: E402
+    Int8Extractor,
+    _export_onnx,
+    _Exportable,
+    calibration_batch,
+    onnxruntime_version,
+    quantize_int8,
+)
+from modeling.ml.network import FrozenFeatures, for_inference, open_backbone  # noqa: E402
 from modeling.ml.transforms import EvalPreset  # noqa: E402
+from painsite.synthetic_faces import plan_patients  # noqa: E402
 
 BUILD_SECONDS: dict[str, float] = {}
 RELEVANT_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8")

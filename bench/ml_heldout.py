@@ -43,16 +43,16 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from painsite.synthetic_faces import plan_patients, sample_expression, write_dataset  # noqa: E402
+from annotation.faces import detect_face  # noqa: E402
 from modeling.ml.config import FEATURE_PATHS, TrainConfig  # noqa: E402
 from modeling.ml.data import Record, load_image, read_manifest  # noqa: E402
 from modeling.ml.device import choose_device, configure_threads, cpu_supports_bf16  # noqa: E402
-from modeling.ml.face import detect_face  # noqa: E402
 from modeling.ml.levels import PainLevels  # noqa: E402
 from modeling.ml.metrics import evaluate_predictions  # noqa: E402
 from modeling.ml.predict import load_model  # noqa: E402
 from modeling.ml.splits import assign_splits, patient_max_levels  # noqa: E402
 from modeling.ml.training import macro_auroc, train  # noqa: E402
+from painsite.synthetic_faces import plan_patients, sample_expression, write_dataset  # noqa: E402
 
 DRAWN_SIZE = 128
 

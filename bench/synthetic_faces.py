@@ -5,7 +5,7 @@ Run alone: ``python bench/synthetic_faces.py [--patients 554 --images-per-patien
 JPEGs and manifest into a temp folder (deleted afterwards), prints the figures and writes
 bench/results/synthetic_faces.json. The defaults give 4,432 images, about the 4,449 of the
 reference study (3,411 clinical + 1,038 simulated). Detection runs on a sample of the written
-JPEGs with modeling.ml.face.detect_face (equalised, as on upload) and with the plain cascade.
+JPEGs with annotation.faces.detect_face (equalised, as on upload) and with the plain cascade.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from annotation.faces import detect_face  # noqa: E402
 from painsite.synthetic_faces import write_dataset  # noqa: E402
-from modeling.ml.face import detect_face  # noqa: E402
 
 CASCADE = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
 

@@ -20,12 +20,12 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
+from annotation.faces import detect_face
 from annotation.intake import ConsentNotGranted, DuplicateImage, prepare_image, require_consent, store_image
 from annotation.models import Image, Patient
 from modeling import inference
 from modeling.inference import ServedModel
 from modeling.ml.data import FaceBox
-from modeling.ml.face import detect_face
 from modeling.ml.levels import PainLevels
 from modeling.models import Assessment, ModelVersion
 from painsite.core.services import record_event

@@ -3,13 +3,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from painsite import dashboard
 from painsite.core import views as core_views
 from painsite.core import views_people
 from painsite.core.api_auth import TokenView
 from painsite.core.auth import ThrottledAuthenticationForm
 
 urlpatterns = [
-    path("", core_views.dashboard, name="dashboard"),
+    path("", dashboard.dashboard, name="dashboard"),
     path("audit/", core_views.audit_log, name="audit"),
     path("people/", views_people.people_page, name="people"),
     path("people/<int:user_id>/role/", views_people.person_role, name="person-role"),

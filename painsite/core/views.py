@@ -3,7 +3,6 @@ from __future__ import annotations
 from datetime import datetime, time
 
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -14,15 +13,6 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from painsite.core.models import AuditEvent
 from painsite.core.permissions import page_permissions
-from painsite.core.roles import role_of
-from painsite.core.selectors import dashboard_counts
-
-
-@page_permissions(GET="annotation.view_patient")
-def dashboard(request: HttpRequest) -> HttpResponse:
-    if role_of(request.user) is None:
-        raise PermissionDenied("Your account has no role yet.")
-    return render(request, "core/dashboard.html", {"counts": dashboard_counts()})
 
 
 class Favicon(RedirectView):

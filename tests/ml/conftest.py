@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from painsite.synthetic_faces import write_dataset
+from annotation.faces import detect_face
 from modeling.ml.config import TrainConfig
 from modeling.ml.data import Record, load_image, read_manifest
-from modeling.ml.face import detect_face
 from modeling.ml.levels import PainLevels
 from modeling.ml.splits import assign_splits, patient_max_levels
 from modeling.ml.training import TrainResult, train
+from painsite.synthetic_faces import write_dataset
 
 # Faces are drawn at 128 px so the Haar cascade finds them (as on upload); the network sees the
 # face crop at 64 px.

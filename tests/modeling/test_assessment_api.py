@@ -10,14 +10,14 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PILImage
 
+from annotation.faces import detect_face
 from annotation.models import Consent, Image, Patient
-from modeling.patient_timeline import patient_timeline
 from annotation.services import record_label
 from modeling.inference import models
-from modeling.ml.face import detect_face
 from modeling.ml.levels import PainLevels
 from modeling.ml.predict import load_model
 from modeling.models import Assessment, Stage
+from modeling.patient_timeline import patient_timeline
 from painsite.core.models import AuditEvent
 from tests.conftest import api_client_for
 from tests.ml.real_photos import ASTRONAUT_FACE, astronaut, overlap

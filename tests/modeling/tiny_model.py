@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from painsite.synthetic_faces import draw_face, make_identity
+from annotation.faces import detect_face
 from modeling.ml.config import TrainConfig
 from modeling.ml.data import Record, sha256_file
-from modeling.ml.face import detect_face
 from modeling.ml.levels import PainLevels
 from modeling.ml.training import TrainResult, train
 from modeling.models import ModelVersion, RunStatus, Stage, TrainingRun
+from painsite.synthetic_faces import draw_face, make_identity
 
 IMAGE_SIZE = 64
 TRAINING_NRS = (0, 2, 5, 8)

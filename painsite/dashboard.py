@@ -1,9 +1,20 @@
+"""The dashboard: the state of both apps at a glance.
+
+It reads annotation's and modeling's records, so it sits above both, beside the URL conf; the
+core app below them knows neither.
+"""
+
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
 from annotation.models import Image, Patient
 from modeling.models import ModelVersion, Stage
+from painsite.core.permissions import page_permissions
+from painsite.core.roles import role_of
 
 
 def dashboard_counts() -> dict[str, object]:
@@ -17,3 +28,10 @@ def dashboard_counts() -> dict[str, object]:
         "model_versions": ModelVersion.objects.count(),
         "production_model": ModelVersion.objects.filter(stage=Stage.PRODUCTION).first(),
     }
+
+
+@page_permissions(GET="annotation.view_patient")
+def dashboard(request: HttpRequest) -> HttpResponse:
+    if role_of(request.user) is None:
+        raise PermissionDenied("Your account has no role yet.")
+    return render(request, "core/dashboard.html", {"counts": dashboard_counts()})

@@ -1,5 +1,8 @@
 """Face detection with the Haar frontal-face cascade that ships with opencv-python-headless.
 
+Pure OpenCV, NumPy and Pillow (no Django): a face box belongs to a stored image, so detection lives
+with the images, and modeling (assessment) and the ML core's tests use the same function.
+
 Used on upload (the stored face box), for training crops and for assessment, so it must be cheap:
 the image is searched at a reduced size and the box is scaled back to the caller's pixels.
 

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from painsite.synthetic_faces import COHORTS, draw_face, make_identity
-from modeling.ml.face import (
+from annotation.faces import (
     MIN_CONFIDENCE,
     detect_face,
     detect_face_with_confidence,
     find_faces,
 )
+from painsite.synthetic_faces import COHORTS, draw_face, make_identity
 from tests.ml import real_photos
 
 ASTRONAUT_ENCODINGS = real_photos.encodings(real_photos.astronaut())
