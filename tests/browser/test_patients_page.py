@@ -45,7 +45,7 @@ def test_the_chart_draws_its_legend_and_keeps_marks_at_one_time_apart(page_for, 
         split_sha256="0" * 64, label_rule="self_report_first", seed=0, device="cpu", backbone="random-init",
         weights_path="w.pt", weights_sha256="0" * 64,
     )
-    Assessment.objects.create(image=first, patient=patient, model_version=version, level="severe",
+    Assessment.objects.create(image=first, patient=patient, model_version=version, level="severe", face_found=True,
                               probabilities={"none": 0.1, "mild": 0.1, "moderate": 0.1, "severe": 0.7})
     page = page_for(clinician)
     page.goto(f"/patients/{patient.code}/", wait_until="domcontentloaded", timeout=60_000)
