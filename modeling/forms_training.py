@@ -9,13 +9,8 @@ from django.forms.utils import ErrorDict
 
 from annotation.models import Cohort
 from modeling.label_rules import LABEL_RULE_DESCRIPTIONS, LABEL_RULES
-from modeling.training_config import (
-    COHORTS,
-    LIMITS,
-    MODES,
-    clean_training_config,
-    default_training_config,
-)
+from modeling.serializers_training import clean_training_config
+from modeling.training_config import COHORTS, LIMITS, MODES, default_training_config
 
 MODE_LABELS = {
     "head": "Head only (fast on CPU: frozen VGG16 features, cached)",

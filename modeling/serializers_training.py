@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
 from modeling.label_rules import LABEL_RULES
@@ -62,7 +63,7 @@ class CohortsField(serializers.ListField):
 
 class TrainingConfigSerializer(serializers.Serializer):
     """The one definition of what a training run may ask for: the API's body, the training page's
-    form and `manage.py train` are all checked by it (training_config.clean_training_config).
+    form and `manage.py train` are all checked by it (clean_training_config, below).
     Settings left out (or empty) take their defaults; unknown settings are refused."""
 
     cohorts = CohortsField(required=False)
@@ -173,3 +174,12 @@ class PromoteSerializer(serializers.Serializer):
     confirm_random_init = serializers.BooleanField(
         default=False, help_text="required (true) to promote a version whose backbone is random-init"
     )
+
+
+def clean_training_config(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The complete config for a run: `raw` over the defaults, checked by the one serializer that
+    defines the settings. Raises ValidationError with a message per field, naming the valid options."""
+    form = TrainingConfigSerializer(data=raw)
+    if not form.is_valid():
+        raise ValidationError({field: [str(problem) for problem in problems] for field, problems in form.errors.items()})
+    return dict(form.validated_data)

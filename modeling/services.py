@@ -37,7 +37,7 @@ from modeling.models import (
     TrainingRun,
     TrainingSnapshot,
 )
-from modeling.training_config import clean_training_config
+from modeling.serializers_training import clean_training_config
 from painsite.core.services import record_event
 
 TRAINING_QUEUE = "training"

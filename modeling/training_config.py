@@ -1,17 +1,16 @@
-"""What a training run may ask for: the choices, their limits and defaults, and one validator.
+"""What a training run may ask for: the choices, their limits and defaults.
 
-The page form, the API and `manage.py train` all hand a plain dict to `clean_training_config`, which
-checks it with one serializer (modeling/serializers_training.py), so a rule is written once. Defaults come from settings (PAINSITE_TRAINING_*); each run stores the
-complete, cleaned config it used.
+The page form, the API and `manage.py train` all hand a plain dict to `clean_training_config`
+(modeling/serializers_training.py), which checks it with the one serializer, so a rule is written
+once. Defaults come from settings (PAINSITE_TRAINING_*); each run stores the complete, cleaned
+config it used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 
 from annotation.models import Cohort
 from modeling.label_rules import SELF_REPORT_FIRST
@@ -44,13 +43,3 @@ def default_training_config() -> dict[str, Any]:
     }
 
 
-def clean_training_config(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """The complete config for a run: `raw` over the defaults, checked by the one serializer that
-    defines the settings. Raises ValidationError with a message per field, naming the valid options."""
-    # Imported here: the serializer takes its choices, limits and defaults from this module.
-    from modeling.serializers_training import TrainingConfigSerializer
-
-    form = TrainingConfigSerializer(data=raw)
-    if not form.is_valid():
-        raise ValidationError({field: [str(problem) for problem in problems] for field, problems in form.errors.items()})
-    return dict(form.validated_data)

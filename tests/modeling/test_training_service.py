@@ -10,7 +10,7 @@ from annotation.models import Patient
 from annotation.services import record_label
 from modeling import services, training_runner
 from modeling.models import RunStatus, SplitAssignment, TrainingRun
-from modeling.training_config import clean_training_config
+from modeling.serializers_training import clean_training_config
 from painsite.core.models import AuditEvent
 from tests.modeling.training_data import SMALL_CONFIG, make_dataset, make_labelled_patient
 

@@ -9,7 +9,8 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from modeling.models import TrainingRun
-from modeling.training_config import LIMITS, clean_training_config
+from modeling.serializers_training import clean_training_config
+from modeling.training_config import LIMITS
 from tests.conftest import api_client_for
 
 pytestmark = pytest.mark.django_db
