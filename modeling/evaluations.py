@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -24,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from modeling import selectors
+from modeling.artifacts import feature_cache_dir, local_image_path, weights_file
 from modeling.ml.data import Record
 from modeling.ml.levels import PainLevels
 from modeling.models import Evaluation, EvaluationStatus, ModelVersion, Split, Stage, TestSnapshot
@@ -33,6 +35,8 @@ from painsite.core.services import record_event
 logger = logging.getLogger(__name__)
 
 EVALUATION_COHORTS = ("clinical", "simulated", "combined")
+# The Celery task that scores a version on a snapshot (modeling/tasks.py), on the `default` queue.
+RUN_EVALUATION_TASK = "modeling.tasks.run_evaluation"
 # Images scored between two progress writes: a few writes for a study-sized test set.
 PROGRESS_CHUNK = 32
 # Share of the progress bar for scoring the images; the metrics (bootstrap) fill the rest.
@@ -49,8 +53,6 @@ def predict(model, records: list[Record], *, progress: Callable[[int], None] | N
     """Per-image level probabilities of a loaded model (`modeling.ml.predict.LoadedModel`), in
     record order; `progress` hears how many images are done after each chunk, and a cancel
     (`should_stop`) is honoured between chunks."""
-    from modeling.services import feature_cache_dir
-
     rows: list[list[float]] = []
     for start in range(0, len(records), PROGRESS_CHUNK):
         stop_if_asked(should_stop)
@@ -77,7 +79,7 @@ def evaluate(weights_path: str, test_records: list[Record], *, seed: int,
     (`should_stop`) is honoured between chunks of test images and between cohorts."""
     from modeling.ml.predict import load_model
 
-    model = load_model(weights_path)
+    model = load_model(weights_path, cache_dir=feature_cache_dir())
     predictions = predict(model, test_records, should_stop=should_stop)
     return predictions, metrics_by_cohort(predictions, model.levels, seed=seed, should_stop=should_stop)
 
@@ -125,8 +127,6 @@ def records_of(snapshot: TestSnapshot) -> list[Record]:
 
 def image_records(items: list[dict[str, Any]]) -> list[Record]:
     """ML core records of snapshotted images (a run's or a test snapshot's dicts)."""
-    from modeling.training_runner import local_image_path
-
     folders: dict[str, str] = {}
     return [
         Record(
@@ -237,10 +237,10 @@ def _needs_resending(evaluation: Evaluation) -> bool:
 
 
 def send_to_worker(evaluation: Evaluation) -> bool:
-    from modeling.tasks import run_evaluation
-
     try:
-        run_evaluation.apply_async(args=[evaluation.pk], task_id=evaluation.celery_task_id, queue="default")
+        # Sent by name: the task module imports this one.
+        current_app.send_task(RUN_EVALUATION_TASK, args=[evaluation.pk], task_id=evaluation.celery_task_id,
+                              queue="default")
     except Exception:
         logger.exception("evaluation %s could not be sent to the broker", evaluation.pk)
         Evaluation.objects.filter(pk=evaluation.pk, status=EvaluationStatus.QUEUED).update(
@@ -300,7 +300,6 @@ def run_evaluation(evaluation_id: int) -> str:
         pk=evaluation_id
     )
     version, snapshot = evaluation.model_version, evaluation.snapshot
-    from modeling.inference import weights_file
     from modeling.ml.predict import load_model
 
     try:
@@ -310,7 +309,8 @@ def run_evaluation(evaluation_id: int) -> str:
             _update(evaluation_id, progress=SCORING_SHARE * done / len(records),
                     message=f"scored {done} of {len(records)} test images")
 
-        model = load_model(weights_file(version), expected_sha256=version.weights_sha256 or None)
+        model = load_model(weights_file(version), expected_sha256=version.weights_sha256 or None,
+                           cache_dir=feature_cache_dir())
         predictions = predict(model, records, progress=progress)
         _update(evaluation_id, progress=SCORING_SHARE, message="computing metrics and confidence intervals")
         levels = model.levels

@@ -16,18 +16,19 @@ import contextlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from PIL import Image as PILImage
 
+from modeling.artifacts import feature_cache_dir, weights_file
 from modeling.ml.data import FaceBox
 from modeling.ml.gradcam import grad_cam, overlay_base64, place_on_image
 from modeling.ml.network import WeightsFileError
 from modeling.ml.predict import LoadedModel, load_model
 from modeling.ml.transforms import face_crop_box
 from modeling.models import ModelVersion, Stage
+
 
 class NoProductionModel(Exception):
     """No model version is in production, so there is nothing to assess with."""
@@ -45,12 +46,6 @@ class ModelVersionUnavailable(ValueError):
 
 class ModelLoadFailed(Exception):
     """The version's weights file is missing, damaged or needs a backbone this machine lacks."""
-
-
-def weights_file(version: ModelVersion) -> Path:
-    """The version's weights file: `weights_path` is relative to PAINSITE_DATA_DIR unless absolute."""
-    path = Path(version.weights_path)
-    return path if path.is_absolute() else Path(settings.PAINSITE_DATA_DIR) / path
 
 
 def production_version() -> ModelVersion | None:
@@ -149,7 +144,10 @@ class ModelCache:
     def _load(self, version: ModelVersion) -> ServedModel:
         device = settings.PAINSITE_INFERENCE_DEVICE
         try:
-            model = load_model(weights_file(version), device=device, expected_sha256=version.weights_sha256 or None)
+            # The feature cache folder holds the backbone fingerprints and the int8 model a head trained
+            # on int8 features needs: without it each web process would rebuild them.
+            model = load_model(weights_file(version), device=device, expected_sha256=version.weights_sha256 or None,
+                               cache_dir=feature_cache_dir())
         except WeightsFileError as error:
             raise ModelLoadFailed(f"model version {version.name} cannot be loaded: {error}") from None
         # On a CPU one forward pass already keeps every core busy (intra-op threads); running

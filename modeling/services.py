@@ -6,16 +6,13 @@ only carries "look at run N", so a lost or duplicated message never changes what
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import shutil
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -24,9 +21,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from modeling import selectors
+from modeling.artifacts import remove_run_files
 from modeling.ml.levels import PainLevels
 from modeling.ml.splits import assign_splits
-from modeling.ml.splits import split_sha256 as ml_split_sha256
 from modeling.models import (
     ModelVersion,
     PromotionEvent,
@@ -41,6 +38,9 @@ from modeling.serializers_training import clean_training_config
 from painsite.core.services import record_event
 
 TRAINING_QUEUE = "training"
+# The Celery task that runs one attempt at a training run (modeling/tasks.py); painsite/celery.py
+# routes it to the `training` queue.
+RUN_TRAINING_TASK = "modeling.tasks.run_training"
 
 logger = logging.getLogger(__name__)
 
@@ -122,10 +122,9 @@ def send_to_worker(run: TrainingRun) -> bool:
     """Hand the run to the broker. When the broker cannot be reached the run stays queued with no
     task id, says so in its message, and the reaper sends it once the broker is back
     (`send_unsent_runs`): the request that started it is still answered, never a 500."""
-    from modeling.tasks import run_training
-
     try:
-        run_training.apply_async(args=[run.pk], task_id=run.celery_task_id, queue=run.queue)
+        # Sent by name: the task module imports this one.
+        current_app.send_task(RUN_TRAINING_TASK, args=[run.pk], task_id=run.celery_task_id, queue=run.queue)
     except Exception:
         logger.exception("training run %s could not be sent to the broker; it waits for the reaper", run.pk)
         TrainingRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
@@ -222,18 +221,6 @@ def assign_patient_splits(labelled: list[dict[str, Any]]) -> dict[str, str]:
     return {code: existing[code] for code in max_level}
 
 
-def manifest_sha256(images: list[dict[str, Any]]) -> str:
-    """Of the images and targets a version used: image id, sha256, patient, split, NRS, level."""
-    keys = ("image_id", "sha256", "patient", "cohort", "split", "nrs", "level")
-    rows = sorted(([item[key] for key in keys] for item in images), key=lambda row: row[0])
-    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
-
-
-def split_sha256(images: list[dict[str, Any]]) -> str:
-    """Of the split assignment of the patients a version used (the ML core's fingerprint)."""
-    return ml_split_sha256({item["patient"]: item["split"] for item in images})
-
-
 # ---------------------------------------------------------------------------------------------
 # Cancel and crash recovery
 
@@ -326,26 +313,6 @@ def _reap(run_id: int, stale_before) -> ReapedRun | None:
         else:
             transaction.on_commit(lambda: remove_run_files(run.pk))
     return ReapedRun(run_id=run.pk, action=action, attempts=run.attempts)
-
-
-def run_work_dir(run_id: int) -> Path:
-    """Checkpoints of a run in progress: kept across attempts so a new attempt resumes."""
-    return Path(settings.PAINSITE_DATA_DIR) / "runs" / str(run_id)
-
-
-def run_artifact_dir(run_id: int) -> Path:
-    """The published weights of the model version a run produced."""
-    return Path(settings.PAINSITE_DATA_DIR) / "models" / f"run-{run_id}"
-
-
-def feature_cache_dir() -> Path:
-    return Path(settings.PAINSITE_DATA_DIR) / "feature-cache"
-
-
-def remove_run_files(run_id: int, *, keep_artifacts: bool = False) -> None:
-    shutil.rmtree(run_work_dir(run_id), ignore_errors=True)
-    if not keep_artifacts:
-        shutil.rmtree(run_artifact_dir(run_id), ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------

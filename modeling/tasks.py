@@ -7,7 +7,7 @@ from celery import shared_task
 from modeling import evaluations, services, training_runner
 
 
-@shared_task(bind=True, name="modeling.tasks.run_training")
+@shared_task(bind=True, name=services.RUN_TRAINING_TASK)
 def run_training(self, run_id: int) -> dict[str, object]:
     """One attempt at training run `run_id` (routed to the `training` queue by painsite/celery.py)."""
 
@@ -28,7 +28,7 @@ def reap_stale_runs() -> list[dict[str, object]]:
     ]
 
 
-@shared_task(name="modeling.tasks.run_evaluation")
+@shared_task(name=evaluations.RUN_EVALUATION_TASK)
 def run_evaluation(evaluation_id: int) -> dict[str, object]:
     """Score a model version on a test snapshot (the `default` queue: a head-mode version's
     features are cached, so this takes seconds)."""

@@ -10,14 +10,11 @@ mid-run leaves its checkpoints for the next attempt (see services.reap_stale_run
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import os
-import platform
 import shutil
 import socket
-import subprocess
 import threading
 import time
 import traceback
@@ -26,18 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from modeling import evaluations, selectors, services
+from modeling import artifacts, evaluations, provenance, selectors
 from modeling.evaluations import evaluate
 from modeling.ml.config import TrainConfig
 from modeling.ml.data import Record
 from modeling.ml.levels import PainLevels
 from modeling.models import ModelVersion, RunStatus, Split, TrainingRun, TrainingSnapshot
+from modeling.provenance import MANIFEST_KEYS, code_version, library_versions
 from modeling.snapshots import target_source_counts
 from painsite.core.services import record_event
 
@@ -177,7 +174,7 @@ def _finish_without_version(attempt: Attempt, status: str, *, message: str, erro
         attempt.update(status=status, message=message, error=error, finished_at=timezone.now(), eta_seconds=None)
     except LostOwnership:
         return
-    services.remove_run_files(attempt.run_id)
+    artifacts.remove_run_files(attempt.run_id)
     run = TrainingRun.objects.get(pk=attempt.run_id)
     record_event(actor=None, action=f"training.{status}", target=run, details={"attempt": attempt.number})
 
@@ -203,8 +200,8 @@ def _train_and_publish(
         config,
         train_records,
         val_records,
-        work_dir=services.run_work_dir(run.pk),
-        cache_dir=services.feature_cache_dir(),
+        work_dir=artifacts.run_work_dir(run.pk),
+        cache_dir=artifacts.feature_cache_dir(),
         progress=progress,
         should_stop=heartbeat.should_stop,
     )
@@ -262,31 +259,6 @@ def _records(images: list[dict[str, Any]], cohorts: list[str] | None, split: str
     return evaluations.image_records(
         [item for item in images if item["split"] == split and (cohorts is None or item["cohort"] in cohorts)]
     )
-
-
-def local_image_path(name: str, sha256: str, *, folders: dict[str, str] | None = None) -> str:
-    """A local file the ML core can open: the stored file itself on local storage, else a copy
-    under PAINSITE_DATA_DIR/image-cache (object storage), fetched once per image.
-
-    `folders` keeps the storage's answer per folder across calls: thousands of images share a
-    few folders, and the storage's checks cost more per file than the rest of a record."""
-    folder, file_name = os.path.split(name)
-    try:
-        if folders is None or file_name in ("", ".", ".."):
-            return default_storage.path(name)
-        if folder not in folders:
-            folders[folder] = default_storage.path(folder)
-        return os.path.join(folders[folder], file_name)
-    except NotImplementedError:
-        pass
-    cached = Path(settings.PAINSITE_DATA_DIR) / "image-cache" / f"{sha256}{Path(name).suffix}"
-    if not cached.exists():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f".{cached.name}.{os.getpid()}.part")
-        with default_storage.open(name, "rb") as source, open(partial, "wb") as target:
-            shutil.copyfileobj(source, target)
-        os.replace(partial, cached)
-    return str(cached)
 
 
 class ProgressWriter:
@@ -420,7 +392,7 @@ def publish(run, attempt, images, result, config, predictions, metrics, ml_secon
     except BaseException:
         shutil.rmtree(weights_path.parent, ignore_errors=True)
         raise
-    shutil.rmtree(services.run_work_dir(run.pk), ignore_errors=True)
+    shutil.rmtree(artifacts.run_work_dir(run.pk), ignore_errors=True)
     evaluations.evaluate_rivals(version=version)
     return version
 
@@ -428,7 +400,7 @@ def publish(run, attempt, images, result, config, predictions, metrics, ml_secon
 def _publish_weights(run_id: int, source: str, expected_sha256: str) -> Path:
     """Copy the weights into place, checking the sha256 of the bytes as they are written (a
     fine-tuned VGG16 is half a gigabyte: reading it back would double the cost)."""
-    target = services.run_artifact_dir(run_id) / "weights.pt"
+    target = artifacts.run_artifact_dir(run_id) / "weights.pt"
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".weights.pt.{os.getpid()}.part")
     digest = hashlib.sha256()
@@ -459,8 +431,8 @@ def _create_version(*, run, used, trained_on, result, config, predictions, metri
             "images": [{key: item[key] for key in MANIFEST_KEYS} for item in used],
             "target_sources": target_source_counts(item for item in used if item["split"] != Split.TEST),
         },
-        data_manifest_sha256=services.manifest_sha256(used),
-        split_sha256=services.split_sha256(used),
+        data_manifest_sha256=provenance.manifest_sha256(used),
+        split_sha256=provenance.split_sha256(used),
         label_rule=run.config["label_rule"],
         pain_levels=[{"name": name, "nrs": [low, high]} for name, (low, high) in zip(levels.names, levels.ranges)],
         # The feature path that ran (the config may say auto): features of another path differ.
@@ -492,48 +464,8 @@ def _create_version(*, run, used, trained_on, result, config, predictions, metri
     raise RuntimeError("could not allocate a model version name")
 
 
-MANIFEST_KEYS = ("image_id", "sha256", "patient", "cohort", "split", "nrs", "level")
-
-
 def next_version_number() -> int:
     numbers = [int(name[1:]) for name in ModelVersion.objects.values_list("name", flat=True) if name[1:].isdigit()]
     return max(numbers, default=0) + 1
 
 
-@functools.cache
-def code_version() -> str:
-    """The git commit of the running code, or PAINSITE_CODE_VERSION where there is no checkout.
-
-    Asked once per process: the code a worker runs is the code it imported at start, and two git
-    subprocesses forked from a worker holding VGG16 cost more than a warm retrain's bookkeeping."""
-    if os.getenv("PAINSITE_CODE_VERSION"):
-        return os.environ["PAINSITE_CODE_VERSION"]
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return f"{sha}-dirty" if sha and dirty else sha
-
-
-def library_versions() -> dict[str, str]:
-    import numpy
-    import sklearn
-    import torch
-    import torchvision
-
-    from modeling.ml.feature_paths import onnxruntime_version
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": numpy.__version__,
-        "scikit-learn": sklearn.__version__,
-        **({"onnxruntime": ort} if (ort := onnxruntime_version()) else {}),
-    }

@@ -30,6 +30,8 @@ class DeviceChoice:
     channels_last: bool
     # "" for torch's own float32/bf16 kernels; "int8-onnxruntime" (see feature_paths.py).
     feature_path: str = ""
+    # What else decides that path's features (the int8 calibration set's version), for the cache key.
+    feature_path_version: str = ""
 
     @property
     def uses_bf16(self) -> bool:
@@ -49,9 +51,7 @@ class DeviceChoice:
         """The feature-cache folder suffix: the float paths keep their precision names, so
         caches written before int8 existed stay valid."""
         if self.feature_path:
-            from modeling.ml.feature_paths import CALIBRATION_VERSION
-
-            return f"{self.feature_path}-{CALIBRATION_VERSION}"
+            return f"{self.feature_path}-{self.feature_path_version}"
         return self.precision
 
     def describe(self) -> str:

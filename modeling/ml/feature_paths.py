@@ -334,7 +334,7 @@ def choose_feature_path(device: str = "auto", precision: str = "auto", feature_p
 
 def int8_choice() -> DeviceChoice:
     return DeviceChoice(device=torch.device("cpu"), dtype=torch.float32, channels_last=False,
-                        feature_path=INT8_ONNXRUNTIME)
+                        feature_path=INT8_ONNXRUNTIME, feature_path_version=CALIBRATION_VERSION)
 
 
 def path_extractor(choice: DeviceChoice, backbone: Callable[[], FrozenFeatures], identity: BackboneIdentity,

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from modeling import services
+from modeling import artifacts, services
 from modeling.models import RunStatus, TrainingRun
 from painsite.core.models import AuditEvent
 
@@ -46,7 +46,7 @@ def test_a_run_that_lost_its_worker_too_often_fails_and_its_files_go(settings, d
     settings.PAINSITE_TRAINING_STALE_SECONDS = 60
     settings.PAINSITE_TRAINING_MAX_ATTEMPTS = 2
     run = make_running_run(seconds_since_heartbeat=600, attempts=2)
-    checkpoint = services.run_work_dir(run.pk) / "checkpoint.pt"
+    checkpoint = artifacts.run_work_dir(run.pk) / "checkpoint.pt"
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"half an epoch")
     with django_capture_on_commit_callbacks(execute=True):
@@ -55,7 +55,7 @@ def test_a_run_that_lost_its_worker_too_often_fails_and_its_files_go(settings, d
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and run.finished_at is not None
     assert "attempt 2 of 2" in run.error
-    assert not services.run_work_dir(run.pk).exists()
+    assert not artifacts.run_work_dir(run.pk).exists()
 
 
 def test_a_lost_run_that_was_being_cancelled_ends_cancelled(settings):

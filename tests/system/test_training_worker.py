@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
 
-from modeling import services
+from modeling import artifacts
 from modeling.models import ModelVersion, RunStatus, TrainingRun
 from painsite.core.models import AuditEvent
 from painsite.core.tasks import ping
@@ -45,7 +45,7 @@ def start_run(user, **config) -> dict:
 def leftover_files(run_id: int) -> list[str]:
     """Files of a run that should not exist once it ended: checkpoints, partial writes."""
     data = Path(settings.PAINSITE_DATA_DIR)
-    found = [str(p) for p in services.run_work_dir(run_id).rglob("*")]
+    found = [str(p) for p in artifacts.run_work_dir(run_id).rglob("*")]
     found += [str(p) for p in (data / "models").rglob("*") if p.is_file() and p.name != "weights.pt"]
     return found
 
@@ -130,7 +130,7 @@ def test_cancel_stops_a_running_run_on_the_worker(researcher, clinician, test_br
     run = run_row(run_id)
     assert run.status == RunStatus.CANCELLED and run.epoch < LONG_RUN["epochs"]
     assert not ModelVersion.objects.exists()
-    assert leftover_files(run_id) == [] and not services.run_artifact_dir(run_id).exists()
+    assert leftover_files(run_id) == [] and not artifacts.run_artifact_dir(run_id).exists()
 
 
 def test_a_cancel_while_the_run_is_evaluating_stops_the_evaluation(researcher, clinician, test_broker_url, worker_log_dir):
