@@ -132,12 +132,11 @@ def test_cancel_stops_a_running_run_on_the_worker(researcher, clinician, test_br
 
 
 def test_a_worker_killed_mid_run_is_detected_and_the_run_resumes_from_its_checkpoint(
-    researcher, clinician, test_broker_url, worker_log_dir, tmp_path
+    researcher, clinician, test_broker_url, worker_log_dir
 ):
     make_dataset(clinician, splits={"clinical": ["train", "val", "test"]})
-    beat = ("-B", "--schedule", str(tmp_path / "celerybeat-schedule"))
     with celery_worker(
-        broker_url=test_broker_url, queues=("default",), log_dir=worker_log_dir, extra_args=beat, **RECOVERY_ENV
+        broker_url=test_broker_url, queues=("default",), log_dir=worker_log_dir, beat=True, **RECOVERY_ENV
     ):
         with celery_worker(
             broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV
