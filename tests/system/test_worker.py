@@ -22,7 +22,9 @@ def test_a_real_worker_process_executes_a_task_from_the_broker(test_broker_url, 
 
 def queued(queue: str) -> int:
     with celery_app.connection_for_write() as conn:
-        return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+        # Declared as the workers declare it (a passive declare of a queue that is empty does not
+        # find it on Redis, which keeps no empty lists).
+        return conn.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False).message_count
 
 
 # The next two tests are a pair, run in this order: what the first leaves in its broker, as a beat
