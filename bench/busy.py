@@ -15,6 +15,8 @@ import time
 
 
 def spin(until: float) -> None:
+    # Stopped by terminate() (SIGTERM) or Ctrl-C without a traceback: the parent's handler is not ours.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     value = 0
     while time.monotonic() < until:
@@ -30,6 +32,10 @@ def alive(pid: int) -> bool:
     return True
 
 
+def stop_on_signal(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, required=True, help="upper bound on how long the load lasts")
@@ -40,7 +46,7 @@ def main() -> None:
         parser.error("--seconds must be positive and --processes at least 1")
     until = time.monotonic() + args.seconds
     workers = [multiprocessing.Process(target=spin, args=(until,), daemon=True) for _ in range(args.processes)]
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    signal.signal(signal.SIGTERM, stop_on_signal)
     started = time.monotonic()
     for worker in workers:
         worker.start()
