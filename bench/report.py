@@ -160,9 +160,10 @@ def measured_by(result: dict) -> str:
     return f"`{result['test']}`" if result.get("test") else "–"
 
 
-def on(result: dict) -> str:
+def on(result: dict, *, database: str | None = None) -> str:
     broker = f" + {result['broker']}" if result.get("broker") else ""
-    return f"{result.get('database', '?')}{broker}; {cpu(result)}, {load_average(result)}; {result['measured_at'][:10]}"
+    database = database or result.get("database", "?")
+    return f"{database}{broker}; {cpu(result)}, {load_average(result)}; {result['measured_at'][:10]}"
 
 
 def render_reliability() -> str:
@@ -199,7 +200,7 @@ def render_reliability() -> str:
             f"{fault['during']}, after {fault['after']}; **{report['connection_errors']} dropped connections**; "
             f"**{check['acknowledged']} acknowledged, {check['stored']} stored, {check['lost']} lost, "
             f"{check['acknowledged_twice']} duplicated** | {measured_by(restart)} (its own PostgreSQL cluster on a "
-            f"spare port) | {on(restart)} |"
+            f"spare port) | {on(restart, database='postgresql (the test’s own cluster)')} |"
         )
     broker = load("reliability_broker_down.json")
     if broker:
