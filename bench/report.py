@@ -228,8 +228,8 @@ def render_reliability() -> str:
         tests = suite["tests"]
         rows.append(
             f"| Whole test suite on a busy machine | {tests['passed']} passed, {tests['failed']} failed, "
-            f"{tests['errors']} errors, {tests['skipped']} skipped in {suite['wall_seconds'] / 60:.1f} min while "
-            f"{suite['load_processes']} extra processes kept the cores busy (1-min load average mean "
+            f"{tests['errors']} errors, {tests['skipped']} skipped in {suite['wall_seconds'] / 60:.1f} min, with "
+            f"{suite['load_processes']} spinning processes of `bench/busy.py` started alongside (1-min load average mean "
             f"{suite['load_average_1m']['mean']}, max {suite['load_average_1m']['max']}) | "
             f"`bench/suite_under_load.py --name {suite['name']}` | {suite['database']} + {suite['broker']}; "
             f"{cpu(suite)}; {suite['measured_at'][:10]} |"
