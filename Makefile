@@ -66,10 +66,12 @@ test: install-test browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Each benchmark prints its side-by-side ratios and writes bench/results/<name>.json;
-# docs/benchmarks.md holds the current figures. Queue, load and training need PostgreSQL.
+# bench/report.py then renders the measured tables of docs/benchmarks.md and docs/reliability.md
+# from those files. Queue, load and training need PostgreSQL.
 BENCHMARKS := import_rate ml_stats ml synthetic_faces labeling_queue training results_compare assess load
 bench: install-test
 	@for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(BIN)/python bench/$$name.py || exit 1; done
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VAR_DIR) test-artifacts .pytest_cache

@@ -40,6 +40,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from bench.machine import machine
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "bench" / "results" / "load.json"
 LOAD_DATABASE = "painsite_load"
@@ -395,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         "check": {**check, "lost": len(check["lost"]), "stored_but_not_acknowledged": len(check["stored_but_not_acknowledged"]),
                   "image_counter_mismatches": len(check["image_counter_mismatches"])},
         "cpu_count": os.cpu_count(),
+        "machine": machine(),
         "command": "bench/load.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)

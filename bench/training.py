@@ -121,7 +121,7 @@ def main() -> None:
         from rest_framework.test import APIClient
 
         from painsite.core.roles import RESEARCHER, assign_role
-        from tests.workers import celery_worker, use_test_broker
+        from tests.workers import celery_worker, own_broker
 
         started = time.perf_counter()
         n_images = seed(args.images, args.image_size)
@@ -131,8 +131,10 @@ def main() -> None:
         client = APIClient()
         client.force_authenticate(researcher)
         config = {"mode": "head", "epochs": args.epochs, "image_size": args.image_size, "seed": 1}
-        broker = use_test_broker(work / "var")
-        with celery_worker(broker_url=broker, queues=("default", "training"), log_dir=work / "logs"):
+        with (
+            own_broker(work / "var") as broker,
+            celery_worker(broker_url=broker, queues=("default", "training"), log_dir=work / "logs"),
+        ):
             cold = timed_run(client, config)
             warm_runs = [timed_run(client, config) for _ in range(max(args.warm_runs, 1))]
     # One warm run can land on a full garbage collection of this (web) process or a busy moment

@@ -287,6 +287,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # longest training run.
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", str(12 * 3600))}
+    # Prefixes every key (queues included): processes sharing one Redis database but not a prefix
+    # never see each other's tasks. The tests give each worker test a prefix of its own.
+    if os.getenv("CELERY_BROKER_KEY_PREFIX"):
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = os.environ["CELERY_BROKER_KEY_PREFIX"]
 elif CELERY_BROKER_URL.startswith("sqla+sqlite"):
     # kombu hands these to SQLAlchemy's create_engine: wait for SQLite's lock instead of failing.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"connect_args": {"timeout": 30}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,12 +83,24 @@ def api_client_for(user: User | None) -> APIClient:
     return client
 
 
-@pytest.fixture(scope="session")
-def test_broker_url(tmp_path_factory) -> str:
-    """The broker real worker processes and this test process share (see tests/workers.py)."""
-    from tests.workers import use_test_broker
+@pytest.fixture(scope="session", autouse=True)
+def session_broker(tmp_path_factory) -> Iterator[str]:
+    """Where a task goes that a test sends without a worker of its own (never a developer's
+    `make run` broker, never another test's worker)."""
+    from tests.workers import own_broker
 
-    return use_test_broker(tmp_path_factory.mktemp("broker"))
+    with own_broker(tmp_path_factory.mktemp("broker")) as url:
+        yield url
+
+
+@pytest.fixture
+def test_broker_url(session_broker, tmp_path) -> Iterator[str]:
+    """A broker of this test's own, shared by its real worker processes and this test process
+    (see tests/workers.py): nothing an earlier test left in a broker reaches this test's workers."""
+    from tests.workers import own_broker
+
+    with own_broker(tmp_path / "broker") as url:
+        yield url
 
 
 @pytest.fixture

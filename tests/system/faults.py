@@ -15,8 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from painsite.celery import app as celery_app
-from tests.workers import point_celery_at
+from tests.workers import current_broker, point_celery_at
 
 
 def spare_port() -> int:
@@ -72,12 +71,12 @@ def redis_available() -> bool:
 @contextmanager
 def celery_publishing_to(url: str) -> Iterator[None]:
     """Point this process's Celery producer (what the web process uses to send tasks) at `url`."""
-    previous = celery_app.conf.broker_url
-    point_celery_at(url)
+    previous = current_broker()
+    point_celery_at(url)  # no key prefix: the test reads this server's queues by their own names
     try:
         yield
     finally:
-        point_celery_at(previous)
+        point_celery_at(previous[0], key_prefix=previous[1])
 
 
 def postgres_bin_dir() -> Path | None:

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from django.core.files.storage import FileSystemStorage
@@ -26,6 +27,7 @@ from modeling.models import RunStatus, TrainingRun
 from painsite.core.models import AuditEvent
 from tests.annotation.image_factories import make_jpeg
 from tests.conftest import api_client_for
+from tests.measurements import record
 from tests.modeling.training_data import SMALL_CONFIG, make_dataset
 from tests.system.faults import (
     PostgresServer,
@@ -85,9 +87,15 @@ def test_a_run_started_while_the_broker_is_down_is_answered_and_sent_when_it_ret
             assert run.status == RunStatus.QUEUED and run.celery_task_id and "broker came back" in run.message
             # Sent once: the next pass finds nothing left to send.
             assert services.reap_stale_runs() == [] and broker.queue_length("training") == 1
+            messages_after_second_pass = broker.queue_length("training")
         finally:
             broker.stop()
     assert AuditEvent.objects.filter(action="training.sent_after_broker_outage", object_id=str(run.pk)).exists()
+    record("broker_down", {
+        "status_while_down": response.status_code, "message_while_down": body["message"],
+        "reaped_when_back": [item.action for item in reaped],
+        "training_queue_messages_after_two_passes": messages_after_second_pass,
+    }, broker="redis (own server)")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,8 +126,10 @@ def test_a_worker_killed_mid_run_on_postgres_and_redis_is_resumed_once_and_a_lat
                 first_task_id = run_row(run_id).celery_task_id
                 wait_for(lambda: run_row(run_id).epoch >= 2, timeout=180, interval=0.05, message="epoch 2")
                 doomed.kill()
+                killed_at, killed_at_epoch = time.monotonic(), run_row(run_id).epoch
             assert run_row(run_id).status == RunStatus.RUNNING  # the row cannot know yet
             wait_for(lambda: services.reap_stale_runs() != [], timeout=30, message="the reaper to see the lost worker")
+            seen_lost_after = time.monotonic() - killed_at
             assert run_row(run_id).status == RunStatus.QUEUED and run_row(run_id).celery_task_id != first_task_id
             with celery_worker(broker_url=broker.url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV) as worker:
                 wait_for(lambda: not run_row(run_id).is_active, timeout=240, message="the resumed run to end")
@@ -132,6 +142,13 @@ def test_a_worker_killed_mid_run_on_postgres_and_redis_is_resumed_once_and_a_lat
     assert run.status == RunStatus.SUCCEEDED and run.attempts == 2, (run.status, run.error)
     assert "resumed from epoch" in run.message
     assert ModelVersion.objects.filter(training_run=run).count() == 1 == ModelVersion.objects.count()
+    record("worker_killed", {
+        "killed_at_epoch": killed_at_epoch, "stale_seconds": settings.PAINSITE_TRAINING_STALE_SECONDS,
+        "heartbeat_seconds": float(RECOVERY_ENV["PAINSITE_TRAINING_HEARTBEAT_SECONDS"]),
+        "seconds_from_kill_to_reaper_seeing_it": round(seen_lost_after, 2),
+        "resumed_from_epoch": int(run.message.split("resumed from epoch ")[1].split(")")[0]),
+        "attempts": run.attempts, "status": run.status, "model_versions": ModelVersion.objects.count(),
+    }, broker="redis (own server)")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,6 +183,7 @@ def test_postgres_restarting_while_clinicians_label_answers_503_then_labeling_re
     assert int(report["fault"]["during"].get("503", 0)) >= 1, report
     # Before it and after it, clinicians label.
     assert int(report["fault"]["before"].get("201", 0)) >= 1 and int(report["fault"]["after"].get("201", 0)) >= 1, report
+    record("postgres_restart", {"load": report, "down_seconds": 2, "stopped_at_second": 4})
 
 
 # ---------------------------------------------------------------------------------------------

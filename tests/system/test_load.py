@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import connection
 
 from bench.load import check_labels, gunicorn, prepare, run_load
+from tests.measurements import record
 from tests.workers import database_url_for_subprocess
 
 pytestmark = [
@@ -41,3 +42,8 @@ def test_sixteen_clinicians_labeling_at_once_lose_and_duplicate_nothing(tmp_path
     assert check["lost"] == [] and check["stored_but_not_acknowledged"] == [], check
     assert check["acknowledged_twice"] == 0 and check["chains_with_two_starts"] == 0, check
     assert check["image_counter_mismatches"] == [], check
+    record("labeling_load", {
+        **summary, "gunicorn": {"workers": 3, "threads": 4}, "images": 24,
+        "check": {**check, "lost": len(check["lost"]), "stored_but_not_acknowledged": len(check["stored_but_not_acknowledged"]),
+                  "image_counter_mismatches": len(check["image_counter_mismatches"])},
+    })  # fmt: skip

@@ -46,7 +46,7 @@ def admin_token(settings) -> str:
 
 @pytest.fixture
 def server_url(admin_token, test_broker_url, settings, tmp_path) -> str:
-    env = {"CELERY_BROKER_URL": test_broker_url}  # a run the fuzzer starts goes to this session's broker
+    env = {"CELERY_BROKER_URL": test_broker_url}  # a run the fuzzer starts goes to this test's broker
     with gunicorn(
         database_url=database_url_for_subprocess(),
         media_root=settings.MEDIA_ROOT,

@@ -16,6 +16,7 @@ from modeling.models import ModelVersion, RunStatus, TrainingRun
 from painsite.core.models import AuditEvent
 from painsite.core.tasks import ping
 from tests.conftest import api_client_for
+from tests.measurements import record
 from tests.modeling.training_data import SMALL_CONFIG, make_dataset
 from tests.workers import celery_worker, wait_for
 
@@ -152,12 +153,11 @@ def test_a_cancel_while_the_run_is_evaluating_stops_the_evaluation(researcher, c
 
 
 def test_a_worker_killed_mid_run_is_detected_and_the_run_resumes_from_its_checkpoint(
-    researcher, clinician, test_broker_url, worker_log_dir, tmp_path
+    researcher, clinician, test_broker_url, worker_log_dir
 ):
     make_dataset(clinician, splits={"clinical": ["train", "val", "test"]})
-    beat = ("-B", "--schedule", str(tmp_path / "celerybeat-schedule"))
     with celery_worker(
-        broker_url=test_broker_url, queues=("default",), log_dir=worker_log_dir, extra_args=beat, **RECOVERY_ENV
+        broker_url=test_broker_url, queues=("default",), log_dir=worker_log_dir, beat=True, **RECOVERY_ENV
     ):
         with celery_worker(
             broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV
@@ -165,10 +165,11 @@ def test_a_worker_killed_mid_run_is_detected_and_the_run_resumes_from_its_checkp
             run_id = start_run(researcher, **LONG_RUN)["id"]
             wait_for(lambda: run_row(run_id).epoch >= 3, timeout=180, interval=0.05, message="epoch 3")
             doomed.kill()
-        killed_at_epoch = run_row(run_id).epoch
+        killed_at, killed_at_epoch = time.monotonic(), run_row(run_id).epoch
         assert run_row(run_id).status == RunStatus.RUNNING  # the row cannot know yet
         # Beat on the default worker notices the silent heartbeat and sends the run again.
         wait_for(lambda: run_row(run_id).status == RunStatus.QUEUED, timeout=60, message="the reaper")
+        sent_again_after = time.monotonic() - killed_at
         with celery_worker(broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV):
             wait_for(lambda: not run_row(run_id).is_active, timeout=240, message="the resumed run to end")
     run = run_row(run_id)
@@ -179,3 +180,10 @@ def test_a_worker_killed_mid_run_is_detected_and_the_run_resumes_from_its_checkp
     assert ModelVersion.objects.filter(training_run=run).count() == 1 == ModelVersion.objects.count()
     assert leftover_files(run_id) == []
     assert AuditEvent.objects.filter(action="training.resumed_after_worker_lost", object_id=str(run_id)).exists()
+    record("worker_killed_beat", {
+        "killed_at_epoch": killed_at_epoch, "resumed_from_epoch": resumed_from,
+        "stale_seconds": float(RECOVERY_ENV["PAINSITE_TRAINING_STALE_SECONDS"]),
+        "reaper_interval_seconds": float(RECOVERY_ENV["PAINSITE_REAPER_INTERVAL_SECONDS"]),
+        "seconds_from_kill_to_run_sent_again_by_beat": round(sent_again_after, 2),
+        "attempts": run.attempts, "status": run.status, "model_versions": ModelVersion.objects.count(),
+    }, broker=test_broker_url.split(":", 1)[0])  # fmt: skip

@@ -1,0 +1,284 @@
+"""Render the measured figures in docs/benchmarks.md and docs/reliability.md from bench/results/.
+
+`python bench/report.py` rewrites every block between `<!-- report:NAME -->` and
+`<!-- /report:NAME -->` in those two files from the JSON the benchmarks and tests wrote (see
+bench/machine.py and tests/measurements.py), so no figure in a block is copied by hand. Each
+figure names the CPU its file records; a file that records none says so, and a run that stopped
+short of what it planned is marked partial. `--check` changes nothing and exits 1 when a block
+differs from what the files give (or a block has no renderer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DOCS = [ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "reliability.md"]
+BLOCK = re.compile(r"(<!-- report:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /report:(?P=name) -->)", re.DOTALL)
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def cpu(result: dict) -> str:
+    machine = result.get("machine") or {}
+    model = machine.get("cpu_model") or machine.get("cpu")
+    if not model:
+        return "CPU not recorded"
+    flags = machine.get("cpu_flags")
+    cores = machine.get("cpus") or machine.get("nproc")
+    text = model + (f", {cores} cores" if cores else "")
+    return text + (f" ({' '.join(flags)})" if flags else "")
+
+
+def load_average(result: dict) -> str:
+    machine = result.get("machine") or {}
+    start = machine.get("load_average_at_start") or [machine.get("load_average_1m_before")]
+    end = machine.get("load_average_at_end") or [machine.get("load_average_1m_after")]
+    if start[0] is None:
+        return "load not recorded"
+    return f"load average {start[0]}" + (f" → {end[0]}" if end and end[0] is not None else "")
+
+
+def missing(name: str, command: str) -> str:
+    return f"_No `bench/results/{name}` yet: run `{command}`._\n"
+
+
+def ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} ms"
+
+
+# ---------------------------------------------------------------------------------------------
+# docs/benchmarks.md
+
+
+def marked_partial(value: object) -> bool:
+    """True when the file marks any part of itself partial (`"partial": true` at any depth)."""
+    if isinstance(value, dict):
+        return value.get("partial") is True or any(marked_partial(item) for item in value.values())
+    if isinstance(value, list):
+        return any(marked_partial(item) for item in value)
+    return False
+
+
+def render_results_index() -> str:
+    rows = ["| result file | measured | CPU | partial |", "|---|---|---|---|"]
+    for path in sorted(RESULTS.glob("*.json")):
+        result = json.loads(path.read_text())
+        when = str(result.get("measured_at", "–"))[:16].replace("T", " ")
+        device = str((result.get("machine") or {}).get("device", ""))
+        where = cpu(result) + (f"; {device}" if device.startswith("cuda") else "")
+        rows.append(f"| `{path.name}` | {when} | {where} | {'**partial**' if marked_partial(result) else 'no'} |")
+    return "\n".join(rows) + "\n"
+
+
+def render_queue() -> str:
+    result = load("queue.json")
+    if result is None or "planned_steps" not in json.dumps(result):
+        return missing("queue.json", ".venv/bin/python bench/labeling_queue.py")
+    settings = result["settings"]
+    lines = [
+        (f"{cpu(result)}, {load_average(result)}, measured {result['measured_at'][:16].replace('T', ' ')} UTC; "
+        f"{settings['clients']} clients, {settings['gunicorn_workers']} gunicorn workers, "
+        f"{settings['warmup_per_client']} warm-up + {settings['steps_per_client']} measured steps per client."),
+        "",
+        ("| images | never labeled | load | steps done / planned | p50 step | p95 step | GET p50 | POST p50 | steps/s "
+        "| server CPU per step | queue SQL (unlabeled / second observer) |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size, data in sorted(result["sizes"].items(), key=lambda item: int(item[0])):
+        for load_name, m in data["loads"].items():
+            done = f"{m['steps']} / {m['planned_steps']}" + (" **partial**" if m["partial"] else "")
+            sql = m.get("queue_sql", {})
+            lines.append(
+                f"| {int(size):,} | {data['shape']['never_labeled']:.0%} | {load_name.replace('_', ' ')} | {done} "
+                f"| {ms(m['p50_ms'])} | {ms(m['p95_ms'])} | {ms(m['get_p50_ms'])} | {ms(m['post_p50_ms'])} "
+                f"| {m['steps_per_second']} | {ms(m['server_cpu_ms_per_step'])} "
+                f"| {sql.get('unlabeled_step_ms', '–')} / {sql.get('second_observer_step_ms', '–')} ms |"
+            )
+    targets = result["targets"]
+    lines.append("")
+    for load_name in result["p50_ratio_large_to_small"]:
+        met = targets["p95_met"][load_name]
+        ratio_met = targets["ratio_met"][load_name]
+        verdict = {True: "met", False: "**not met**", None: "not judged (partial run)"}
+        lines.append(
+            f"- {load_name.replace('_', ' ')}: p95 < {targets['p95_ms_below']:.0f} ms at every size: {verdict[met]}; "
+            f"p50 largest / smallest size = {result['p50_ratio_large_to_small'][load_name]} "
+            f"(target ≤ {targets['p50_ratio_at_most']}): {verdict[ratio_met]}."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_assess() -> str:
+    result = load("assess.json")
+    if result is None or "rounds" not in result:
+        return missing("assess.json", ".venv/bin/python bench/assess.py")
+    server = result["server_process"]
+    ratio, heat = result["p50_ratio_without_heatmap_to_bare_forward"], result["p50_ratio_with_heatmap_to_bare_forward"]
+    lines = [
+        (f"{cpu(result)}, {load_average(result)}; model on {result['model']['device']}, server process with "
+        f"{server['torch_threads']} torch threads, OpenMP wait policy {server['omp_wait_policy']}; the bare pass "
+        f"{result['bare_forward_measured']}."),
+        "",
+        ("| round | bare forward p50 / p95 | request p50 / p95 | ratio p50 | with heatmap p50 / p95 | ratio p50 "
+        "| load average |"),
+        "|---|---|---|---|---|---|---|",
+    ]
+    for number, one in enumerate(result["rounds"], start=1):
+        bare, plain, explained = one["bare_forward"], one["request_without_heatmap"], one["request_with_heatmap"]
+        lines.append(
+            f"| {number} | {bare['p50_ms']} / {bare['p95_ms']} ms | {plain['p50_ms']} / {plain['p95_ms']} ms "
+            f"| {one['p50_ratio_without_heatmap']}× | {explained['p50_ms']} / {explained['p95_ms']} ms "
+            f"| {one['p50_ratio_with_heatmap']}× | {one['load_average_1m']} |"
+        )
+    concurrent = result["concurrent"]
+    lines += [
+        "",
+        (f"Request / bare forward pass, p50, over {len(result['rounds'])} rounds of {result['rounds'][0]['bare_forward']['n']}: "
+        f"median **{ratio['median']}×** (min {ratio['min']}×, max {ratio['max']}×); target ≤ {result['target_ratio']}×: "
+        f"{'met' if result['meets_target'] else '**not met**'}. With heatmap: median {heat['median']}× "
+        f"(min {heat['min']}×, max {heat['max']}×). {concurrent['clients']} clients at once: "
+        f"{concurrent['assessments_per_second']} assessments/s (p50 {concurrent['p50_ms']} ms)."),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# docs/reliability.md
+
+
+def measured_by(result: dict) -> str:
+    return f"`{result['test']}`" if result.get("test") else "–"
+
+
+def on(result: dict, *, database: str | None = None) -> str:
+    broker = f" + {result['broker']}" if result.get("broker") else ""
+    database = database or result.get("database", "?")
+    return f"{database}{broker}; {cpu(result)}, {load_average(result)}; {result['measured_at'][:10]}"
+
+
+def render_reliability() -> str:
+    rows = ["| Item | Figure (measured) | Measured by | On |", "|---|---|---|---|"]
+    labeling = load("reliability_labeling_load.json")
+    if labeling:
+        check, latency = labeling["check"], labeling["latency_ms"]
+        rows.append(
+            f"| Labeling load | {labeling['clients']} clinicians labeling at once for {labeling['seconds']} s against gunicorn "
+            f"({labeling['gunicorn']['workers']} workers × {labeling['gunicorn']['threads']} threads): "
+            f"**{labeling['labels_acknowledged']} labels acknowledged, {check['stored']} rows stored: {check['lost']} lost, "
+            f"{check['acknowledged_twice']} duplicated, {check['image_counter_mismatches']} queue-counter mismatches**; "
+            f"{labeling['labels_per_second']} labels/s; latency p50 {latency['p50']} ms, p95 {latency['p95']} ms; "
+            f"answers {labeling['statuses']} | {measured_by(labeling)} | {on(labeling)} |"
+        )
+    bench_load = load("load.json")
+    if bench_load and (bench_load.get("machine") or {}).get("cpu_model"):
+        check = bench_load["check"]
+        rows.append(
+            f"| Labeling load (benchmark) | {bench_load['clients']} clinicians for {bench_load['seconds']} s: "
+            f"**{bench_load['labels_acknowledged']} acknowledged, {check['stored']} stored, {check['lost']} lost, "
+            f"{check['acknowledged_twice']} duplicated**; {bench_load['labels_per_second']} labels/s; p50 "
+            f"{bench_load['latency_ms']['p50']} ms, p95 {bench_load['latency_ms']['p95']} ms | `{bench_load['command']}` "
+            f"| postgresql; {cpu(bench_load)} |"
+        )
+    restart = load("reliability_postgres_restart.json")
+    if restart:
+        report, fault = restart["load"], restart["load"]["fault"]
+        check = report["check"]
+        rows.append(
+            f"| PostgreSQL restart while labeling | {report['clients']} clinicians for {report['seconds']} s, PostgreSQL "
+            f"stopped (fast) {restart['stopped_at_second']} s in and started {restart['down_seconds']} s later "
+            f"(outage measured {fault['start']}–{fault['end']} s): answers before {fault['before']}, during "
+            f"{fault['during']}, after {fault['after']}; **{report['connection_errors']} dropped connections**; "
+            f"**{check['acknowledged']} acknowledged, {check['stored']} stored, {check['lost']} lost, "
+            f"{check['acknowledged_twice']} duplicated** | {measured_by(restart)} (its own PostgreSQL cluster on a "
+            f"spare port) | {on(restart, database='postgresql (the test’s own cluster)')} |"
+        )
+    broker = load("reliability_broker_down.json")
+    if broker:
+        rows.append(
+            f"| Broker down when a run starts | `POST /api/training-runs/` answered **{broker['status_while_down']}** "
+            f"with \"{broker['message_while_down']}\"; when the broker returned the reaper's pass did "
+            f"{broker['reaped_when_back']}, and after a second pass the `training` queue held "
+            f"**{broker['training_queue_messages_after_two_passes']} message** | {measured_by(broker)} | {on(broker)} |"
+        )
+    for name, how in (("reliability_worker_killed.json", "the test polling the reaper"),
+                      ("reliability_worker_killed_beat.json", "beat on a default worker")):  # fmt: skip
+        killed = load(name)
+        if not killed:
+            continue
+        seen = killed.get("seconds_from_kill_to_reaper_seeing_it", killed.get("seconds_from_kill_to_run_sent_again_by_beat"))
+        rows.append(
+            f"| Worker killed mid-run ({how}) | training worker SIGKILLed at epoch {killed['killed_at_epoch']}; "
+            f"heartbeat stale after {killed['stale_seconds']:g} s; the lost worker was noticed and the run sent "
+            f"again **{seen} s** after the kill; resumed from epoch {killed['resumed_from_epoch']} and ended "
+            f"{killed['status']} with **attempts = {killed['attempts']} and {killed['model_versions']} model "
+            f"version** | {measured_by(killed)} | {on(killed)} |"
+        )
+    for name in sorted(path.name for path in RESULTS.glob("suite_*.json")):
+        suite = load(name)
+        tests = suite["tests"]
+        rows.append(
+            f"| Whole test suite on a busy machine | {tests['passed']} passed, {tests['failed']} failed, "
+            f"{tests['errors']} errors, {tests['skipped']} skipped in {suite['wall_seconds'] / 60:.1f} min, with "
+            f"{suite['load_processes']} spinning processes of `bench/busy.py` started alongside (1-min load average mean "
+            f"{suite['load_average_1m']['mean']}, max {suite['load_average_1m']['max']}) | "
+            f"`bench/suite_under_load.py --name {suite['name']}` | {suite['database']} + {suite['broker']}; "
+            f"{cpu(suite)}; {suite['measured_at'][:10]} |"
+        )
+    if len(rows) == 2:
+        return "_No reliability results yet: run `bench/suite_under_load.py` (it sets PAINSITE_RESULTS_DIR)._\n"
+    return "\n".join(rows) + "\n"
+
+
+RENDERERS: dict[str, Callable[[], str]] = {
+    "results_index": render_results_index,
+    "queue": render_queue,
+    "assess": render_assess,
+    "reliability": render_reliability,
+}
+
+
+def render(text: str) -> tuple[str, list[str]]:
+    unknown: list[str] = []
+
+    def block(match: re.Match) -> str:
+        renderer = RENDERERS.get(match["name"])
+        if renderer is None:
+            unknown.append(match["name"])
+            return match[0]
+        return match[1] + renderer() + match[4]
+
+    return BLOCK.sub(block, text), unknown
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a block is out of date")
+    args = parser.parse_args()
+    stale = []
+    for doc in DOCS:
+        text = doc.read_text()
+        rendered, unknown = render(text)
+        if unknown:
+            print(f"{doc.relative_to(ROOT)}: no renderer for block(s) {', '.join(unknown)}", file=sys.stderr)
+            return 1
+        if rendered != text:
+            stale.append(doc)
+            if not args.check:
+                doc.write_text(rendered)
+    for doc in stale:
+        print(f"{doc.relative_to(ROOT)}: {'out of date' if args.check else 'rewritten'}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
