@@ -263,7 +263,9 @@ class SafeArchive:
                 while size <= cap and (chunk := member.read(min(1 << 20, cap + 1 - size))):
                     size += len(chunk)
                     chunks.append(chunk)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as error:
+        # ValueError: a damaged central directory can point a member before the archive's start
+        # ("negative seek value"), e.g. a ZIP with its first bytes cut off.
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, ValueError) as error:
             raise MemberRejected(f"the member is damaged or uses an unsupported compression ({error})") from None
         if size > cap:
             if budget_is_tighter:

@@ -306,3 +306,14 @@ def test_a_zip_member_name_never_becomes_a_storage_path(clinician):
     assert len(stored) == 2 * len(report["created"]) >= 2
     assert all(STORED_NAME.match(name) for name in stored), stored
     assert not (Path(settings.MEDIA_ROOT).parent / "etc").exists() and not (Path(settings.MEDIA_ROOT).parent / "escape.jpg").exists()
+
+
+def test_a_zip_cut_short_at_its_start_is_refused_not_a_server_error(clinician):
+    """Its central directory points the members before the start of the file ("negative seek")."""
+    archive = _zip("filename,patient,cohort\na.jpg,P-CUT,clinical\n", {"a.jpg": make_jpeg(seed=3)})
+    response = api_client_for(clinician).post(
+        reverse("api-images-bulk"), {"archive": _named(archive[1:], "cut.zip")}, format="multipart"
+    )
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["error"]
+    assert not Image.objects.exists() and not ImportJob.objects.exists()
