@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.archive import ArchiveRejected
+from annotation.bulk_import import start_archive_import
 from annotation.image_access import (
     filter_images,
     may_view_image,
@@ -23,7 +24,6 @@ from annotation.image_access import (
     record_image_view,
     visible_images,
 )
-from annotation.bulk_import import start_archive_import
 from annotation.intake import DuplicateImage, ImageRejected, read_upload, store_image
 from annotation.models import Image, ImportJob, ImportStatus, Patient
 from annotation.serializers_images import (

@@ -20,9 +20,8 @@ from rest_framework.response import Response
 
 from annotation import services
 from annotation.agreement import agreement_report
-from annotation.image_access import may_view_image
+from annotation.image_access import may_view_image, visible_label_history
 from annotation.models import Consent, Image, PainLabel
-from annotation.image_access import visible_label_history
 from annotation.selectors import next_image_for, patients_with_counts
 from annotation.serializers import (
     ConsentSerializer,

@@ -10,8 +10,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import urlencode
 
 from annotation.archive import ArchiveRejected
-from annotation.image_access import filter_images, may_view_image, parse_labeled, visible_images, visible_label_history
 from annotation.bulk_import import start_archive_import
+from annotation.image_access import filter_images, may_view_image, parse_labeled, visible_images, visible_label_history
 from annotation.models import Cohort, Image, ImportJob, Patient
 from painsite.core.permissions import page_permissions
 

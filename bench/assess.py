@@ -141,8 +141,8 @@ def bare_forward_pass(jpeg: bytes) -> dict[str, object]:
     import torch
     from PIL import Image
 
-    from modeling.inference import models, production_version
     from annotation.faces import detect_face
+    from modeling.inference import models, production_version
     from modeling.ml.transforms import crop_face
 
     served = models.get(production_version())

@@ -41,7 +41,6 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 from torchvision.models import vgg16  # noqa: E402
 
-from painsite.synthetic_faces import write_dataset  # noqa: E402
 from modeling.ml import features as features_module  # noqa: E402
 from modeling.ml import network  # noqa: E402
 from modeling.ml.config import TrainConfig  # noqa: E402
@@ -54,6 +53,7 @@ from modeling.ml.predict import load_model  # noqa: E402
 from modeling.ml.splits import assign_splits, patient_max_levels  # noqa: E402
 from modeling.ml.training import train  # noqa: E402
 from modeling.ml.transforms import EvalPreset  # noqa: E402
+from painsite.synthetic_faces import write_dataset  # noqa: E402
 
 FULL_IMAGES = 4449
 IMAGE_SIZE = 224

@@ -97,7 +97,8 @@ def convolutions(images: torch.Tensor, rounds: int) -> list[dict[str, Any]]:
             if isinstance(layer, nn.Conv2d):
                 fast = for_inference(layer, device=torch.device("cpu"), dtype=torch.bfloat16, channels_last=True)
                 fast_input = activation.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
-                seconds = best_seconds({"float32": lambda: layer(activation), "bf16": lambda: fast(fast_input)}, rounds)
+                seconds = best_seconds({"float32": lambda layer=layer, activation=activation: layer(activation),
+                                        "bf16": lambda fast=fast, fast_input=fast_input: fast(fast_input)}, rounds)
                 batch, _, height, width = activation.shape
                 flops = 2 * batch * height * width * layer.out_channels * layer.in_channels * 9
                 rows.append({

@@ -36,7 +36,6 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from painsite.synthetic_faces import write_dataset  # noqa: E402
 from bench.ml import IMAGE_SIZE, synchronize, throughput  # noqa: E402
 from modeling.ml.config import TrainConfig  # noqa: E402
 from modeling.ml.data import load_image, read_manifest  # noqa: E402
@@ -47,6 +46,7 @@ from modeling.ml.metrics import evaluate_predictions  # noqa: E402
 from modeling.ml.predict import load_model  # noqa: E402
 from modeling.ml.splits import assign_splits, patient_max_levels  # noqa: E402
 from modeling.ml.training import Progress, loader_workers, train  # noqa: E402
+from painsite.synthetic_faces import write_dataset  # noqa: E402
 
 
 def finetune_run(config: TrainConfig, train_records: list, val_records: list, work: Path) -> dict[str, Any]:

@@ -44,7 +44,6 @@ import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.cache import cache  # noqa: E402
 
-from painsite.synthetic_faces import write_dataset  # noqa: E402
 from modeling.comparisons import COMPARISON_RESAMPLES, paired_comparison  # noqa: E402
 from modeling.evaluations import metrics_by_cohort, predict  # noqa: E402
 from modeling.ml import features as features_module  # noqa: E402
@@ -55,6 +54,7 @@ from modeling.ml.device import configure_threads  # noqa: E402
 from modeling.ml.levels import PainLevels  # noqa: E402
 from modeling.ml.predict import load_model  # noqa: E402
 from modeling.ml.training import train  # noqa: E402
+from painsite.synthetic_faces import write_dataset  # noqa: E402
 
 LEVEL_NAMES = ["none", "mild", "moderate", "severe"]
 COHORT_SIZES = {"clinical": (682, 100), "simulated": (208, 10)}  # images, patients

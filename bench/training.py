@@ -14,13 +14,12 @@ Target: overhead under 5% of a warm run.
 # ruff: noqa: E402
 from __future__ import annotations
 
-import os
-import sys
-
 import argparse
 import json
 import math
+import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path

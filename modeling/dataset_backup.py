@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from annotation.intake import ImageRejected, check_image_limits
-from annotation.models import Cohort, Consent, Image, LabelKind, Patient, PainLabel
+from annotation.models import Cohort, Consent, Image, LabelKind, PainLabel, Patient
 from annotation.services import PATIENT_CODE_PATTERN
 from modeling.models import SplitAssignment
 from painsite.core.services import record_event

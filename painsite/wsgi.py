@@ -16,5 +16,5 @@ application = get_wsgi_application()
 # so far (Django, DRF, PyTorch, scikit-learn: some 480,000 objects) out of the garbage collector's
 # reach. Otherwise each full collection walks them all, 0.2-0.3 s inside some unlucky request;
 # with gunicorn --preload the forked workers also keep sharing those pages.
-get_resolver().url_patterns
+get_resolver().url_patterns  # noqa: B018 - the access imports every view module
 gc.freeze()

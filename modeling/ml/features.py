@@ -22,10 +22,10 @@ import torch
 from modeling.ml.data import Record, UnreadableImage, load_image
 from modeling.ml.device import DeviceChoice
 from modeling.ml.network import FEATURE_SIZE, BackboneIdentity, FrozenFeatures, for_inference
+from modeling.ml.transforms import EvalPreset
 
 # Image batch -> (N, 4096) features: a float32/bf16 `FrozenFeatures` copy or the int8 model.
 Extractor = Callable[[torch.Tensor], torch.Tensor]
-from modeling.ml.transforms import EvalPreset
 
 logger = logging.getLogger(__name__)
 

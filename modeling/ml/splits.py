@@ -128,7 +128,7 @@ def _allocate(strata: Mapping[str, str], existing: Mapping[str, str], cohorts: M
                   per_cohort.setdefault(cohorts.get(patient, ""), Counter()), overall]
         totals = [sum(group.values()) + 1 for group in groups]
 
-        def shortfall(split: str) -> tuple[float, ...]:
+        def shortfall(split: str, groups: list[Counter] = groups, totals: list[int] = totals) -> tuple[float, ...]:
             return (*(fractions[split] * total - group[split] for group, total in zip(groups, totals)),
                     -SPLITS.index(split))
 

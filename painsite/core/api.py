@@ -11,7 +11,6 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from painsite.core.permissions import MethodNotInTable, PermissionTable, may_use, permission_table
 
-
 # The body of every API error, for the OpenAPI schema.
 ERROR_SCHEMA = inline_serializer("Error", {"error": serializers.CharField(), "details": serializers.JSONField()})
 

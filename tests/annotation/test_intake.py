@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from PIL import Image as PILImage
 
@@ -174,7 +175,7 @@ def test_it_reports_a_duplicate_and_keeps_one_copy(settings):
 
 def test_a_failure_while_saving_the_row_deletes_the_written_files(settings):
     patient = make_patient()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         store_image(data=make_jpeg(seed=8), filename="a.jpg", patient=patient, uploaded_by=None, captured_at="not a date")
 
     assert Image.objects.count() == 0

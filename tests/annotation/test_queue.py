@@ -7,8 +7,8 @@ import pytest
 from annotation.models import Consent
 from annotation.selectors import QUEUE_SECOND_OBSERVER, QUEUE_SPREAD, QUEUE_UNLABELED, next_image_for
 from annotation.services import undo_last_label, withdraw_consent
-from tests.annotation.factories import make_image, make_label, make_patient
 from painsite.core.roles import CLINICIAN
+from tests.annotation.factories import make_image, make_label, make_patient
 from tests.conftest import api_client_for, make_user
 
 pytestmark = pytest.mark.django_db

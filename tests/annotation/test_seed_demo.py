@@ -13,9 +13,9 @@ from scipy.stats import pearsonr, spearmanr
 
 from annotation.models import Image, LabelKind, PainLabel, Patient
 from annotation.services import withdraw_consent
-from painsite.synthetic_faces import plan_patients
 from painsite.core.models import AuditEvent
 from painsite.core.roles import CLINICIAN, role_of
+from painsite.synthetic_faces import plan_patients
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ def open_queue(page_for, user, n_images: int):
     images = [make_image(patient) for _ in range(n_images)]
     # Import every URL module before the browser's first request, so a busy machine does not
     # spend the page's time budget on imports in the live server thread.
-    get_resolver().url_patterns
+    get_resolver().url_patterns  # noqa: B018 - the access imports every view module
     page = page_for(user)
     page.goto("/label/", wait_until="domcontentloaded", timeout=60_000)
     page.wait_for_selector("#image-id:not(:empty)")
@@ -160,7 +160,7 @@ def test_the_suggestion_after_a_save_names_the_model_version_as_the_rest_of_the_
     models.get(version)
     patient = make_patient("P-suggest")
     image = store_image(data=make_face_jpeg(nrs=8), filename="face.jpg", patient=patient, uploaded_by=clinician).image
-    get_resolver().url_patterns
+    get_resolver().url_patterns  # noqa: B018 - the access imports every view module
     page = page_for(clinician)
     page.goto("/label/", wait_until="domcontentloaded", timeout=60_000)
     page.wait_for_selector(f"#image-id:text-is('{image.pk}')")

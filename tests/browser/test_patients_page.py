@@ -35,7 +35,7 @@ def test_the_chart_draws_its_legend_and_keeps_marks_at_one_time_apart(page_for, 
 
     patient = make_patient("P-chart")
     first, second = make_image(patient), make_image(patient)
-    for image, self_report, observer, observer2 in ((first, 7, 7, 6), (second, 3, 2, 2)):
+    for image, self_report, observer, _observer2 in ((first, 7, 7, 6), (second, 3, 2, 2)):
         record_label(image=image, rater=clinician, nrs=self_report, kind="self_report")
         record_label(image=image, rater=clinician2, nrs=observer, kind="observer")
     from tests.conftest import make_user

@@ -4,7 +4,6 @@ the path it was trained on."""
 
 from __future__ import annotations
 
-
 import json
 from pathlib import Path
 

@@ -9,10 +9,10 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from modeling.dataset_backup import DatasetImportError, export_dataset, import_dataset
 from annotation.intake import store_image
 from annotation.models import Image, PainLabel, Patient
 from annotation.services import record_label, undo_last_label, withdraw_consent
+from modeling.dataset_backup import DatasetImportError, export_dataset, import_dataset
 from modeling.models import SplitAssignment
 from painsite.core.models import AuditEvent
 from tests.annotation.image_factories import encode, make_face, make_patient

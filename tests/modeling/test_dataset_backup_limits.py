@@ -11,8 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from modeling.dataset_backup import export_dataset
 from annotation.models import Image, PainLabel, Patient
+from modeling.dataset_backup import export_dataset
 from tests.annotation.image_factories import make_bomb_png
 from tests.modeling.test_dataset_backup import make_dataset, wipe_dataset
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 from django.contrib.auth.models import User
@@ -12,8 +11,8 @@ from django.contrib.auth.models import User
 from annotation.intake import store_image
 from annotation.models import Patient
 from annotation.services import record_label
-from painsite.synthetic_faces import draw_face, encode_jpeg, make_identity
 from modeling.models import SplitAssignment
+from painsite.synthetic_faces import draw_face, encode_jpeg, make_identity
 
 # Every patient shows every pain level, so each cohort's test patients cover all four levels.
 EVERY_LEVEL = (0, 2, 5, 8)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.contrib.auth.models import User
@@ -20,8 +19,8 @@ from PIL import Image as PILImage
 from annotation.intake import DuplicateImage, store_image
 from annotation.models import Consent, Image, LabelKind, PainLabel, Patient
 from annotation.services import create_patient, record_label
-from painsite.synthetic_faces import Expression, PlannedPatient, nrs_for_intensity, plan_patients
 from painsite.core.roles import CLINICIAN, assign_role
+from painsite.synthetic_faces import Expression, PlannedPatient, nrs_for_intensity, plan_patients
 
 CODE_PREFIX = "DEMO-"
 SELF_REPORT_CLINICIAN = "demo-clinician"
@@ -44,7 +43,7 @@ DEMO_RATERS = (
     DemoRater("demo-rater-2", bias=0.2, noise=1.3, share=0.55),
 )
 # captured_at of the first image; a patient's next images follow every few hours.
-CAPTURE_START = datetime(2025, 3, 3, 8, 0, tzinfo=dt_timezone.utc)
+CAPTURE_START = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
 
 
 def observed_nrs(expression: Expression) -> float:

@@ -5,9 +5,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from modeling.evaluations import EVALUATION_COHORTS, metrics_by_cohort
 from modeling.ml.levels import PainLevels
 from modeling.models import ModelVersion
-from modeling.evaluations import EVALUATION_COHORTS, metrics_by_cohort
 
 TOLERANCE = 1e-9
 

@@ -49,9 +49,9 @@ class Command(BaseCommand):
         try:
             run = services.start_training(requested_by=requested_by, config=config, enqueue=not inline)
         except ValidationError as error:
-            raise CommandError("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items()))
+            raise CommandError("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items())) from None
         except services.TrainingAlreadyActive as conflict:
-            raise CommandError(str(conflict))
+            raise CommandError(str(conflict)) from None
         self.stdout.write(f"training run {run.pk} queued: {run.config}")
         if inline:
             self.stdout.write("INLINE: training in this process (no Celery worker)")
