@@ -166,9 +166,13 @@ class ArchiveImport(APIView):
         try:
             job = start_archive_import(archive=archive, size=archive.size, source_name=archive.name, actor=request.user)
         except ArchiveRejected as rejected:
-            return error_response(f"{archive.name}: {rejected}", details={"filename": archive.name, "reason": str(rejected)})
+            return error_response(
+                f"{archive.name}: {rejected}", details={"filename": archive.name, "reason": str(rejected)}
+            )
         finished = job.status in (ImportStatus.SUCCEEDED, ImportStatus.FAILED)
-        return Response(ImportJobSerializer(job).data, status=status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED)
+        return Response(
+            ImportJobSerializer(job).data, status=status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED
+        )
 
 
 class ImportJobDetail(APIView):

@@ -118,8 +118,11 @@ def queue_next(request: Request) -> Response:
     description="The image's label history, superseded rows included, newest first: the same rows as "
     "GET /api/labels/?image=<id>. An image whose patient withdrew consent is refused (403) except to admins.",
 )
-@extend_schema(methods=["POST"], request=LabelCreateSerializer,
-               responses={201: LabelSerializer, 400: ERROR_SCHEMA, 404: ERROR_SCHEMA, 409: ERROR_SCHEMA})
+@extend_schema(
+    methods=["POST"],
+    request=LabelCreateSerializer,
+    responses={201: LabelSerializer, 400: ERROR_SCHEMA, 404: ERROR_SCHEMA, 409: ERROR_SCHEMA},
+)
 @api_view(["GET", "HEAD", "POST"])
 @permission_classes(permission_classes_for(GET=["annotation.view_painlabel"], POST=["annotation.add_painlabel"]))
 def image_labels(request: Request, image_id: int) -> Response:
@@ -142,8 +145,9 @@ def image_labels(request: Request, image_id: int) -> Response:
 def _image_label_history(request: Request, image_id: int) -> Response:
     image = get_object_or_404(Image.objects.select_related("patient"), pk=image_id)
     if not may_view_image(request.user, image):
-        return error_response(f"patient {image.patient.code} withdrew consent: their images are hidden",
-                              status_code=403)
+        return error_response(
+            f"patient {image.patient.code} withdrew consent: their images are hidden", status_code=403
+        )
     history = visible_label_history(request.user, image_id=image.pk)
     return _paginate(request, history, LabelSerializer, superseded_ids=_superseded_ids)
 
@@ -193,8 +197,11 @@ def labels(request: Request) -> Response:
     return _paginate(request, history, LabelSerializer, superseded_ids=_superseded_ids)
 
 
-@extend_schema(responses=OpenApiTypes.OBJECT, description="ICC(2,1) with 95% CI, quadratic-weighted kappa, "
-               "mean absolute difference, observer vs self-report, and images to adjudicate.")
+@extend_schema(
+    responses=OpenApiTypes.OBJECT,
+    description="ICC(2,1) with 95% CI, quadratic-weighted kappa, "
+    "mean absolute difference, observer vs self-report, and images to adjudicate.",
+)
 @api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=["annotation.view_painlabel"]))
 def agreement(request: Request) -> Response:
@@ -261,7 +268,21 @@ def _export_rows(labels: QuerySet[PainLabel]) -> Iterator[str]:
         "is_retraction",
     )
     for row in rows.iterator(chunk_size=2000):
-        label_id, code, cohort, image_id, sha256, nrs, kind, rater, created_at, superseded_by, supersedes, undo, retraction = row
+        (
+            label_id,
+            code,
+            cohort,
+            image_id,
+            sha256,
+            nrs,
+            kind,
+            rater,
+            created_at,
+            superseded_by,
+            supersedes,
+            undo,
+            retraction,
+        ) = row
         yield writer.writerow(
             [
                 label_id,
@@ -294,7 +315,9 @@ def _export_rows(labels: QuerySet[PainLabel]) -> Iterator[str]:
 @renderer_classes([JSONRenderer, CSVRenderer])
 @permission_classes(permission_classes_for(GET=["annotation.export_labels"]))
 def export_labels(request: Request) -> StreamingHttpResponse:
-    selected = PainLabel.objects.filter(image__patient__consent=Consent.GRANTED).order_by("image_id", "created_at", "id")
+    selected = PainLabel.objects.filter(image__patient__consent=Consent.GRANTED).order_by(
+        "image_id", "created_at", "id"
+    )
     filters = {}
     if request.query_params.get("cohort"):
         filters["cohort"] = request.query_params["cohort"]
@@ -308,4 +331,3 @@ def export_labels(request: Request) -> StreamingHttpResponse:
     response["Content-Disposition"] = f'attachment; filename="painsite-labels-{stamp}.csv"'
     response["Cache-Control"] = "private, no-store"
     return response
-

@@ -96,7 +96,10 @@ def start_archive_import(*, archive: IO[bytes], size: int, source_name: str, act
     job = _create_job(source_name=source_name, manifest=manifest, actor=actor, unlisted=unlisted)
     # Small archives are imported while the uploader waits (about a second per 20 images); larger
     # ones go to a `default` worker and the uploader watches progress.
-    if len(manifest.rows) <= settings.PAINSITE_IMPORT_INLINE_MAX_ROWS and size <= settings.PAINSITE_IMPORT_INLINE_MAX_BYTES:
+    if (
+        len(manifest.rows) <= settings.PAINSITE_IMPORT_INLINE_MAX_ROWS
+        and size <= settings.PAINSITE_IMPORT_INLINE_MAX_BYTES
+    ):
         archive.seek(0)
         return _run_archive(job, archive)
     archive.seek(0)

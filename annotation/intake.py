@@ -77,7 +77,9 @@ class DuplicateImage(Exception):
     def __init__(self, existing_image: Image) -> None:
         # Named, so a picture filed under a second patient code is caught for what it is.
         self.existing_patient = existing_image.patient.code
-        super().__init__(f"this image is already stored as image {existing_image.pk} of patient {self.existing_patient}")
+        super().__init__(
+            f"this image is already stored as image {existing_image.pk} of patient {self.existing_patient}"
+        )
         self.existing_image = existing_image
 
 
@@ -133,7 +135,9 @@ def read_upload(upload: UploadedFile) -> bytes:
     """The uploaded file's bytes, refusing an oversize file before reading any of it."""
     max_bytes = settings.PAINSITE_MAX_UPLOAD_BYTES
     if upload.size is not None and upload.size > max_bytes:
-        raise ImageRejected(upload.name or "upload", f"the file is {upload.size:,} bytes; the limit is {max_bytes:,} bytes")
+        raise ImageRejected(
+            upload.name or "upload", f"the file is {upload.size:,} bytes; the limit is {max_bytes:,} bytes"
+        )
     return upload.read(max_bytes + 1)
 
 

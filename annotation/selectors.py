@@ -100,9 +100,11 @@ def current_labels_by_image(images: QuerySet[Image] | Iterable[int]) -> dict[int
 
 
 def patients_with_counts() -> QuerySet[Patient]:
-    return Patient.objects.select_related("consent_recorded_by").annotate(
-        image_count=Count("images", distinct=True),
-        labeled_image_count=Count("images", filter=Q(images__label_count__gt=0), distinct=True),
-    ).order_by("code")
-
-
+    return (
+        Patient.objects.select_related("consent_recorded_by")
+        .annotate(
+            image_count=Count("images", distinct=True),
+            labeled_image_count=Count("images", filter=Q(images__label_count__gt=0), distinct=True),
+        )
+        .order_by("code")
+    )

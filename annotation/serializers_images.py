@@ -18,8 +18,18 @@ class ImageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Image
         fields = [
-            "id", "patient", "cohort", "sha256", "width", "height", "face_box",
-            "captured_at", "uploaded_at", "label_count", "file_url", "thumbnail_url",
+            "id",
+            "patient",
+            "cohort",
+            "sha256",
+            "width",
+            "height",
+            "face_box",
+            "captured_at",
+            "uploaded_at",
+            "label_count",
+            "file_url",
+            "thumbnail_url",
         ]
         read_only_fields = fields
 
@@ -52,9 +62,22 @@ class ImportJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = ImportJob
         fields = [
-            "id", "status", "source_name", "total_rows", "processed_rows", "progress", "is_finished",
-            "created_count", "duplicate_count", "rejected_count", "report", "error",
-            "created_at", "started_at", "finished_at", "page_url",
+            "id",
+            "status",
+            "source_name",
+            "total_rows",
+            "processed_rows",
+            "progress",
+            "is_finished",
+            "created_count",
+            "duplicate_count",
+            "rejected_count",
+            "report",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "page_url",
         ]
         read_only_fields = fields
 

@@ -192,7 +192,9 @@ def create_patient(*, code: str, cohort: str, actor: User | None, consent: str =
             ) from None
         raise PatientError(f"a patient with code {code!r} already exists") from None
     if consent != Consent.NOT_RECORDED:
-        patient = _set_consent(patient=patient, consent=consent, actor=actor, reason="stated when the patient was created")
+        patient = _set_consent(
+            patient=patient, consent=consent, actor=actor, reason="stated when the patient was created"
+        )
     return patient
 
 

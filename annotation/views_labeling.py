@@ -65,7 +65,9 @@ def patient_consent(request: HttpRequest, code: str) -> HttpResponse:
     patient = get_object_or_404(Patient, code=code)
     consent = request.POST.get("consent", "")
     try:
-        services.set_consent(patient=patient, consent=consent, actor=request.user, reason=request.POST.get("reason", ""))
+        services.set_consent(
+            patient=patient, consent=consent, actor=request.user, reason=request.POST.get("reason", "")
+        )
     except services.PatientError as error:
         messages.error(request, str(error))
     else:

@@ -76,7 +76,9 @@ def multipart(fields: dict[str, str], jpeg: bytes) -> tuple[bytes, str]:
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
     parts.append(
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="face.jpg"\r\n'
-        f"Content-Type: image/jpeg\r\n\r\n".encode() + jpeg + b"\r\n"
+        f"Content-Type: image/jpeg\r\n\r\n".encode()
+        + jpeg
+        + b"\r\n"
     )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
@@ -96,7 +98,11 @@ class Client:
             "POST",
             "/api/assessments/",
             body=body,
-            headers={"Content-Type": content_type, "Authorization": f"Token {self.token}", "Accept": "application/json"},
+            headers={
+                "Content-Type": content_type,
+                "Authorization": f"Token {self.token}",
+                "Accept": "application/json",
+            },
         )
         response = self.connection.getresponse()
         payload = json.loads(response.read())
@@ -164,14 +170,20 @@ def start_server(port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
     command = [
         str(Path(sys.executable).parent / "gunicorn"),
         "bench.assess:application_with_bare_pass()",
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", "1",
-        "--threads", "4",
-        "--worker-class", "gthread",
-        "--timeout", "300",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--threads",
+        "4",
+        "--worker-class",
+        "gthread",
+        "--timeout",
+        "300",
     ]
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -201,7 +213,9 @@ def main() -> dict[str, object]:
     parser.add_argument("--requests", type=int, default=10, help="measured requests of each kind per round")
     parser.add_argument("--concurrent-requests", type=int, default=8, help="requests per client in the 4-client run")
     parser.add_argument("--image-size", type=int, default=224, help="network input size the model is trained at")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "assess.json", help="where the JSON goes")
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "bench" / "results" / "assess.json", help="where the JSON goes"
+    )
     args = parser.parse_args()
     if min(args.rounds, args.requests, args.concurrent_requests) < 1 or args.image_size < 32:
         parser.error("--rounds, --requests and --concurrent-requests must be at least 1, --image-size at least 32")
@@ -314,11 +328,16 @@ def main() -> dict[str, object]:
             "server_process": {key: state[key] for key in ("pid", "torch_threads", "omp_wait_policy")},
             "rounds": rounds,
             "p50_ratio_without_heatmap_to_bare_forward": {
-                "median": round(ratio, 3), "min": min(ratios), "max": max(ratios), "per_round": ratios,
+                "median": round(ratio, 3),
+                "min": min(ratios),
+                "max": max(ratios),
+                "per_round": ratios,
             },
             "p50_ratio_with_heatmap_to_bare_forward": {
-                "median": round(statistics.median(heatmap_ratios), 3), "min": min(heatmap_ratios),
-                "max": max(heatmap_ratios), "per_round": heatmap_ratios,
+                "median": round(statistics.median(heatmap_ratios), 3),
+                "min": min(heatmap_ratios),
+                "max": max(heatmap_ratios),
+                "per_round": heatmap_ratios,
             },
             "target_ratio": TARGET_RATIO,
             "meets_target": ratio <= TARGET_RATIO,

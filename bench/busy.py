@@ -39,7 +39,9 @@ def stop_on_signal(signum: int, frame: object) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, required=True, help="upper bound on how long the load lasts")
-    parser.add_argument("--processes", type=int, default=os.cpu_count() or 2, help="busy processes (default: one per core)")
+    parser.add_argument(
+        "--processes", type=int, default=os.cpu_count() or 2, help="busy processes (default: one per core)"
+    )
     parser.add_argument("--while-pid", type=int, help="stop as soon as this process has exited")
     args = parser.parse_args()
     if args.seconds <= 0 or args.processes < 1:

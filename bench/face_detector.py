@@ -87,7 +87,8 @@ def main() -> None:
         boxes = {name: rule(image) for name, image in astronaut.items()}
         row = {
             "astronaut_face_chosen": sum(
-                box is not None and real_photos.overlap(box, real_photos.ASTRONAUT_FACE) >= 0.5 for box in boxes.values()
+                box is not None and real_photos.overlap(box, real_photos.ASTRONAUT_FACE) >= 0.5
+                for box in boxes.values()
             ),
             "astronaut_encodings": len(boxes),
             "astronaut_boxes": {name: box for name, box in boxes.items()},
@@ -98,7 +99,8 @@ def main() -> None:
         results[rule_name] = row
     confidences = {name: best_confidences(images) for name, images in sets.items()}
     astronaut_background = [
-        found.confidence for found in find_faces(astronaut["png-rgb"])
+        found.confidence
+        for found in find_faces(astronaut["png-rgb"])
         if real_photos.overlap(found.box, real_photos.ASTRONAUT_FACE) < 0.5
     ]
     summary = {
@@ -117,7 +119,9 @@ def main() -> None:
         },
         "astronaut_background_candidate_confidence": astronaut_background,
     }
-    print(f"{'rule':34} {'astronaut':>10} {'LFW faces':>10} {'LFW non-faces':>14} {'no-face photos':>15} {'synthetic':>10}")
+    print(
+        f"{'rule':34} {'astronaut':>10} {'LFW faces':>10} {'LFW non-faces':>14} {'no-face photos':>15} {'synthetic':>10}"
+    )
     for rule_name, row in results.items():
         print(
             f"{rule_name:34} {row['astronaut_face_chosen']:>6}/{row['astronaut_encodings']:<3}"

@@ -131,7 +131,17 @@ def fill(n_images: int, rater_ids: list[int], shape: dict[str, float], seed: int
         for kind, rater in zip(kinds, raters):
             label_id += 1
             labels.append(
-                (label_id, image_id, rater, rng.randint(0, 10), kind, start + timedelta(seconds=label_id), None, "f", "f")
+                (
+                    label_id,
+                    image_id,
+                    rater,
+                    rng.randint(0, 10),
+                    kind,
+                    start + timedelta(seconds=label_id),
+                    None,
+                    "f",
+                    "f",
+                )
             )
         observers = kinds.count("observer")
         images.append(
@@ -165,8 +175,21 @@ def fill(n_images: int, rater_ids: list[int], shape: dict[str, float], seed: int
         copy_rows(
             raw,
             "annotation_image",
-            ["id", "patient_id", "file", "thumbnail", "sha256", "width", "height", "face_box", "captured_at",
-             "uploaded_by_id", "uploaded_at", "label_count", "observer_rater_count"],
+            [
+                "id",
+                "patient_id",
+                "file",
+                "thumbnail",
+                "sha256",
+                "width",
+                "height",
+                "face_box",
+                "captured_at",
+                "uploaded_by_id",
+                "uploaded_at",
+                "label_count",
+                "observer_rater_count",
+            ],
             images,
         )
         copy_rows(
@@ -231,8 +254,21 @@ def start_server(database_url: str, workers: int, scratch: Path) -> tuple[subpro
         "DJANGO_SETTINGS_MODULE": "painsite.settings",
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "bench.labeling_queue:preloaded_application()", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--log-level", "warning", "--preload", "--timeout", "120"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "bench.labeling_queue:preloaded_application()",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--preload",
+            "--timeout",
+            "120",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -287,8 +323,9 @@ def request(port: int, method: str, path: str, token: str, body: dict | None = N
     return response.status, data
 
 
-def client_loop(port: int, token: str, steps: int, warmup: int, deadline: float, think: tuple[float, float],
-                out: dict) -> None:
+def client_loop(
+    port: int, token: str, steps: int, warmup: int, deadline: float, think: tuple[float, float], out: dict
+) -> None:
     rng = random.Random(token)
     for step in range(warmup + steps):
         if time.monotonic() > deadline:
@@ -307,8 +344,9 @@ def client_loop(port: int, token: str, steps: int, warmup: int, deadline: float,
             continue
         offered = json.loads(data)
         image_id = offered["id"]
-        status, data = request(port, "POST", f"/api/images/{image_id}/labels/", token,
-                               {"nrs": rng.randint(0, 10), "kind": "observer"})
+        status, data = request(
+            port, "POST", f"/api/images/{image_id}/labels/", token, {"nrs": rng.randint(0, 10), "kind": "observer"}
+        )
         done = time.perf_counter()
         if status != 201:
             out["errors"].append(f"POST {status} {data[:200]!r}")
@@ -320,11 +358,14 @@ def client_loop(port: int, token: str, steps: int, warmup: int, deadline: float,
             out["post_ms"].append(1000 * (done - got))
 
 
-def run_clients(port: int, tokens: list[str], steps: int, warmup: int, seconds: float,
-                think: tuple[float, float] = (0.0, 0.0)) -> dict:
+def run_clients(
+    port: int, tokens: list[str], steps: int, warmup: int, seconds: float, think: tuple[float, float] = (0.0, 0.0)
+) -> dict:
     deadline = time.monotonic() + seconds
-    outs = [{"step_ms": [], "get_ms": [], "post_ms": [], "errors": [], "empty": 0, "time_limit": 0,
-             "reasons": Counter()} for _ in tokens]
+    outs = [
+        {"step_ms": [], "get_ms": [], "post_ms": [], "errors": [], "empty": 0, "time_limit": 0, "reasons": Counter()}
+        for _ in tokens
+    ]
     threads = [
         threading.Thread(target=client_loop, args=(port, token, steps, warmup, deadline, think, out))
         for token, out in zip(tokens, outs)
@@ -358,7 +399,9 @@ def run_clients(port: int, tokens: list[str], steps: int, warmup: int, seconds: 
 
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server-url", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server, no database")
+    parser.add_argument(
+        "--server-url", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server, no database"
+    )
     parser.add_argument("--database", default="painsite_bench", help="throw-away database, created and dropped here")
     parser.add_argument("--sizes", default="1000,100000")
     parser.add_argument("--clients", type=int, default=8)
@@ -404,15 +447,16 @@ def main() -> dict:
         planned_per_load = args.clients * (args.warmup + args.steps)
         for size in [int(part) for part in args.sizes.split(",")]:
             shape = data_shape(size, planned_per_load)
-            data = {"images": size, "planned_steps_per_load_with_warmup": planned_per_load, "shape": shape,
-                    "loads": {}}
+            data = {"images": size, "planned_steps_per_load_with_warmup": planned_per_load, "shape": shape, "loads": {}}
             server, port = start_server(database_url, args.workers, scratch)
             try:
                 for load, think in LOADS.items():
                     # Every load starts from the same data: the one before it labeled part of it.
                     loaded_at = time.perf_counter()
                     filled = fill(size, rater_ids, shape)
-                    data.update(labels=filled["labels"], patients=filled["patients"], never_labeled=filled["never_labeled"])
+                    data.update(
+                        labels=filled["labels"], patients=filled["patients"], never_labeled=filled["never_labeled"]
+                    )
                     fill_seconds = round(time.perf_counter() - loaded_at, 1)
                     plan = explain_queue(clients[0])
                     connection.close()
@@ -453,8 +497,12 @@ def main() -> dict:
     # A partial load measured fewer steps than planned: no target is judged on it (None).
     complete = {load: not any(size["loads"][load]["partial"] for size in sizes.values()) for load in LOADS}
     p95_met = {
-        load: all(size["loads"][load]["p95_ms"] is not None and size["loads"][load]["p95_ms"] < TARGET_P95_MS
-                  for size in sizes.values()) if complete[load] else None
+        load: all(
+            size["loads"][load]["p95_ms"] is not None and size["loads"][load]["p95_ms"] < TARGET_P95_MS
+            for size in sizes.values()
+        )
+        if complete[load]
+        else None
         for load in LOADS
     }
     result = {
@@ -475,7 +523,9 @@ def main() -> dict:
             "p95_ms_below": TARGET_P95_MS,
             "p50_ratio_at_most": TARGET_P50_RATIO,
             "p95_met": p95_met,
-            "ratio_met": {load: ratio <= TARGET_P50_RATIO if complete[load] else None for load, ratio in ratios.items()},
+            "ratio_met": {
+                load: ratio <= TARGET_P50_RATIO if complete[load] else None for load, ratio in ratios.items()
+            },
         },
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -105,7 +105,9 @@ def check_labels(*, acknowledged: list[int], rater_ids: list[int]) -> dict[str, 
     )
     counter_mismatches = [
         image_id
-        for image_id, label_count in Image.objects.filter(Q(labels__rater_id__in=rater_ids)).distinct().values_list("id", "label_count")
+        for image_id, label_count in Image.objects.filter(Q(labels__rater_id__in=rater_ids))
+        .distinct()
+        .values_list("id", "label_count")
         if label_count != standing.get(image_id, 0)
     ]
     return {
@@ -131,7 +133,13 @@ def spare_port() -> int:
 
 @contextmanager
 def gunicorn(
-    *, database_url: str, media_root: Path, data_dir: Path, workers: int, threads: int, log_path: Path,
+    *,
+    database_url: str,
+    media_root: Path,
+    data_dir: Path,
+    workers: int,
+    threads: int,
+    log_path: Path,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[int]:
     """gunicorn serving PainSite on a spare loopback port; yields the port, stops it after."""
@@ -154,7 +162,9 @@ def gunicorn(
     ]  # fmt: skip
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 120
         while not _answers(port):

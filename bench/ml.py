@@ -121,9 +121,14 @@ def throughput(records: list, batch_size: int, rounds: int, device: str = "auto"
     project_rate = len(images) / min(project_times)
     plain_rate = len(images) / min(plain_times)
     return {
-        "images": len(images), "batch_size": batch_size, "rounds": rounds, "device": choice.describe(),
-        "project_images_per_s": project_rate, "plain_float32_nchw_images_per_s": plain_rate,
-        "speedup": project_rate / plain_rate, "target": 3.0,
+        "images": len(images),
+        "batch_size": batch_size,
+        "rounds": rounds,
+        "device": choice.describe(),
+        "project_images_per_s": project_rate,
+        "plain_float32_nchw_images_per_s": plain_rate,
+        "speedup": project_rate / plain_rate,
+        "target": 3.0,
     }
 
 
@@ -150,25 +155,35 @@ def cold_and_warm(records: list, splits: dict[str, str], scratch: Path, cache: P
         built = network.vgg16_constructions
         result, seconds = retrain(records, splits, scratch / name, cache, epochs)
         built_by_retrain = network.vgg16_constructions - built
-        runs[name] = {"result": result, "seconds": seconds, "vgg16_constructions": built_by_retrain,
-                      "test_seconds": predict_test(result, test_records, cache),
-                      "test_vgg16_constructions": network.vgg16_constructions - built - built_by_retrain}
+        runs[name] = {
+            "result": result,
+            "seconds": seconds,
+            "vgg16_constructions": built_by_retrain,
+            "test_seconds": predict_test(result, test_records, cache),
+            "test_vgg16_constructions": network.vgg16_constructions - built - built_by_retrain,
+        }
     cold, warm = runs["cold"], runs["warm"]
     weights_equal = cold["result"].weights_sha256 == warm["result"].weights_sha256
     report = {
-        "cold_seconds": cold["seconds"], "cold_feature_misses": cold["result"].cache_misses,
+        "cold_seconds": cold["seconds"],
+        "cold_feature_misses": cold["result"].cache_misses,
         "cold_vgg16_constructions": cold["vgg16_constructions"],
-        "warm_seconds": warm["seconds"], "warm_feature_misses": warm["result"].cache_misses,
+        "warm_seconds": warm["seconds"],
+        "warm_feature_misses": warm["result"].cache_misses,
         "warm_vgg16_constructions": warm["vgg16_constructions"],
-        "cold_epochs_run": len(cold["result"].history), "warm_epochs_run": len(warm["result"].history),
+        "cold_epochs_run": len(cold["result"].history),
+        "warm_epochs_run": len(warm["result"].history),
         "warm_weights_identical_to_cold": weights_equal,
-        "speedup": cold["seconds"] / warm["seconds"], "target": 20.0,
+        "speedup": cold["seconds"] / warm["seconds"],
+        "target": 20.0,
         "test_images": len(test_records),
-        "cold_test_prediction_seconds": cold["test_seconds"], "warm_test_prediction_seconds": warm["test_seconds"],
+        "cold_test_prediction_seconds": cold["test_seconds"],
+        "warm_test_prediction_seconds": warm["test_seconds"],
         "warm_test_prediction_vgg16_constructions": warm["test_vgg16_constructions"],
         "cold_with_test_seconds": cold["seconds"] + cold["test_seconds"],
         "warm_with_test_seconds": warm["seconds"] + warm["test_seconds"],
-        "speedup_with_test_predictions": (cold["seconds"] + cold["test_seconds"]) / (warm["seconds"] + warm["test_seconds"]),
+        "speedup_with_test_predictions": (cold["seconds"] + cold["test_seconds"])
+        / (warm["seconds"] + warm["test_seconds"]),
         "backbone": cold["result"].backbone,
     }
     return report
@@ -201,13 +216,21 @@ def main() -> None:
     records, added = all_records[: args.images], all_records[args.images : args.images + ADDED_IMAGES]
     scaled = args.images != FULL_IMAGES
     report: dict[str, Any] = {
-        "machine": {"nproc": os.cpu_count(), "torch_threads": threads, "cpu": cpu_model(),
-                    "bf16_native": cpu_supports_bf16(), "torch": torch.__version__,
-                    "python": platform.python_version(),
-                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
-                    "load_average_at_start": load_at_start},
-        "images": len(records), "images_per_patient": args.images_per_patient, "image_size": IMAGE_SIZE,
-        "scaled_down": scaled, "generate_seconds": generate_seconds,
+        "machine": {
+            "nproc": os.cpu_count(),
+            "torch_threads": threads,
+            "cpu": cpu_model(),
+            "bf16_native": cpu_supports_bf16(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
+            "load_average_at_start": load_at_start,
+        },
+        "images": len(records),
+        "images_per_patient": args.images_per_patient,
+        "image_size": IMAGE_SIZE,
+        "scaled_down": scaled,
+        "generate_seconds": generate_seconds,
     }
     if scaled:
         print(f"NOTE: scaled-down run on {len(records)} images (the full benchmark uses {FULL_IMAGES})")
@@ -215,14 +238,17 @@ def main() -> None:
     splits = assign_splits(patient_max_levels(records), {}, seed=0)
     cache = scratch / "cache"
     retrain_report = cold_and_warm(records, splits, scratch, cache, args.epochs)
-    retrain_report.update(peak_rss_gib_after_retrains=peak_rss_gib(), peak_memory_target_gib=3.0,
-                          load_average_after=load_average())
+    retrain_report.update(
+        peak_rss_gib_after_retrains=peak_rss_gib(), peak_memory_target_gib=3.0, load_average_after=load_average()
+    )
     report["retrain"] = retrain_report
-    print(f"retrain: cold {retrain_report['cold_seconds']:.1f}s ({retrain_report['cold_feature_misses']} features "
-          f"computed) vs warm {retrain_report['warm_seconds']:.2f}s ({retrain_report['warm_feature_misses']} computed, "
-          f"{retrain_report['warm_vgg16_constructions']} VGG16 built) = {retrain_report['speedup']:.1f}x; "
-          f"with test predictions {retrain_report['speedup_with_test_predictions']:.1f}x; "
-          f"peak RSS {retrain_report['peak_rss_gib_after_retrains']:.2f} GiB")
+    print(
+        f"retrain: cold {retrain_report['cold_seconds']:.1f}s ({retrain_report['cold_feature_misses']} features "
+        f"computed) vs warm {retrain_report['warm_seconds']:.2f}s ({retrain_report['warm_feature_misses']} computed, "
+        f"{retrain_report['warm_vgg16_constructions']} VGG16 built) = {retrain_report['speedup']:.1f}x; "
+        f"with test predictions {retrain_report['speedup_with_test_predictions']:.1f}x; "
+        f"peak RSS {retrain_report['peak_rss_gib_after_retrains']:.2f} GiB"
+    )
 
     grown = records + added
     grown_splits = assign_splits(patient_max_levels(grown), splits, seed=0)
@@ -234,18 +260,25 @@ def main() -> None:
     model.predict_records([r for r in grown if grown_splits[r.patient] == "test"], cache_dir=cache)
     test_computed = len(list(cache.rglob("*.npy"))) - before_test
     report["incremental"] = {
-        "added_images": len(added), "retrain_features_computed": after.cache_misses,
-        "added_in_train_or_val": len(added) - len(test_added), "test_features_computed": test_computed,
-        "total_computed": after.cache_misses + test_computed, "retrain_seconds": after_seconds,
+        "added_images": len(added),
+        "retrain_features_computed": after.cache_misses,
+        "added_in_train_or_val": len(added) - len(test_added),
+        "test_features_computed": test_computed,
+        "total_computed": after.cache_misses + test_computed,
+        "retrain_seconds": after_seconds,
     }
-    print(f"incremental: {len(added)} images added -> {after.cache_misses} computed by the retrain "
-          f"(train/val) + {test_computed} by the test predictions = {after.cache_misses + test_computed}")
+    print(
+        f"incremental: {len(added)} images added -> {after.cache_misses} computed by the retrain "
+        f"(train/val) + {test_computed} by the test predictions = {after.cache_misses + test_computed}"
+    )
 
     report["extraction"] = throughput(records[: args.throughput_images], batch_size=32, rounds=args.rounds)
     extraction = report["extraction"]
-    print(f"extraction: project {extraction['project_images_per_s']:.1f} img/s vs plain float32 NCHW "
-          f"{extraction['plain_float32_nchw_images_per_s']:.1f} img/s = {extraction['speedup']:.2f}x "
-          f"({extraction['device']}, bf16 native: {report['machine']['bf16_native']})")
+    print(
+        f"extraction: project {extraction['project_images_per_s']:.1f} img/s vs plain float32 NCHW "
+        f"{extraction['plain_float32_nchw_images_per_s']:.1f} img/s = {extraction['speedup']:.2f}x "
+        f"({extraction['device']}, bf16 native: {report['machine']['bf16_native']})"
+    )
 
     if not args.skip_bootstrap:
         try:
@@ -255,7 +288,9 @@ def main() -> None:
         else:
             stats = bootstrap_benchmark(n_images=args.images, images_per_patient=args.images_per_patient)
             report["bootstrap"] = stats
-            print(f"bootstrap: {stats['speedup']:.0f}x vs naive scikit-learn loop, CI max difference {stats['ci_max_difference']:.4f}")
+            print(
+                f"bootstrap: {stats['speedup']:.0f}x vs naive scikit-learn loop, CI max difference {stats['ci_max_difference']:.4f}"
+            )
 
     report["peak_rss_gib_whole_benchmark"] = peak_rss_gib()
     report["machine"]["load_average_at_end"] = load_average()

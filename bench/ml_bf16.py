@@ -52,20 +52,23 @@ def whole_network(images: torch.Tensor, rounds: int, use_compile: bool) -> dict[
     choice = choose_device("cpu", "bfloat16")
     plain = FrozenFeatures(vgg).eval()
     bf16 = for_inference(FrozenFeatures(vgg), device=torch.device("cpu"), dtype=torch.bfloat16, channels_last=True)
-    float32_channels_last = for_inference(FrozenFeatures(vgg), device=torch.device("cpu"), dtype=torch.float32,
-                                          channels_last=True)
+    float32_channels_last = for_inference(
+        FrozenFeatures(vgg), device=torch.device("cpu"), dtype=torch.float32, channels_last=True
+    )
 
     def batches(forward: Callable[[torch.Tensor], object], batch_size: int) -> Callable[[], None]:
         @torch.inference_mode()
         def run() -> None:
             for start in range(0, len(images), batch_size):
                 forward(images[start : start + batch_size])
+
         return run
 
     runs = {
         "float32 NCHW, batch 32": batches(plain, 32),
         "float32 channels_last, batch 32": batches(
-            lambda x: float32_channels_last(x.contiguous(memory_format=torch.channels_last)), 32),
+            lambda x: float32_channels_last(x.contiguous(memory_format=torch.channels_last)), 32
+        ),
         "bf16 channels_last (project), batch 16": batches(lambda x: compute_vectors(bf16, x, choice), 16),
         "bf16 channels_last (project), batch 32": batches(lambda x: compute_vectors(bf16, x, choice), 32),
         "bf16 channels_last (project), batch 64": batches(lambda x: compute_vectors(bf16, x, choice), 64),
@@ -77,11 +80,14 @@ def whole_network(images: torch.Tensor, rounds: int, use_compile: bool) -> dict[
         batches(lambda x: compute_vectors(compiled, x, choice), 32)()
         compile_seconds = time.perf_counter() - started
         runs["bf16 channels_last under torch.compile, batch 32"] = batches(
-            lambda x: compute_vectors(compiled, x, choice), 32)
+            lambda x: compute_vectors(compiled, x, choice), 32
+        )
     seconds = best_seconds(runs, rounds)
     baseline = seconds["float32 NCHW, batch 32"]
-    report = {name: {"images_per_s": len(images) / value, "speedup_vs_float32_nchw": baseline / value}
-              for name, value in seconds.items()}
+    report = {
+        name: {"images_per_s": len(images) / value, "speedup_vs_float32_nchw": baseline / value}
+        for name, value in seconds.items()
+    }
     if use_compile:
         report["compile_seconds"] = compile_seconds
     return report
@@ -97,15 +103,25 @@ def convolutions(images: torch.Tensor, rounds: int) -> list[dict[str, Any]]:
             if isinstance(layer, nn.Conv2d):
                 fast = for_inference(layer, device=torch.device("cpu"), dtype=torch.bfloat16, channels_last=True)
                 fast_input = activation.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
-                seconds = best_seconds({"float32": lambda layer=layer, activation=activation: layer(activation),
-                                        "bf16": lambda fast=fast, fast_input=fast_input: fast(fast_input)}, rounds)
+                seconds = best_seconds(
+                    {
+                        "float32": lambda layer=layer, activation=activation: layer(activation),
+                        "bf16": lambda fast=fast, fast_input=fast_input: fast(fast_input),
+                    },
+                    rounds,
+                )
                 batch, _, height, width = activation.shape
                 flops = 2 * batch * height * width * layer.out_channels * layer.in_channels * 9
-                rows.append({
-                    "layer": index, "input": list(activation.shape), "out_channels": layer.out_channels,
-                    "float32_gflops": flops / seconds["float32"] / 1e9, "bf16_gflops": flops / seconds["bf16"] / 1e9,
-                    "speedup": seconds["float32"] / seconds["bf16"],
-                })
+                rows.append(
+                    {
+                        "layer": index,
+                        "input": list(activation.shape),
+                        "out_channels": layer.out_channels,
+                        "float32_gflops": flops / seconds["float32"] / 1e9,
+                        "bf16_gflops": flops / seconds["bf16"] / 1e9,
+                        "speedup": seconds["float32"] / seconds["bf16"],
+                    }
+                )
             activation = layer(activation)
     return rows
 
@@ -122,9 +138,16 @@ def main() -> None:
     threads = configure_threads()
     images = torch.randn(args.images, 3, args.image_size, args.image_size, generator=torch.Generator().manual_seed(0))
     report: dict[str, Any] = {
-        "machine": {"nproc": os.cpu_count(), "torch_threads": threads, "bf16_native": cpu_supports_bf16(),
-                    "torch": torch.__version__, "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
-        "images": args.images, "image_size": args.image_size, "rounds": args.rounds,
+        "machine": {
+            "nproc": os.cpu_count(),
+            "torch_threads": threads,
+            "bf16_native": cpu_supports_bf16(),
+            "torch": torch.__version__,
+            "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+        },
+        "images": args.images,
+        "image_size": args.image_size,
+        "rounds": args.rounds,
     }
     report["whole_network"] = whole_network(images, args.rounds, args.compile)
     for name, row in report["whole_network"].items():
@@ -132,8 +155,10 @@ def main() -> None:
             print(f"{name:50s} {row['images_per_s']:6.2f} img/s  {row['speedup_vs_float32_nchw']:.2f}x")
     report["convolutions"] = convolutions(images[:16], args.rounds)
     for row in report["convolutions"]:
-        print(f"conv at features[{row['layer']:2d}] {str(row['input']):22s} float32 {row['float32_gflops']:5.0f} "
-              f"GFLOP/s, bf16 {row['bf16_gflops']:5.0f} GFLOP/s: {row['speedup']:.2f}x")
+        print(
+            f"conv at features[{row['layer']:2d}] {str(row['input']):22s} float32 {row['float32_gflops']:5.0f} "
+            f"GFLOP/s, bf16 {row['bf16_gflops']:5.0f} GFLOP/s: {row['speedup']:.2f}x"
+        )
     report["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))

@@ -85,7 +85,9 @@ def torch_fx_int8(frozen: FrozenFeatures, calibration: torch.Tensor, example: to
     return convert_fx(prepared)
 
 
-def candidates(frozen: FrozenFeatures, image_size: int, work: Path, threads: int) -> dict[str, Callable[[torch.Tensor], Any]]:
+def candidates(
+    frozen: FrozenFeatures, image_size: int, work: Path, threads: int
+) -> dict[str, Callable[[torch.Tensor], Any]]:
     runs: dict[str, Callable[[torch.Tensor], Any]] = {}
     runs["torch float32 NCHW"] = lambda batch: frozen(batch)
     nhwc = for_inference(frozen, device=torch.device("cpu"), dtype=torch.float32, channels_last=True)
@@ -147,7 +149,9 @@ def main() -> None:
             cosines = {}
             for name, run in runs.items():
                 out = np.asarray(run(images), dtype=np.float32)
-                cosines[name] = (out * reference).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(reference, axis=1)
+                cosines[name] = (
+                    (out * reference).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(reference, axis=1)
+                )
         batch_seconds = measure(runs, images, args.rounds)
         single_seconds = measure(runs, images[:1], args.single_rounds)
     load_after = os.getloadavg()
@@ -157,30 +161,52 @@ def main() -> None:
     for name in runs:
         rate = args.batch / float(np.median(batch_seconds[name]))
         single = 1 / float(np.median(single_seconds[name]))
-        results.append({
-            "path": name,
-            "images_per_s": round(rate, 3),
-            "ratio_to_float32_nchw": round(rate * float(np.median(batch_seconds[baseline])) / args.batch, 3),
-            "batch1_images_per_s": round(single, 3),
-            "batch1_ratio_to_float32_nchw": round(single * float(np.median(single_seconds[baseline])), 3),
-            "round_seconds": [round(value, 3) for value in batch_seconds[name]],
-            "cosine_to_float32": {"min": round(float(cosines[name].min()), 5), "mean": round(float(cosines[name].mean()), 5)},
-        })
-        print(f"{name:38s} {rate:7.2f} images/s  {results[-1]['ratio_to_float32_nchw']:5.2f}x   "
-              f"batch 1: {single:6.2f}/s {results[-1]['batch1_ratio_to_float32_nchw']:5.2f}x   "
-              f"cosine min {results[-1]['cosine_to_float32']['min']:.4f}", flush=True)
+        results.append(
+            {
+                "path": name,
+                "images_per_s": round(rate, 3),
+                "ratio_to_float32_nchw": round(rate * float(np.median(batch_seconds[baseline])) / args.batch, 3),
+                "batch1_images_per_s": round(single, 3),
+                "batch1_ratio_to_float32_nchw": round(single * float(np.median(single_seconds[baseline])), 3),
+                "round_seconds": [round(value, 3) for value in batch_seconds[name]],
+                "cosine_to_float32": {
+                    "min": round(float(cosines[name].min()), 5),
+                    "mean": round(float(cosines[name].mean()), 5),
+                },
+            }
+        )
+        print(
+            f"{name:38s} {rate:7.2f} images/s  {results[-1]['ratio_to_float32_nchw']:5.2f}x   "
+            f"batch 1: {single:6.2f}/s {results[-1]['batch1_ratio_to_float32_nchw']:5.2f}x   "
+            f"cosine min {results[-1]['cosine_to_float32']['min']:.4f}",
+            flush=True,
+        )
     flags = _cpu_flags()
     document = {
-        "machine": {"cpu": cpu_model(), "cores_visible": os.cpu_count(), "threads": args.threads,
-                    "flags": {flag: flag in flags for flag in RELEVANT_FLAGS}, "native_bf16": cpu_supports_bf16(),
-                    "load_average_before": [round(v, 2) for v in load_before],
-                    "load_average_after": [round(v, 2) for v in load_after],
-                    "shared": "measured while other people ran tests on the same cores; rounds interleave the candidates"},
-        "libraries": {"torch": torch.__version__, "onnxruntime": onnxruntime_version(), "python": platform.python_version()},
-        "setup": {"image_size": args.image_size, "batch": args.batch, "rounds": args.rounds,
-                  "single_rounds": args.single_rounds, "backbone": "random-init (seed 0)",
-                  "images": "synthetic faces, data seed 11, drawn at 128 px, face crop",
-                  "calibration": "modeling/ml/calibration (32 synthetic faces, data seed 7)"},
+        "machine": {
+            "cpu": cpu_model(),
+            "cores_visible": os.cpu_count(),
+            "threads": args.threads,
+            "flags": {flag: flag in flags for flag in RELEVANT_FLAGS},
+            "native_bf16": cpu_supports_bf16(),
+            "load_average_before": [round(v, 2) for v in load_before],
+            "load_average_after": [round(v, 2) for v in load_after],
+            "shared": "measured while other people ran tests on the same cores; rounds interleave the candidates",
+        },
+        "libraries": {
+            "torch": torch.__version__,
+            "onnxruntime": onnxruntime_version(),
+            "python": platform.python_version(),
+        },
+        "setup": {
+            "image_size": args.image_size,
+            "batch": args.batch,
+            "rounds": args.rounds,
+            "single_rounds": args.single_rounds,
+            "backbone": "random-init (seed 0)",
+            "images": "synthetic faces, data seed 11, drawn at 128 px, face crop",
+            "calibration": "modeling/ml/calibration (32 synthetic faces, data seed 7)",
+        },
         "results": results,
         "int8_build_seconds": BUILD_SECONDS,
     }

@@ -53,8 +53,14 @@ def finetune_run(config: TrainConfig, train_records: list, val_records: list, wo
     """One fine-tune training, timed per epoch from its progress events."""
     events: list[tuple[float, Progress]] = []
     started = time.perf_counter()
-    result = train(config, train_records, val_records, work_dir=work, cache_dir=None,
-                   progress=lambda event: events.append((time.perf_counter(), event)))
+    result = train(
+        config,
+        train_records,
+        val_records,
+        work_dir=work,
+        cache_dir=None,
+        progress=lambda event: events.append((time.perf_counter(), event)),
+    )
     seconds = time.perf_counter() - started
     epoch_train_seconds, epoch_val_seconds = [], []
     epoch_start = started
@@ -67,12 +73,19 @@ def finetune_run(config: TrainConfig, train_records: list, val_records: list, wo
     rates = [len(train_records) / value for value in epoch_train_seconds]
     steady = rates[1:] or rates
     return {
-        "loader_workers_setting": config.loader_workers, "epochs_run": len(result.history),
-        "seconds": seconds, "first_epoch_images_per_s": rates[0],
-        "steady_images_per_s_median": statistics.median(steady), "steady_images_per_s_best": max(steady),
-        "epoch_train_seconds": epoch_train_seconds, "epoch_validation_and_checkpoint_seconds": epoch_val_seconds,
-        "val_images": len(val_records), "best_val_macro_auroc": result.best_val_macro_auroc,
-        "device": result.device, "backbone": result.backbone, "weights_path": result.weights_path,
+        "loader_workers_setting": config.loader_workers,
+        "epochs_run": len(result.history),
+        "seconds": seconds,
+        "first_epoch_images_per_s": rates[0],
+        "steady_images_per_s_median": statistics.median(steady),
+        "steady_images_per_s_best": max(steady),
+        "epoch_train_seconds": epoch_train_seconds,
+        "epoch_validation_and_checkpoint_seconds": epoch_val_seconds,
+        "val_images": len(val_records),
+        "best_val_macro_auroc": result.best_val_macro_auroc,
+        "device": result.device,
+        "backbone": result.backbone,
+        "weights_path": result.weights_path,
     }
 
 
@@ -91,15 +104,24 @@ def prediction_and_explanation(weights_path: str, records: list, device: str) ->
     started = time.perf_counter()
     cam, level = grad_cam(network.features, network.from_conv_output, batch)
     synchronize(model.choice.device)
-    metrics = evaluate_predictions([r.level for r in records], [r.nrs for r in records], probabilities,
-                                   [r.patient for r in records], model.level_names)
+    metrics = evaluate_predictions(
+        [r.level for r in records],
+        [r.nrs for r in records],
+        probabilities,
+        [r.patient for r in records],
+        model.level_names,
+    )
     return {
-        "test_images": len(records), "test_patients": metrics["n_patients"],
-        "test_macro_auroc": metrics["macro_auroc"], "test_macro_auroc_ci": metrics["macro_auroc_ci"],
+        "test_images": len(records),
+        "test_patients": metrics["n_patients"],
+        "test_macro_auroc": metrics["macro_auroc"],
+        "test_macro_auroc_ci": metrics["macro_auroc_ci"],
         "predict_images_per_s": len(records) / predict_seconds,
         "probabilities_sum_to_one": bool(np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)),
-        "grad_cam_ms": (time.perf_counter() - started) * 1000, "grad_cam_shape": list(cam.shape),
-        "grad_cam_finite": bool(np.isfinite(cam).all()), "grad_cam_level": level,
+        "grad_cam_ms": (time.perf_counter() - started) * 1000,
+        "grad_cam_shape": list(cam.shape),
+        "grad_cam_finite": bool(np.isfinite(cam).all()),
+        "grad_cam_level": level,
     }
 
 
@@ -131,37 +153,60 @@ def main() -> dict[str, Any]:
     by_split = {name: [r for r in records if splits[r.patient] == name] for name in ("train", "val", "test")}
     choice = choose_device(args.device)
     report: dict[str, Any] = {
-        "machine": {"torch": torch.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "torch_threads": threads, "device": choice.describe()},
-        "images": len(records), "train_images": len(by_split["train"]), "image_size": IMAGE_SIZE,
-        "batch_size": args.batch_size, "epochs": args.epochs, "lr": args.lr,
+        "machine": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "torch_threads": threads,
+            "device": choice.describe(),
+        },
+        "images": len(records),
+        "train_images": len(by_split["train"]),
+        "image_size": IMAGE_SIZE,
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "lr": args.lr,
     }
     first = TrainConfig(mode="finetune", device=args.device, loader_workers=args.workers)
     settings = [args.workers] + ([] if args.skip_no_workers or loader_workers(first, choice) == 0 else [0])
     runs = []
     for workers in settings:
-        config = TrainConfig(mode="finetune", epochs=args.epochs, batch_size=args.batch_size, image_size=IMAGE_SIZE,
-                             device=args.device, seed=0, patience=args.patience or args.epochs, lr=args.lr,
-                             loader_workers=workers)
+        config = TrainConfig(
+            mode="finetune",
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            image_size=IMAGE_SIZE,
+            device=args.device,
+            seed=0,
+            patience=args.patience or args.epochs,
+            lr=args.lr,
+            loader_workers=workers,
+        )
         run = finetune_run(config, by_split["train"], by_split["val"], scratch / f"run-{workers}")
         run["loader_workers"] = loader_workers(config, choice)
         runs.append(run)
-        print(f"finetune ({run['device']}, {run['loader_workers']} loading processes): "
-              f"{run['steady_images_per_s_median']:.0f} training images/s after the first epoch "
-              f"(first epoch {run['first_epoch_images_per_s']:.0f}); {run['epochs_run']} epochs in {run['seconds']:.1f}s")
+        print(
+            f"finetune ({run['device']}, {run['loader_workers']} loading processes): "
+            f"{run['steady_images_per_s_median']:.0f} training images/s after the first epoch "
+            f"(first epoch {run['first_epoch_images_per_s']:.0f}); {run['epochs_run']} epochs in {run['seconds']:.1f}s"
+        )
     report["finetune"] = runs
     report["prediction"] = prediction_and_explanation(runs[0]["weights_path"], by_split["test"], args.device)
     found = report["prediction"]
     auroc, (low, high) = found["test_macro_auroc"], found["test_macro_auroc_ci"]
     auroc_text = "n/a" if auroc is None or low is None else f"{auroc:.3f} (95% CI {low:.3f}-{high:.3f})"
-    print(f"test patients ({found['test_patients']}): macro AUROC {auroc_text}; "
-          f"prediction {found['predict_images_per_s']:.0f} images/s; "
-          f"Grad-CAM {found['grad_cam_ms']:.1f} ms")
+    print(
+        f"test patients ({found['test_patients']}): macro AUROC {auroc_text}; "
+        f"prediction {found['predict_images_per_s']:.0f} images/s; "
+        f"Grad-CAM {found['grad_cam_ms']:.1f} ms"
+    )
     report["extraction"] = throughput(records[: args.extraction_images], 64, args.rounds, device=args.device)
     report["extraction"].pop("target")  # bench/ml.py's 3x is a CPU target
     found = report["extraction"]
-    print(f"extraction on {found['device']}: project {found['project_images_per_s']:.0f} images/s vs plain float32 "
-          f"NCHW {found['plain_float32_nchw_images_per_s']:.0f} images/s = {found['speedup']:.2f}x")
+    print(
+        f"extraction on {found['device']}: project {found['project_images_per_s']:.0f} images/s vs plain float32 "
+        f"NCHW {found['plain_float32_nchw_images_per_s']:.0f} images/s = {found['speedup']:.2f}x"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out}")

@@ -92,8 +92,15 @@ def action_unit_ceiling(study: Study, fitted_on: list[Record], test: list[Record
     return macro_auroc(np.array([r.level for r in test]), probabilities)
 
 
-def held_out_run(records: list[Record], split_seed: int, image_size: int, precision: str, cache: Path,
-                 work: Path, feature_path: str = "auto") -> dict[str, Any]:
+def held_out_run(
+    records: list[Record],
+    split_seed: int,
+    image_size: int,
+    precision: str,
+    cache: Path,
+    work: Path,
+    feature_path: str = "auto",
+) -> dict[str, Any]:
     splits = assign_splits(patient_max_levels(records), {}, seed=split_seed)
     part = {name: [r for r in records if splits[r.patient] == name] for name in ("train", "val", "test")}
     config = TrainConfig(image_size=image_size, seed=0, precision=precision, feature_path=feature_path)
@@ -103,14 +110,23 @@ def held_out_run(records: list[Record], split_seed: int, image_size: int, precis
     probabilities = model.predict_records(part["test"], cache_dir=cache)
     seconds = time.perf_counter() - started
     test = part["test"]
-    metrics = evaluate_predictions([r.level for r in test], [r.nrs for r in test], probabilities,
-                                   [r.patient for r in test], model.level_names)
+    metrics = evaluate_predictions(
+        [r.level for r in test], [r.nrs for r in test], probabilities, [r.patient for r in test], model.level_names
+    )
     return {
-        "split_seed": split_seed, "macro_auroc": metrics["macro_auroc"], "macro_auroc_ci": metrics["macro_auroc_ci"],
+        "split_seed": split_seed,
+        "macro_auroc": metrics["macro_auroc"],
+        "macro_auroc_ci": metrics["macro_auroc_ci"],
         "per_level_auroc": {name: level["auroc"] for name, level in metrics["levels"].items()},
-        "test_patients": metrics["n_patients"], "test_images": metrics["n_images"],
-        "best_epoch": result.best_epoch, "features_computed": result.cache_misses, "seconds": seconds,
-        "backbone": result.backbone, "device": result.device, "feature_path": result.feature_path, "parts": part,
+        "test_patients": metrics["n_patients"],
+        "test_images": metrics["n_images"],
+        "best_epoch": result.best_epoch,
+        "features_computed": result.cache_misses,
+        "seconds": seconds,
+        "backbone": result.backbone,
+        "device": result.device,
+        "feature_path": result.feature_path,
+        "parts": part,
     }
 
 
@@ -137,61 +153,93 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="painsite-bench-ml-heldout-"))
     cache = scratch / "cache"
     report: dict[str, Any] = {
-        "machine": {"nproc": os.cpu_count(), "torch_threads": threads, "bf16_native": cpu_supports_bf16(),
-                    "torch": torch.__version__, "python": platform.python_version(),
-                    "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
-        "images_per_patient": args.images_per_patient, "drawn_size": DRAWN_SIZE,
-        "precision": choose_device("auto", args.precision).precision, "data_seeds": [],
+        "machine": {
+            "nproc": os.cpu_count(),
+            "torch_threads": threads,
+            "bf16_native": cpu_supports_bf16(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+        },
+        "images_per_patient": args.images_per_patient,
+        "drawn_size": DRAWN_SIZE,
+        "precision": choose_device("auto", args.precision).precision,
+        "data_seeds": [],
     }
     configurations: dict[tuple[int, int], list[dict[str, Any]]] = {}
     ceilings: dict[int, list[float]] = {}
     try:
         for data_seed in args.data_seeds:
             study = draw_study(scratch / f"faces-{data_seed}", max(args.patients), args.images_per_patient, data_seed)
-            seed_report: dict[str, Any] = {"data_seed": data_seed, "draw_seconds": study.draw_seconds,
-                                           "detect_seconds": study.detect_seconds, "images": len(study.records),
-                                           "faces_found": sum(r.face_box is not None for r in study.records),
-                                           "runs": []}
+            seed_report: dict[str, Any] = {
+                "data_seed": data_seed,
+                "draw_seconds": study.draw_seconds,
+                "detect_seconds": study.detect_seconds,
+                "images": len(study.records),
+                "faces_found": sum(r.face_box is not None for r in study.records),
+                "runs": [],
+            }
             for n_patients in args.patients:
                 codes = {p.code for p in plan_patients(n_patients, args.images_per_patient, data_seed)}
                 records = [r for r in study.records if r.patient in codes]
                 for image_size in args.image_sizes:
                     runs = []
                     for split_seed in args.split_seeds:
-                        run = held_out_run(records, split_seed, image_size, args.precision, cache,
-                                           scratch / f"run-{data_seed}-{n_patients}-{image_size}-{split_seed}",
-                                           args.feature_path)
+                        run = held_out_run(
+                            records,
+                            split_seed,
+                            image_size,
+                            args.precision,
+                            cache,
+                            scratch / f"run-{data_seed}-{n_patients}-{image_size}-{split_seed}",
+                            args.feature_path,
+                        )
                         part = run.pop("parts")
-                        run["action_unit_ceiling"] = action_unit_ceiling(study, part["train"] + part["val"], part["test"])
+                        run["action_unit_ceiling"] = action_unit_ceiling(
+                            study, part["train"] + part["val"], part["test"]
+                        )
                         run.update(data_seed=data_seed, patients=n_patients, image_size=image_size)
                         runs.append(run)
                         if image_size == args.image_sizes[0]:
                             ceilings.setdefault(n_patients, []).append(run["action_unit_ceiling"])
                     configurations.setdefault((n_patients, image_size), []).extend(runs)
                     seed_report["runs"].extend(runs)
-                    print(f"data seed {data_seed}, {n_patients} patients, {image_size} px: macro AUROC "
-                          + ", ".join(f"{r['macro_auroc']:.3f} [{r['macro_auroc_ci'][0]:.3f}, {r['macro_auroc_ci'][1]:.3f}]"
-                                      for r in runs)
-                          + f" (action-unit ceiling {min(r['action_unit_ceiling'] for r in runs):.2f}-"
-                            f"{max(r['action_unit_ceiling'] for r in runs):.2f})", flush=True)
+                    print(
+                        f"data seed {data_seed}, {n_patients} patients, {image_size} px: macro AUROC "
+                        + ", ".join(
+                            f"{r['macro_auroc']:.3f} [{r['macro_auroc_ci'][0]:.3f}, {r['macro_auroc_ci'][1]:.3f}]"
+                            for r in runs
+                        )
+                        + f" (action-unit ceiling {min(r['action_unit_ceiling'] for r in runs):.2f}-"
+                        f"{max(r['action_unit_ceiling'] for r in runs):.2f})",
+                        flush=True,
+                    )
             report["data_seeds"].append(seed_report)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report["summary"] = [
-        {"patients": n_patients, "image_size": image_size, "runs": len(runs),
-         "test_patients": summary(runs, "test_patients"), "macro_auroc": summary(runs),
-         "ci_lower": summary([{"lower": run["macro_auroc_ci"][0]} for run in runs], "lower"),
-         "action_unit_ceiling": summary([{"c": c} for c in ceilings[n_patients]], "c"),
-         "backbone": runs[0]["backbone"], "feature_path": runs[0]["feature_path"]}
+        {
+            "patients": n_patients,
+            "image_size": image_size,
+            "runs": len(runs),
+            "test_patients": summary(runs, "test_patients"),
+            "macro_auroc": summary(runs),
+            "ci_lower": summary([{"lower": run["macro_auroc_ci"][0]} for run in runs], "lower"),
+            "action_unit_ceiling": summary([{"c": c} for c in ceilings[n_patients]], "c"),
+            "backbone": runs[0]["backbone"],
+            "feature_path": runs[0]["feature_path"],
+        }
         for (n_patients, image_size), runs in configurations.items()
     ]
     report["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     for row in report["summary"]:
-        print(f"{row['patients']} patients, {row['image_size']} px: macro AUROC {row['macro_auroc']['min']:.3f}-"
-              f"{row['macro_auroc']['max']:.3f}, CI lower bound >= {row['ci_lower']['min']:.3f} ({row['runs']} runs, "
-              f"{row['backbone']} backbone, {report['precision']})")
+        print(
+            f"{row['patients']} patients, {row['image_size']} px: macro AUROC {row['macro_auroc']['min']:.3f}-"
+            f"{row['macro_auroc']['max']:.3f}, CI lower bound >= {row['ci_lower']['min']:.3f} ({row['runs']} runs, "
+            f"{row['backbone']} backbone, {report['precision']})"
+        )
     print(f"wrote {args.out}")
 
 

@@ -62,14 +62,18 @@ def percentile_intervals(values: np.ndarray) -> np.ndarray:
     return np.array([bootstrap.percentile_interval(column)[0].as_list() for column in values.T])
 
 
-def bootstrap_benchmark(n_images: int = 4449, images_per_patient: int = 7, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+def bootstrap_benchmark(
+    n_images: int = 4449, images_per_patient: int = 7, resamples: int = 2000, seed: int = 0
+) -> dict[str, Any]:
     data = make_predictions(n_images, images_per_patient, seed)
     levels, probabilities, patients = data["levels"], data["probabilities"], data["patients"]
     n_levels = probabilities.shape[1]
 
     def vectorised() -> tuple[bootstrap.ClusterResamples, np.ndarray]:
         drawn = bootstrap.ClusterResamples.draw(patients, n_resamples=resamples, seed=seed)
-        values = np.column_stack([bootstrap.auroc(drawn, levels == level, probabilities[:, level]) for level in range(n_levels)])
+        values = np.column_stack(
+            [bootstrap.auroc(drawn, levels == level, probabilities[:, level]) for level in range(n_levels)]
+        )
         return drawn, values
 
     def naive_on_same_draws(drawn: bootstrap.ClusterResamples, n_resamples: int) -> list[list[float]]:
@@ -106,14 +110,18 @@ def bootstrap_benchmark(n_images: int = 4449, images_per_patient: int = 7, resam
     naive_values = []
     for _ in range(resamples):
         drawn_patients = rng.integers(0, len(images_of_patient), len(images_of_patient))
-        naive_values.append(naive_auroc(levels, probabilities, np.concatenate([images_of_patient[p] for p in drawn_patients])))
+        naive_values.append(
+            naive_auroc(levels, probabilities, np.concatenate([images_of_patient[p] for p in drawn_patients]))
+        )
     naive_full_seconds = time.perf_counter() - started
     vectorised_intervals = percentile_intervals(vectorised_values)
     naive_intervals = percentile_intervals(np.array(naive_values))
     ci_difference = float(np.max(np.abs(vectorised_intervals - naive_intervals)))
 
     started = time.perf_counter()
-    metrics.evaluate_predictions(levels, data["nrs"], probabilities, patients, LEVEL_NAMES, n_bootstrap=resamples, seed=seed)
+    metrics.evaluate_predictions(
+        levels, data["nrs"], probabilities, patients, LEVEL_NAMES, n_bootstrap=resamples, seed=seed
+    )
     evaluate_seconds = time.perf_counter() - started
 
     speedup = naive_scaled_seconds / vectorised_seconds
@@ -139,7 +147,12 @@ def bootstrap_benchmark(n_images: int = 4449, images_per_patient: int = 7, resam
         "vectorised_ci": {name: vectorised_intervals[level].tolist() for level, name in enumerate(LEVEL_NAMES)},
         "naive_ci": {name: naive_intervals[level].tolist() for level, name in enumerate(LEVEL_NAMES)},
         "evaluate_predictions_seconds": evaluate_seconds,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__, "processor": platform.machine()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "processor": platform.machine(),
+        },
     }
 
 

@@ -86,12 +86,16 @@ def render_queue() -> str:
         return missing("queue.json", ".venv/bin/python bench/labeling_queue.py")
     settings = result["settings"]
     lines = [
-        (f"{cpu(result)}, {load_average(result)}, measured {result['measured_at'][:16].replace('T', ' ')} UTC; "
-        f"{settings['clients']} clients, {settings['gunicorn_workers']} gunicorn workers, "
-        f"{settings['warmup_per_client']} warm-up + {settings['steps_per_client']} measured steps per client."),
+        (
+            f"{cpu(result)}, {load_average(result)}, measured {result['measured_at'][:16].replace('T', ' ')} UTC; "
+            f"{settings['clients']} clients, {settings['gunicorn_workers']} gunicorn workers, "
+            f"{settings['warmup_per_client']} warm-up + {settings['steps_per_client']} measured steps per client."
+        ),
         "",
-        ("| images | never labeled | load | steps done / planned | p50 step | p95 step | GET p50 | POST p50 | steps/s "
-        "| server CPU per step | queue SQL (unlabeled / second observer) |"),
+        (
+            "| images | never labeled | load | steps done / planned | p50 step | p95 step | GET p50 | POST p50 | steps/s "
+            "| server CPU per step | queue SQL (unlabeled / second observer) |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size, data in sorted(result["sizes"].items(), key=lambda item: int(item[0])):
@@ -125,12 +129,16 @@ def render_assess() -> str:
     server = result["server_process"]
     ratio, heat = result["p50_ratio_without_heatmap_to_bare_forward"], result["p50_ratio_with_heatmap_to_bare_forward"]
     lines = [
-        (f"{cpu(result)}, {load_average(result)}; model on {result['model']['device']}, server process with "
-        f"{server['torch_threads']} torch threads, OpenMP wait policy {server['omp_wait_policy']}; the bare pass "
-        f"{result['bare_forward_measured']}."),
+        (
+            f"{cpu(result)}, {load_average(result)}; model on {result['model']['device']}, server process with "
+            f"{server['torch_threads']} torch threads, OpenMP wait policy {server['omp_wait_policy']}; the bare pass "
+            f"{result['bare_forward_measured']}."
+        ),
         "",
-        ("| round | bare forward p50 / p95 | request p50 / p95 | ratio p50 | with heatmap p50 / p95 | ratio p50 "
-        "| load average |"),
+        (
+            "| round | bare forward p50 / p95 | request p50 / p95 | ratio p50 | with heatmap p50 / p95 | ratio p50 "
+            "| load average |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     for number, one in enumerate(result["rounds"], start=1):
@@ -143,11 +151,13 @@ def render_assess() -> str:
     concurrent = result["concurrent"]
     lines += [
         "",
-        (f"Request / bare forward pass, p50, over {len(result['rounds'])} rounds of {result['rounds'][0]['bare_forward']['n']}: "
-        f"median **{ratio['median']}×** (min {ratio['min']}×, max {ratio['max']}×); target ≤ {result['target_ratio']}×: "
-        f"{'met' if result['meets_target'] else '**not met**'}. With heatmap: median {heat['median']}× "
-        f"(min {heat['min']}×, max {heat['max']}×). {concurrent['clients']} clients at once: "
-        f"{concurrent['assessments_per_second']} assessments/s (p50 {concurrent['p50_ms']} ms)."),
+        (
+            f"Request / bare forward pass, p50, over {len(result['rounds'])} rounds of {result['rounds'][0]['bare_forward']['n']}: "
+            f"median **{ratio['median']}×** (min {ratio['min']}×, max {ratio['max']}×); target ≤ {result['target_ratio']}×: "
+            f"{'met' if result['meets_target'] else '**not met**'}. With heatmap: median {heat['median']}× "
+            f"(min {heat['min']}×, max {heat['max']}×). {concurrent['clients']} clients at once: "
+            f"{concurrent['assessments_per_second']} assessments/s (p50 {concurrent['p50_ms']} ms)."
+        ),
     ]
     return "\n".join(lines) + "\n"
 
@@ -206,7 +216,7 @@ def render_reliability() -> str:
     if broker:
         rows.append(
             f"| Broker down when a run starts | `POST /api/training-runs/` answered **{broker['status_while_down']}** "
-            f"with \"{broker['message_while_down']}\"; when the broker returned the reaper's pass did "
+            f'with "{broker["message_while_down"]}"; when the broker returned the reaper\'s pass did '
             f"{broker['reaped_when_back']}, and after a second pass the `training` queue held "
             f"**{broker['training_queue_messages_after_two_passes']} message** | {measured_by(broker)} | {on(broker)} |"
         )
@@ -215,7 +225,9 @@ def render_reliability() -> str:
         killed = load(name)
         if not killed:
             continue
-        seen = killed.get("seconds_from_kill_to_reaper_seeing_it", killed.get("seconds_from_kill_to_run_sent_again_by_beat"))
+        seen = killed.get(
+            "seconds_from_kill_to_reaper_seeing_it", killed.get("seconds_from_kill_to_run_sent_again_by_beat")
+        )
         rows.append(
             f"| Worker killed mid-run ({how}) | training worker SIGKILLed at epoch {killed['killed_at_epoch']}; "
             f"heartbeat stale after {killed['stale_seconds']:g} s; the lost worker was noticed and the run sent "

@@ -110,8 +110,9 @@ DEFAULT_IMAGE_SIZE = 224
 
 def reevaluation(scratch: Path, image_size: int) -> dict[str, Any]:
     test_patients = -(-TEST_IMAGES // IMAGES_PER_PATIENT)
-    manifest = write_dataset(scratch / "faces", TRAIN_PATIENTS * 2 + test_patients, IMAGES_PER_PATIENT, seed=4,
-                             size=image_size)
+    manifest = write_dataset(
+        scratch / "faces", TRAIN_PATIENTS * 2 + test_patients, IMAGES_PER_PATIENT, seed=4, size=image_size
+    )
     records = read_manifest(manifest, data_dir=scratch / "faces", levels=PainLevels.parse())
     records = [dataclasses.replace(record, image_id=index) for index, record in enumerate(records, start=1)]
     patients = list(dict.fromkeys(record.patient for record in records))
@@ -172,7 +173,9 @@ def comparison() -> dict[str, Any]:
                 cache.set(f"bench:{cohort}", paired_comparison(chosen_a, chosen_b, LEVEL_NAMES))
 
         computed.append(seconds(compute))
-        cached.append(seconds(lambda: [cache.get(f"bench:{cohort}") for cohort in ("clinical", "simulated", "combined")]))
+        cached.append(
+            seconds(lambda: [cache.get(f"bench:{cohort}") for cohort in ("clinical", "simulated", "combined")])
+        )
     return {
         "benchmark": "paired comparison of two evaluations for the compare page (3 cohorts), computed vs cached",
         "n_test_images": len(a),
@@ -187,8 +190,12 @@ def comparison() -> dict[str, Any]:
 
 def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE,
-                        help=f"face crop size in pixels (default {DEFAULT_IMAGE_SIZE}); changes the cold pass only")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=DEFAULT_IMAGE_SIZE,
+        help=f"face crop size in pixels (default {DEFAULT_IMAGE_SIZE}); changes the cold pass only",
+    )
     args = parser.parse_args()
     threads = configure_threads()
     load_at_start = list(os.getloadavg())
@@ -199,9 +206,14 @@ def main() -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
     paired = comparison()
     result = {
-        "machine": {"cpu": cpu_model(), "nproc": os.cpu_count(), "torch_threads": threads,
-                    "python": platform.python_version(), "load_average_at_start": load_at_start,
-                    "load_average_at_end": list(os.getloadavg())},
+        "machine": {
+            "cpu": cpu_model(),
+            "nproc": os.cpu_count(),
+            "torch_threads": threads,
+            "python": platform.python_version(),
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": list(os.getloadavg()),
+        },
         "repeats": REPEATS,
         "reevaluation": evaluation,
         "comparison": paired,

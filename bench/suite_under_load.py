@@ -44,18 +44,34 @@ def main() -> int:
     scratch.mkdir(parents=True, exist_ok=True)
     junit = scratch / "junit.xml"
     env = {**os.environ, "PAINSITE_RESULTS_DIR": str(ROOT / "bench" / "results")}  # tests/measurements.py
-    report = {"benchmark": "whole test suite under CPU load", "name": args.name,
-              "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "machine": machine(), "database": scheme("DATABASE_URL", "sqlite"),
-              "broker": scheme("CELERY_BROKER_URL", "sqla+sqlite (embedded)"),
-              "load_processes": args.load_processes,
-              "require_browser": os.environ.get("PAINSITE_REQUIRE_BROWSER") == "1"}
+    report = {
+        "benchmark": "whole test suite under CPU load",
+        "name": args.name,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "database": scheme("DATABASE_URL", "sqlite"),
+        "broker": scheme("CELERY_BROKER_URL", "sqla+sqlite (embedded)"),
+        "load_processes": args.load_processes,
+        "require_browser": os.environ.get("PAINSITE_REQUIRE_BROWSER") == "1",
+    }
     started = time.monotonic()
-    suite = subprocess.Popen([sys.executable, "-m", "pytest", "-q", f"--junitxml={junit}", *args.pytest_args], cwd=ROOT, env=env)
+    suite = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", f"--junitxml={junit}", *args.pytest_args], cwd=ROOT, env=env
+    )
     busy = None
     if args.load_processes:
-        busy = subprocess.Popen([sys.executable, str(ROOT / "bench" / "busy.py"), "--seconds", str(args.load_seconds),
-                                 "--processes", str(args.load_processes), "--while-pid", str(suite.pid)])
+        busy = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "busy.py"),
+                "--seconds",
+                str(args.load_seconds),
+                "--processes",
+                str(args.load_processes),
+                "--while-pid",
+                str(suite.pid),
+            ]
+        )
     load_samples = []
     while suite.poll() is None:
         load_samples.append(os.getloadavg()[0])
@@ -64,8 +80,10 @@ def main() -> int:
     if busy is not None:
         busy.wait(timeout=60)
     report["exit_status"] = suite.returncode
-    report["load_average_1m"] = {"mean": round(sum(load_samples) / max(len(load_samples), 1), 2),
-                                 "max": round(max(load_samples, default=0), 2)}
+    report["load_average_1m"] = {
+        "mean": round(sum(load_samples) / max(len(load_samples), 1), 2),
+        "max": round(max(load_samples, default=0), 2),
+    }
     report["machine"]["load_average_at_end"] = load_average()
     tests, slowest = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}, []
     if junit.exists():
@@ -79,10 +97,14 @@ def main() -> int:
             slowest.append((float(case.get("time", 0)), name, outcome))
     report["tests"] = tests
     report["failed_tests"] = [name for _, name, outcome in slowest if outcome in ("failed", "errors")]
-    report["slowest_tests"] = [{"test": name, "seconds": round(seconds, 1)} for seconds, name, _ in sorted(slowest, reverse=True)[:10]]
+    report["slowest_tests"] = [
+        {"test": name, "seconds": round(seconds, 1)} for seconds, name, _ in sorted(slowest, reverse=True)[:10]
+    ]
     output = ROOT / "bench" / "results" / f"suite_{args.name}.json"
     output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{tests} in {report['wall_seconds']} s, load average 1 min mean {report['load_average_1m']['mean']}; wrote {output.relative_to(ROOT)}")
+    print(
+        f"{tests} in {report['wall_seconds']} s, load average 1 min mean {report['load_average_1m']['mean']}; wrote {output.relative_to(ROOT)}"
+    )
     return suite.returncode
 
 

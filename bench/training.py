@@ -54,8 +54,9 @@ def seed(n_images: int, image_size: int) -> int:
 
     call_command("migrate", verbosity=0)
     patients = math.ceil(n_images / IMAGES_PER_PATIENT)
-    call_command("seed_demo", patients=patients, images_per_patient=IMAGES_PER_PATIENT, seed=1, size=image_size,
-                 verbosity=0)
+    call_command(
+        "seed_demo", patients=patients, images_per_patient=IMAGES_PER_PATIENT, seed=1, size=image_size, verbosity=0
+    )
     return Image.objects.count()
 
 
@@ -100,7 +101,9 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224, help="pixels, stored and trained (default 224)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument(
-        "--warm-runs", type=int, default=5,
+        "--warm-runs",
+        type=int,
+        default=5,
         help="warm runs after the cold one (default 5); the median overhead share is the figure",
     )
     parser.add_argument(
@@ -162,16 +165,23 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{n_images} synthetic images{scaled}, {args.image_size} px, head mode, {args.epochs} epochs, "
-          f"load average {result['load_average'][0]:.1f} on {result['cpu_count']} CPUs")
-    print(f"{'run':<8}{'total s':>9}{'ML core s':>11}{'overhead s':>12}{'overhead':>10}"
-          f"{'request s':>11}{'queued s':>10}")
+    print(
+        f"{n_images} synthetic images{scaled}, {args.image_size} px, head mode, {args.epochs} epochs, "
+        f"load average {result['load_average'][0]:.1f} on {result['cpu_count']} CPUs"
+    )
+    print(
+        f"{'run':<8}{'total s':>9}{'ML core s':>11}{'overhead s':>12}{'overhead':>10}{'request s':>11}{'queued s':>10}"
+    )
     for name, row in (("cold", cold), *((f"warm {n}", row) for n, row in enumerate(warm_runs, start=1))):
-        print(f"{name:<8}{row['total_seconds']:>9.2f}{row['ml_core_seconds']:>11.2f}{row['overhead_seconds']:>12.3f}"
-              f"{row['overhead_share']:>10.1%}{row['request_seconds']:>11.3f}{row['queued_seconds']:>10.3f}")
-    print(f"median warm run: overhead {warm['overhead_seconds']:.3f} s = {warm['overhead_share']:.1%}; "
-          f"warm / cold = {result['warm_over_cold']:.2f}; target overhead < {TARGET_OVERHEAD:.0%} of a warm run: "
-          f"{'met' if result['meets_target'] else 'NOT met'}; results in {RESULTS.relative_to(ROOT)}")
+        print(
+            f"{name:<8}{row['total_seconds']:>9.2f}{row['ml_core_seconds']:>11.2f}{row['overhead_seconds']:>12.3f}"
+            f"{row['overhead_share']:>10.1%}{row['request_seconds']:>11.3f}{row['queued_seconds']:>10.3f}"
+        )
+    print(
+        f"median warm run: overhead {warm['overhead_seconds']:.3f} s = {warm['overhead_share']:.1%}; "
+        f"warm / cold = {result['warm_over_cold']:.2f}; target overhead < {TARGET_OVERHEAD:.0%} of a warm run: "
+        f"{'met' if result['meets_target'] else 'NOT met'}; results in {RESULTS.relative_to(ROOT)}"
+    )
 
 
 if __name__ == "__main__":

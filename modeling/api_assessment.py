@@ -36,38 +36,51 @@ class OptionalBoolean(serializers.BooleanField):
 
 class AssessmentRequestSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="the face image (JPEG, PNG, WebP, ...)")
-    patient = serializers.CharField(required=False, allow_blank=True, help_text="patient code; with it the image "
-                                    "and the assessment are stored (unless record is false)")
-    model_version = serializers.CharField(required=False, allow_blank=True, help_text="model version id or name "
-                                          "(researchers); default: the production version")
+    patient = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="patient code; with it the image and the assessment are stored (unless record is false)",
+    )
+    model_version = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="model version id or name (researchers); default: the production version",
+    )
     heatmap = OptionalBoolean(default=False, help_text="include a Grad-CAM overlay as a base64 PNG")
     record = OptionalBoolean(default=True, help_text="store the image and the assessment when a patient is given")
 
 
 class PredictionSerializer(serializers.Serializer):
-    face_found = serializers.BooleanField(default=True, help_text="false when the image has no face box: then "
-                                          "level, probabilities and severe_probability are null")
+    face_found = serializers.BooleanField(
+        default=True,
+        help_text="false when the image has no face box: then level, probabilities and severe_probability are null",
+    )
     reason = serializers.CharField(default=None, allow_null=True, help_text="why there is no level; null otherwise")
     level = serializers.CharField(allow_null=True)
-    probabilities = serializers.DictField(child=serializers.FloatField(), allow_null=True,
-                                          help_text="level name -> probability")
+    probabilities = serializers.DictField(
+        child=serializers.FloatField(), allow_null=True, help_text="level name -> probability"
+    )
     model_version = serializers.IntegerField(source="version_id", required=False, help_text="absent without a face")
     model_version_name = serializers.CharField(source="version_name", required=False)
     severe_probability = serializers.FloatField(allow_null=True, help_text="P(NRS >= 7)")
-    alert = serializers.BooleanField(help_text="severe pain: the level is severe, or P(NRS >= 7) is above the threshold")
+    alert = serializers.BooleanField(
+        help_text="severe pain: the level is severe, or P(NRS >= 7) is above the threshold"
+    )
 
 
 class AssessmentSerializer(serializers.Serializer):
     face_found = serializers.BooleanField(help_text="false: no face in view, so no level, probabilities or alert")
     reason = serializers.CharField(allow_null=True, help_text="why there is no level (no face found); null otherwise")
     level = serializers.CharField(source="prediction.level", allow_null=True)
-    probabilities = serializers.DictField(source="prediction.probabilities", child=serializers.FloatField(),
-                                          allow_null=True)
+    probabilities = serializers.DictField(
+        source="prediction.probabilities", child=serializers.FloatField(), allow_null=True
+    )
     model_version = serializers.IntegerField(source="version.pk")
     model_version_name = serializers.CharField(source="version.name")
     severe_probability = serializers.FloatField(source="prediction.severe_probability", allow_null=True)
-    alert = serializers.BooleanField(help_text="severe pain: the level is severe, or P(NRS >= 7) is above the "
-                                     "threshold; always false without a face")
+    alert = serializers.BooleanField(
+        help_text="severe pain: the level is severe, or P(NRS >= 7) is above the threshold; always false without a face"
+    )
     face_box = serializers.ListField(child=serializers.IntegerField(), allow_null=True, help_text="[x, y, w, h]")
     heatmap = serializers.CharField(allow_null=True, help_text="base64 PNG overlay, when asked for")
     assessment_id = serializers.IntegerField(source="assessment.pk", allow_null=True, default=None)
@@ -116,8 +129,9 @@ def assessments(request: Request) -> Response:
     except ImageRejected as rejected:
         return error_response(str(rejected), details={"filename": rejected.filename, "reason": rejected.reason})
     except NoProductionModel as error:
-        return error_response(str(error), status_code=status.HTTP_409_CONFLICT, details={"train": "/training/",
-                                                                                          "promote": "/results/"})
+        return error_response(
+            str(error), status_code=status.HTTP_409_CONFLICT, details={"train": "/training/", "promote": "/results/"}
+        )
     except ModelVersionUnavailable as error:
         return error_response(str(error), details={"model_version": requested_version})
     except AssessmentRefused as error:
@@ -125,7 +139,9 @@ def assessments(request: Request) -> Response:
     except ModelLoadFailed as error:
         return error_response(str(error), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
     created = result.assessment is not None
-    return Response(AssessmentSerializer(result).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+    return Response(
+        AssessmentSerializer(result).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    )
 
 
 @extend_schema(
@@ -138,8 +154,10 @@ def assessments(request: Request) -> Response:
 def image_suggestion(request: Request, image_id: int) -> Response:
     image = get_object_or_404(Image.objects.select_related("patient"), pk=image_id)
     if not may_view_image(request.user, image):
-        return error_response(f"patient {image.patient.code} withdrew consent: their images are hidden",
-                              status_code=status.HTTP_403_FORBIDDEN)
+        return error_response(
+            f"patient {image.patient.code} withdrew consent: their images are hidden",
+            status_code=status.HTTP_403_FORBIDDEN,
+        )
     if not PainLabel.objects.filter(image=image, rater=request.user).exists():
         return error_response(
             "save your own score for this image first: the model's suggestion is shown only afterwards, "
@@ -154,6 +172,14 @@ def image_suggestion(request: Request, image_id: int) -> Response:
         return error_response(str(error), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
     if prediction is None:
         # No model ran, so no version is named.
-        return Response({"face_found": False, "reason": NO_FACE_SUGGESTION, "level": None, "probabilities": None,
-                         "severe_probability": None, "alert": False})
+        return Response(
+            {
+                "face_found": False,
+                "reason": NO_FACE_SUGGESTION,
+                "level": None,
+                "probabilities": None,
+                "severe_probability": None,
+                "alert": False,
+            }
+        )
     return Response(PredictionSerializer(prediction).data)

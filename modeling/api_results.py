@@ -28,7 +28,8 @@ def _interval(**kwargs) -> serializers.ListField:
 
 def _not_estimable(field: str) -> serializers.CharField:
     return serializers.CharField(
-        allow_null=True, required=False,
+        allow_null=True,
+        required=False,
         help_text=f"Why {field} is null: too few test patients, or a zero-width interval (docs/metrics.md).",
     )
 
@@ -102,9 +103,7 @@ class ComparisonSerializer(serializers.Serializer):
     snapshot = SnapshotSummarySerializer(allow_null=True, help_text="The snapshot the pair was scored on.")
     reason = serializers.CharField(allow_null=True, help_text="Why the comparison is not paired, if so.")
     level_names = serializers.ListField(child=serializers.CharField())
-    same_test_images = serializers.BooleanField(
-        help_text="The same as paired (kept for earlier clients)."
-    )
+    same_test_images = serializers.BooleanField(help_text="The same as paired (kept for earlier clients).")
     statement = serializers.CharField(allow_null=True, help_text="The same as reason (kept for earlier clients).")
     n_images = serializers.IntegerField(allow_null=True, help_text="Images in the paired test.")
     n_patients = serializers.IntegerField(allow_null=True)

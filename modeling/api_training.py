@@ -43,7 +43,9 @@ def _validation_error(error: ValidationError) -> Response:
     },
 )
 @extend_schema(
-    methods=["GET"], responses=paginated_schema(TrainingRunSerializer, "TrainingRunPage"), operation_id="training_runs_list"
+    methods=["GET"],
+    responses=paginated_schema(TrainingRunSerializer, "TrainingRunPage"),
+    operation_id="training_runs_list",
 )
 @api_view(["GET", "HEAD", "POST"])
 @permission_classes(permission_classes_for(GET=VIEW_RUNS, POST=["modeling.add_trainingrun"]))
@@ -75,7 +77,9 @@ def training_run_detail(request: Request, pk: int) -> Response:
     return Response(TrainingRunSerializer(run).data)
 
 
-@extend_schema(request=None, responses={200: TrainingRunSerializer, 409: OpenApiResponse(description="already finished")})
+@extend_schema(
+    request=None, responses={200: TrainingRunSerializer, 409: OpenApiResponse(description="already finished")}
+)
 @api_view(["POST"])
 @permission_classes(permission_classes_for(POST=["modeling.cancel_trainingrun"]))
 def cancel_training_run(request: Request, pk: int) -> Response:
@@ -87,7 +91,9 @@ def cancel_training_run(request: Request, pk: int) -> Response:
     return Response(TrainingRunSerializer(get_object_or_404(selectors.training_runs(), pk=run.pk)).data)
 
 
-@extend_schema(responses=paginated_schema(ModelVersionListSerializer, "ModelVersionPage"), operation_id="model_versions_list")
+@extend_schema(
+    responses=paginated_schema(ModelVersionListSerializer, "ModelVersionPage"), operation_id="model_versions_list"
+)
 @api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=VIEW_VERSIONS))
 def model_versions(request: Request) -> Response:
@@ -115,9 +121,11 @@ def _version_with_provenance(pk: int) -> ModelVersion:
 
 @extend_schema(
     request=PromoteSerializer,
-    responses={200: ModelVersionSerializer,
-               400: OpenApiResponse(description="reason missing, or a random-init version without confirm_random_init"),
-               409: OpenApiResponse(description="already in production")},
+    responses={
+        200: ModelVersionSerializer,
+        400: OpenApiResponse(description="reason missing, or a random-init version without confirm_random_init"),
+        409: OpenApiResponse(description="already in production"),
+    },
 )
 @api_view(["POST"])
 @permission_classes(permission_classes_for(POST=["modeling.promote_modelversion"]))

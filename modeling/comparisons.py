@@ -50,8 +50,9 @@ def _side(version: ModelVersion, evaluation: Evaluation | None, metrics: dict[st
     }
 
 
-def _not_shared_reason(a: ModelVersion, b: ModelVersion, evaluation_a: Evaluation | None,
-                       evaluation_b: Evaluation | None) -> str:
+def _not_shared_reason(
+    a: ModelVersion, b: ModelVersion, evaluation_a: Evaluation | None, evaluation_b: Evaluation | None
+) -> str:
     def where(side: str, version: ModelVersion, evaluation: Evaluation | None) -> str:
         if evaluation is None:
             return f"{side} ({version.name}) has no finished evaluation"
@@ -99,7 +100,9 @@ def compare_versions(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[str,
             "f1_a": entry_a.get("f1") if entry_a.get("support") else None,
             "f1_b": entry_b.get("f1") if entry_b.get("support") else None,
             "delta_f1": pair.get("delta_f1") if entry_a.get("support") else None,
-            "unavailable": pair.get("unavailable") or entry_a.get("auroc_unavailable") or entry_b.get("auroc_unavailable"),
+            "unavailable": pair.get("unavailable")
+            or entry_a.get("auroc_unavailable")
+            or entry_b.get("auroc_unavailable"),
         }
     macro = paired["macro"] if paired else {}
     return {
@@ -147,7 +150,10 @@ def paired_test(
     key = f"painsite:compare:v{COMPARISON_CACHE_VERSION}:{cohort}:{evaluation_a.pk}:{evaluation_b.pk}"
     found = cache.get(key)
     if found is None:
-        predictions_a, predictions_b = _predictions_by_image(evaluation_a, cohort), _predictions_by_image(evaluation_b, cohort)
+        predictions_a, predictions_b = (
+            _predictions_by_image(evaluation_a, cohort),
+            _predictions_by_image(evaluation_b, cohort),
+        )
         names_b = cohort_metrics(evaluation_b, cohort).get("level_names") or level_names
         problem = _pairing_problem(predictions_a, predictions_b, level_names, list(names_b), evaluation_a.snapshot)
         paired = None if problem else paired_comparison(predictions_a, predictions_b, level_names)
@@ -161,8 +167,9 @@ def _predictions_by_image(evaluation: Evaluation, cohort: str) -> dict[int, dict
     return {p["image_id"]: p for p in predictions if cohort == "combined" or p.get("cohort") == cohort}
 
 
-def _pairing_problem(a: dict[int, dict], b: dict[int, dict], names_a: list, names_b: list,
-                     snapshot: TestSnapshot) -> str | None:
+def _pairing_problem(
+    a: dict[int, dict], b: dict[int, dict], names_a: list, names_b: list, snapshot: TestSnapshot
+) -> str | None:
     if not a and not b:
         return f"Test snapshot {snapshot.pk} holds no images of this cohort, so there is nothing to pair."
     if not a or not b:

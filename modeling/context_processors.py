@@ -21,6 +21,10 @@ def random_init_production(request: HttpRequest) -> dict[str, object]:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return None
-        return ModelVersion.objects.filter(stage=Stage.PRODUCTION, backbone=RANDOM_INIT_BACKBONE).only("pk", "name").first()
+        return (
+            ModelVersion.objects.filter(stage=Stage.PRODUCTION, backbone=RANDOM_INIT_BACKBONE)
+            .only("pk", "name")
+            .first()
+        )
 
     return {"random_init_production": production_with_random_init}

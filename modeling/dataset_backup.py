@@ -143,7 +143,9 @@ def export_dataset(*, path: Path, actor: User | None = None) -> DatasetSummary:
     summary = DatasetSummary(
         patients=len(patients), images=len(image_records), labels=len(label_records), splits=len(splits)
     )
-    record_event(actor=actor, action="dataset.export", object_type="dataset", details={**summary.__dict__, "path": str(path)})
+    record_event(
+        actor=actor, action="dataset.export", object_type="dataset", details={**summary.__dict__, "path": str(path)}
+    )
     return summary
 
 
@@ -168,9 +170,13 @@ def _check_patient(record: dict) -> None:
     if not isinstance(code, str) or not PATIENT_CODE_PATTERN.match(code):
         raise DatasetImportError(f"patient code {code!r} is not a pseudonymous code (letters, digits, '.', '_', '-')")
     if record.get("cohort") not in Cohort.values:
-        raise DatasetImportError(f"patient {code}: cohort {record.get('cohort')!r} is not one of {', '.join(Cohort.values)}")
+        raise DatasetImportError(
+            f"patient {code}: cohort {record.get('cohort')!r} is not one of {', '.join(Cohort.values)}"
+        )
     if record.get("consent") not in Consent.values:
-        raise DatasetImportError(f"patient {code}: consent {record.get('consent')!r} is not one of {', '.join(Consent.values)}")
+        raise DatasetImportError(
+            f"patient {code}: consent {record.get('consent')!r} is not one of {', '.join(Consent.values)}"
+        )
 
 
 def _read_image(archive: zipfile.ZipFile, name: str, *, sha256: str | None = None) -> bytes:
@@ -233,8 +239,12 @@ def import_dataset(*, path: Path, actor: User | None = None) -> DatasetSummary:
                 Patient.objects.filter(pk=patient.pk).update(created_at=parse_datetime(record["created_at"]))
                 patients[record["code"]] = patient
                 if record.get("split"):
-                    split = SplitAssignment.objects.create(patient=patient, split=record["split"]["split"], seed=record["split"]["seed"])
-                    SplitAssignment.objects.filter(pk=split.pk).update(assigned_at=parse_datetime(record["split"]["assigned_at"]))
+                    split = SplitAssignment.objects.create(
+                        patient=patient, split=record["split"]["split"], seed=record["split"]["seed"]
+                    )
+                    SplitAssignment.objects.filter(pk=split.pk).update(
+                        assigned_at=parse_datetime(record["split"]["assigned_at"])
+                    )
             image_ids = {}
             for record in document["images"]:
                 data = _read_image(archive, record["file"], sha256=record["sha256"])
@@ -243,7 +253,8 @@ def import_dataset(*, path: Path, actor: User | None = None) -> DatasetSummary:
                 thumbnail = ""
                 if record.get("thumbnail"):
                     thumbnail = default_storage.save(
-                        f"thumbnails/restored/{record['sha256']}.jpg", ContentFile(_read_image(archive, record["thumbnail"]))
+                        f"thumbnails/restored/{record['sha256']}.jpg",
+                        ContentFile(_read_image(archive, record["thumbnail"])),
                     )
                     written.append(thumbnail)
                 image = Image.objects.create(
@@ -277,7 +288,12 @@ def import_dataset(*, path: Path, actor: User | None = None) -> DatasetSummary:
                 splits=sum(1 for r in document["patients"] if r.get("split")),
                 created_users=tuple(created_users),
             )
-            record_event(actor=actor, action="dataset.import", object_type="dataset", details={**summary.__dict__, "path": str(path)})
+            record_event(
+                actor=actor,
+                action="dataset.import",
+                object_type="dataset",
+                details={**summary.__dict__, "path": str(path)},
+            )
     except BaseException as error:
         for name in written:
             default_storage.delete(name)
@@ -292,7 +308,9 @@ def _recount_labels() -> None:
     current = PainLabel.objects.current()
     for image in Image.objects.annotate(
         n_labels=Count("labels", filter=Q(labels__in=current)),
-        n_observers=Count("labels__rater", filter=Q(labels__in=current, labels__kind=LabelKind.OBSERVER), distinct=True),
+        n_observers=Count(
+            "labels__rater", filter=Q(labels__in=current, labels__kind=LabelKind.OBSERVER), distinct=True
+        ),
     ).iterator(chunk_size=1000):
         if image.label_count != image.n_labels or image.observer_rater_count != image.n_observers:
             Image.objects.filter(pk=image.pk).update(label_count=image.n_labels, observer_rater_count=image.n_observers)

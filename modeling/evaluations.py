@@ -48,8 +48,13 @@ BROKER_DOWN_MESSAGE = "the task broker is unreachable: request the evaluation ag
 # Scoring (no database writes: the training runner and the evaluation worker both use these)
 
 
-def predict(model, records: list[Record], *, progress: Callable[[int], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
+def predict(
+    model,
+    records: list[Record],
+    *,
+    progress: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[dict[str, Any]]:
     """Per-image level probabilities of a loaded model (`modeling.ml.predict.LoadedModel`), in
     record order; `progress` hears how many images are done after each chunk, and a cancel
     (`should_stop`) is honoured between chunks."""
@@ -73,8 +78,9 @@ def predict(model, records: list[Record], *, progress: Callable[[int], None] | N
     ]
 
 
-def evaluate(weights_path: str, test_records: list[Record], *, seed: int,
-             should_stop: Callable[[], bool] | None = None) -> tuple[list[dict], dict[str, Any]]:
+def evaluate(
+    weights_path: str, test_records: list[Record], *, seed: int, should_stop: Callable[[], bool] | None = None
+) -> tuple[list[dict], dict[str, Any]]:
     """Per-image predictions on the locked test patients and the metrics of each cohort. A cancel
     (`should_stop`) is honoured between chunks of test images and between cohorts."""
     from modeling.ml.predict import load_model
@@ -92,7 +98,11 @@ def stop_if_asked(should_stop: Callable[[], bool] | None) -> None:
 
 
 def metrics_by_cohort(
-    predictions: list[dict[str, Any]], levels: PainLevels, *, seed: int, n_bootstrap: int | None = None,
+    predictions: list[dict[str, Any]],
+    levels: PainLevels,
+    *,
+    seed: int,
+    n_bootstrap: int | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """The metrics of each cohort from per-image predictions (`manage.py evaluate` recomputes them)."""
@@ -148,8 +158,12 @@ def image_records(items: list[dict[str, Any]]) -> list[Record]:
 
 
 def record_training_evaluation(
-    *, version: ModelVersion, images: list[dict[str, Any]], predictions: list[dict[str, Any]],
-    metrics: dict[str, Any], seed: int,
+    *,
+    version: ModelVersion,
+    images: list[dict[str, Any]],
+    predictions: list[dict[str, Any]],
+    metrics: dict[str, Any],
+    seed: int,
 ) -> Evaluation:
     """The evaluation a training run computed, on the snapshot of the run's test images. Called
     inside the transaction that writes the version."""
@@ -181,15 +195,23 @@ def check_can_evaluate(*, version: ModelVersion, snapshot: TestSnapshot) -> None
     """A clear refusal, before anything is written, for a pair that cannot be scored."""
     if version_levels_spec(version.pain_levels) != snapshot.pain_levels:
         raise ValidationError(
-            {"snapshot": [f"test snapshot {snapshot.pk} uses other pain levels than {version.name}: "
-                          "its references cannot be scored by this model"]}
+            {
+                "snapshot": [
+                    f"test snapshot {snapshot.pk} uses other pain levels than {version.name}: "
+                    "its references cannot be scored by this model"
+                ]
+            }
         )
     images = TestSnapshot.objects.values_list("images", flat=True).get(pk=snapshot.pk)
     withdrawn = selectors.withdrawn_patient_codes({item["patient"] for item in images})
     if withdrawn:
         raise ValidationError(
-            {"snapshot": [f"test snapshot {snapshot.pk} holds images of {len(withdrawn)} patient(s) who "
-                          "withdrew consent since it was taken; evaluate on the current test set instead"]}
+            {
+                "snapshot": [
+                    f"test snapshot {snapshot.pk} holds images of {len(withdrawn)} patient(s) who "
+                    "withdrew consent since it was taken; evaluate on the current test set instead"
+                ]
+            }
         )
 
 
@@ -239,8 +261,9 @@ def _needs_resending(evaluation: Evaluation) -> bool:
 def send_to_worker(evaluation: Evaluation) -> bool:
     try:
         # Sent by name: the task module imports this one.
-        current_app.send_task(RUN_EVALUATION_TASK, args=[evaluation.pk], task_id=evaluation.celery_task_id,
-                              queue="default")
+        current_app.send_task(
+            RUN_EVALUATION_TASK, args=[evaluation.pk], task_id=evaluation.celery_task_id, queue="default"
+        )
     except Exception:
         logger.exception("evaluation %s could not be sent to the broker", evaluation.pk)
         Evaluation.objects.filter(pk=evaluation.pk, status=EvaluationStatus.QUEUED).update(
@@ -263,7 +286,9 @@ def evaluate_rivals(*, version: ModelVersion) -> list[Evaluation]:
 def _evaluate_rivals(version: ModelVersion) -> list[Evaluation]:
     trained = (
         Evaluation.objects.filter(model_version=version, at_training=True)
-        .select_related("snapshot").defer("predictions", "snapshot__images").first()
+        .select_related("snapshot")
+        .defer("predictions", "snapshot__images")
+        .first()
     )
     if trained is None or not trained.snapshot.n_images:
         return []
@@ -296,8 +321,8 @@ def run_evaluation(evaluation_id: int) -> str:
     )
     if not claimed:
         return Evaluation.objects.filter(pk=evaluation_id).values_list("status", flat=True).first() or "missing"
-    evaluation = Evaluation.objects.select_related("model_version", "snapshot").defer("predictions").get(
-        pk=evaluation_id
+    evaluation = (
+        Evaluation.objects.select_related("model_version", "snapshot").defer("predictions").get(pk=evaluation_id)
     )
     version, snapshot = evaluation.model_version, evaluation.snapshot
     from modeling.ml.predict import load_model
@@ -306,22 +331,38 @@ def run_evaluation(evaluation_id: int) -> str:
         records = records_of(snapshot)
 
         def progress(done: int) -> None:
-            _update(evaluation_id, progress=SCORING_SHARE * done / len(records),
-                    message=f"scored {done} of {len(records)} test images")
+            _update(
+                evaluation_id,
+                progress=SCORING_SHARE * done / len(records),
+                message=f"scored {done} of {len(records)} test images",
+            )
 
-        model = load_model(weights_file(version), expected_sha256=version.weights_sha256 or None,
-                           cache_dir=feature_cache_dir())
+        model = load_model(
+            weights_file(version), expected_sha256=version.weights_sha256 or None, cache_dir=feature_cache_dir()
+        )
         predictions = predict(model, records, progress=progress)
         _update(evaluation_id, progress=SCORING_SHARE, message="computing metrics and confidence intervals")
         levels = model.levels
         metrics = metrics_by_cohort(predictions, levels, seed=evaluation.seed, n_bootstrap=evaluation.resamples)
     except Exception as error:
         logger.exception("evaluation %s failed", evaluation_id)
-        _update(evaluation_id, status=EvaluationStatus.FAILED, message="failed", finished_at=timezone.now(),
-                error=f"{type(error).__name__}: {error}\n\n" + "".join(traceback.format_exception(error)[-8:]))
+        _update(
+            evaluation_id,
+            status=EvaluationStatus.FAILED,
+            message="failed",
+            finished_at=timezone.now(),
+            error=f"{type(error).__name__}: {error}\n\n" + "".join(traceback.format_exception(error)[-8:]),
+        )
         return EvaluationStatus.FAILED
-    _update(evaluation_id, status=EvaluationStatus.SUCCEEDED, progress=1.0, predictions=predictions, metrics=metrics,
-            message=f"scored {len(predictions)} test images", finished_at=timezone.now())
+    _update(
+        evaluation_id,
+        status=EvaluationStatus.SUCCEEDED,
+        progress=1.0,
+        predictions=predictions,
+        metrics=metrics,
+        message=f"scored {len(predictions)} test images",
+        finished_at=timezone.now(),
+    )
     return EvaluationStatus.SUCCEEDED
 
 

@@ -146,8 +146,12 @@ class ModelCache:
         try:
             # The feature cache folder holds the backbone fingerprints and the int8 model a head trained
             # on int8 features needs: without it each web process would rebuild them.
-            model = load_model(weights_file(version), device=device, expected_sha256=version.weights_sha256 or None,
-                               cache_dir=feature_cache_dir())
+            model = load_model(
+                weights_file(version),
+                device=device,
+                expected_sha256=version.weights_sha256 or None,
+                cache_dir=feature_cache_dir(),
+            )
         except WeightsFileError as error:
             raise ModelLoadFailed(f"model version {version.name} cannot be loaded: {error}") from None
         # On a CPU one forward pass already keeps every core busy (intra-op threads); running

@@ -40,7 +40,8 @@ def timeline_spec(points: list[dict[str, Any]], *, patient_code: str) -> dict[st
     if not shown:
         return None
     series: dict[str, dict[str, Any]] = {
-        source: {**style, "markers": True, "line": False, "points": [], "ranges": []} for source, style in SOURCES.items()
+        source: {**style, "markers": True, "line": False, "points": [], "ranges": []}
+        for source, style in SOURCES.items()
     }
     for point in shown:
         when = point["time"].strftime("%Y-%m-%d %H:%M")
@@ -50,7 +51,9 @@ def timeline_spec(points: list[dict[str, Any]], *, patient_code: str) -> dict[st
             )
         else:
             kind = "self-report" if point["source"] == "self_report" else f"observer {point['who']}"
-            series[point["source"]]["points"].append([_ms(point["time"]), point["nrs"], f"{when}: {kind} NRS {point['nrs']}"])
+            series[point["source"]]["points"].append(
+                [_ms(point["time"]), point["nrs"], f"{when}: {kind} NRS {point['nrs']}"]
+            )
     start, end = min(point["time"] for point in shown), max(point["time"] for point in shown)
     if start == end:
         start, end = start - timedelta(hours=1), end + timedelta(hours=1)

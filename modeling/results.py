@@ -224,8 +224,12 @@ def metric_cell(metrics: dict[str, Any], key: str) -> Cell:
         entry = metrics.get("levels", {}).get(level)
         if entry is None:
             return Cell(None, note="level not in this version")
-        return Cell(entry.get("auroc"), entry.get("ci"), note=entry.get("auroc_unavailable") or "",
-                    ci_note=entry.get("ci_not_estimable") or "")
+        return Cell(
+            entry.get("auroc"),
+            entry.get("ci"),
+            note=entry.get("auroc_unavailable") or "",
+            ci_note=entry.get("ci_not_estimable") or "",
+        )
     if kind == "f1":
         entry = metrics.get("levels", {}).get(level)
         if entry is None:
@@ -234,11 +238,15 @@ def metric_cell(metrics: dict[str, Any], key: str) -> Cell:
             return Cell(None, note="no case of this level in the test set")
         return Cell(entry.get("f1"), entry.get("f1_ci"), ci_note=entry.get("f1_ci_not_estimable") or "")
     if key == "macro_auroc":
-        return Cell(metrics.get("macro_auroc"), metrics.get("macro_auroc_ci"),
-                    ci_note=metrics.get("macro_auroc_ci_not_estimable") or "")
+        return Cell(
+            metrics.get("macro_auroc"),
+            metrics.get("macro_auroc_ci"),
+            ci_note=metrics.get("macro_auroc_ci_not_estimable") or "",
+        )
     if key == "macro_f1":
-        return Cell(metrics.get("macro_f1"), metrics.get("macro_f1_ci"),
-                    ci_note=metrics.get("macro_f1_ci_not_estimable") or "")
+        return Cell(
+            metrics.get("macro_f1"), metrics.get("macro_f1_ci"), ci_note=metrics.get("macro_f1_ci_not_estimable") or ""
+        )
     return Cell(metrics.get(key))
 
 
@@ -259,8 +267,11 @@ def mark_best(rows: Sequence[Row], columns: Sequence[Column]) -> None:
 
 
 def results_table(
-    versions: Sequence[ModelVersion], cohort: str, *,
-    evaluations: dict[int, Evaluation] | None = None, snapshot: TestSnapshot | None = None,
+    versions: Sequence[ModelVersion],
+    cohort: str,
+    *,
+    evaluations: dict[int, Evaluation] | None = None,
+    snapshot: TestSnapshot | None = None,
 ) -> ResultsTable:
     """Without `evaluations`, each version's training-time metrics; with them (version id ->
     evaluation), those, with "best" only among versions evaluated on `snapshot`."""
@@ -324,8 +335,16 @@ def paper_rows(versions: Sequence[ModelVersion], evaluations: dict[int, Evaluati
         for cohort in COHORTS:
             metrics = cohort_metrics(evaluation, cohort)
             if is_available(metrics):
-                rows.append(PaperRow(version, trained_on_label(version.cohorts), evaluated_on_label(cohort), cohort,
-                                     metrics, snapshot=evaluation.snapshot))
+                rows.append(
+                    PaperRow(
+                        version,
+                        trained_on_label(version.cohorts),
+                        evaluated_on_label(cohort),
+                        cohort,
+                        metrics,
+                        snapshot=evaluation.snapshot,
+                    )
+                )
     return rows
 
 
@@ -353,7 +372,9 @@ def paper_footnotes(rows: Sequence[PaperRow]) -> list[str]:
             notes.append(f"Training targets of {row.version.name}: sources not recorded (trained before they were).")
             continue
         parts = [f"{count} {TARGET_SOURCE_LABELS.get(source, source)}" for source, count in sorted(train.items())]
-        notes.append(f"Training targets of {row.version.name} (label rule {row.version.label_rule}): {', '.join(parts)}.")
+        notes.append(
+            f"Training targets of {row.version.name} (label rule {row.version.label_rule}): {', '.join(parts)}."
+        )
     return notes
 
 
@@ -417,12 +438,17 @@ def paper_cells(row: PaperRow, level_names: Sequence[str], dash: str = "–") ->
     for name in level_names:
         entry = _level(m, name)
         cells += [_auroc_text(entry, dash), format_number(entry.get("f1")) if entry.get("support") else "n/a"]
-    macro = {"auroc": m.get("macro_auroc"), "ci": m.get("macro_auroc_ci"),
-             "ci_not_estimable": m.get("macro_auroc_ci_not_estimable")}
+    macro = {
+        "auroc": m.get("macro_auroc"),
+        "ci": m.get("macro_auroc_ci"),
+        "ci_not_estimable": m.get("macro_auroc_ci_not_estimable"),
+    }
     auroc_levels, f1_levels = macro_level_counts(m)
     macro_auroc = _auroc_text(macro, dash)
-    cells += [f"{macro_auroc}; {auroc_levels} levels" if macro["auroc"] is not None else macro_auroc,
-              f"{format_number(m.get('macro_f1'))}; {f1_levels} levels"]
+    cells += [
+        f"{macro_auroc}; {auroc_levels} levels" if macro["auroc"] is not None else macro_auroc,
+        f"{format_number(m.get('macro_f1'))}; {f1_levels} levels",
+    ]
     return cells
 
 
@@ -462,9 +488,7 @@ def latex_escape(text: str) -> str:
 
 def paper_latex(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
     """A tabular fragment for \\input{} inside a table environment; needs no extra packages."""
-    level_heads = " & ".join(
-        rf"\multicolumn{{2}}{{c}}{{{latex_escape(name)}}}" for name in [*level_names, "macro"]
-    )
+    level_heads = " & ".join(rf"\multicolumn{{2}}{{c}}{{{latex_escape(name)}}}" for name in [*level_names, "macro"])
     sub_heads = " & ".join(["AUROC (95\\% CI) & F1"] * (len(level_names) + 1))
     lines = [
         "% Per-level AUROC with 95% patient-cluster bootstrap CI, and F1. Generated by PainSite.",

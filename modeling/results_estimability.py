@@ -39,8 +39,11 @@ def not_estimable_summary(m: dict[str, Any], level_names: Sequence[str]) -> str:
     if m.get("ci_not_estimable"):
         return m["ci_not_estimable"]
     levels = m.get("levels", {})
-    reasons = [f"{name} AUROC: {levels[name]['ci_not_estimable']}" for name in level_names
-               if levels.get(name, {}).get("auroc") is not None and levels[name].get("ci_not_estimable")]
+    reasons = [
+        f"{name} AUROC: {levels[name]['ci_not_estimable']}"
+        for name in level_names
+        if levels.get(name, {}).get("auroc") is not None and levels[name].get("ci_not_estimable")
+    ]
     if m.get("macro_auroc") is not None and m.get("macro_auroc_ci_not_estimable"):
         reasons.append(f"macro AUROC: {m['macro_auroc_ci_not_estimable']}")
     return "; ".join(reasons)

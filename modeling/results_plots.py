@@ -64,7 +64,9 @@ def roc_overlay_spec(level: str, sides: dict[str, tuple[str, dict[str, Any]]]) -
     return _roc_spec(f"ROC: {level} vs rest", series)
 
 
-def _unit_square_lines(title: str, x_label: str, y_label: str, diagonal: str, series: list[dict[str, Any]]) -> dict[str, Any]:
+def _unit_square_lines(
+    title: str, x_label: str, y_label: str, diagonal: str, series: list[dict[str, Any]]
+) -> dict[str, Any]:
     """A line plot on [0, 1] × [0, 1] with a labelled diagonal (ROC curves, reliability diagrams)."""
     return {
         "kind": "lines",
@@ -158,7 +160,13 @@ def training_specs(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "y_domain": [0, 1],
             "integer_x": True,
             "series": [
-                {"label": "validation macro AUROC", "colour": "--okabe-purple", "dash": "", "markers": True, "points": auroc}
+                {
+                    "label": "validation macro AUROC",
+                    "colour": "--okabe-purple",
+                    "dash": "",
+                    "markers": True,
+                    "points": auroc,
+                }
             ],
         },
     ]

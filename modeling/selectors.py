@@ -54,9 +54,8 @@ def withdrawn_patient_codes(codes: Iterable[str]) -> set[str]:
 
 def training_runs() -> QuerySet[TrainingRun]:
     """Runs for lists: without data manifests, with who asked and the version each produced."""
-    return (
-        TrainingRun.objects.select_related("requested_by", "model_version")
-        .defer("data_manifest", "history", *(f"model_version__{name}" for name in HEAVY_VERSION_FIELDS))
+    return TrainingRun.objects.select_related("requested_by", "model_version").defer(
+        "data_manifest", "history", *(f"model_version__{name}" for name in HEAVY_VERSION_FIELDS)
     )
 
 
@@ -98,9 +97,11 @@ def snapshots_light() -> QuerySet[TestSnapshot]:
 
 
 def snapshots_with_counts() -> QuerySet[TestSnapshot]:
-    return snapshots_light().annotate(
-        n_evaluations=Count("evaluations", filter=Q(evaluations__status=EvaluationStatus.SUCCEEDED))
-    ).order_by("-created_at", "-id")
+    return (
+        snapshots_light()
+        .annotate(n_evaluations=Count("evaluations", filter=Q(evaluations__status=EvaluationStatus.SUCCEEDED)))
+        .order_by("-created_at", "-id")
+    )
 
 
 def evaluated_snapshots() -> QuerySet[TestSnapshot]:
@@ -128,8 +129,10 @@ def finished_evaluations() -> QuerySet[Evaluation]:
 def shown_evaluations(version_ids: Iterable[int], snapshot: TestSnapshot | None) -> dict[int, Evaluation]:
     """Per version id, its evaluation on `snapshot`, else its newest finished one (any snapshot)."""
     chosen: dict[int, Evaluation] = {}
-    for evaluation in finished_evaluations().filter(model_version_id__in=list(version_ids)).order_by(
-        "model_version_id", "-snapshot__created_at", "-snapshot_id"
+    for evaluation in (
+        finished_evaluations()
+        .filter(model_version_id__in=list(version_ids))
+        .order_by("model_version_id", "-snapshot__created_at", "-snapshot_id")
     ):
         current = chosen.get(evaluation.model_version_id)
         if current is None or (snapshot is not None and evaluation.snapshot_id == snapshot.pk):

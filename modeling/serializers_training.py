@@ -57,7 +57,9 @@ class CohortsField(serializers.ListField):
         if not isinstance(data, (list, tuple)) or not data:
             raise serializers.ValidationError(f"choose at least one cohort: {', '.join(COHORTS)}")
         if bad := [cohort for cohort in data if cohort not in COHORTS]:
-            raise serializers.ValidationError(f"unknown cohort(s) {', '.join(map(str, bad))}; valid: {', '.join(COHORTS)}")
+            raise serializers.ValidationError(
+                f"unknown cohort(s) {', '.join(map(str, bad))}; valid: {', '.join(COHORTS)}"
+            )
         return [cohort for cohort in COHORTS if cohort in data]
 
 
@@ -78,7 +80,9 @@ class TrainingConfigSerializer(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, Mapping):
-            raise serializers.ValidationError({"non_field_errors": ["the training settings must be an object of name: value"]})
+            raise serializers.ValidationError(
+                {"non_field_errors": ["the training settings must be an object of name: value"]}
+            )
         given = {name: value for name, value in data.items() if value is not None and value != ""}
         errors: dict[str, Any] = {}
         if unknown := sorted(set(given) - set(self.fields)):
@@ -181,5 +185,7 @@ def clean_training_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     defines the settings. Raises ValidationError with a message per field, naming the valid options."""
     form = TrainingConfigSerializer(data=raw)
     if not form.is_valid():
-        raise ValidationError({field: [str(problem) for problem in problems] for field, problems in form.errors.items()})
+        raise ValidationError(
+            {field: [str(problem) for problem in problems] for field, problems in form.errors.items()}
+        )
     return dict(form.validated_data)

@@ -140,7 +140,9 @@ def send_unsent_runs() -> list[ReapedRun]:
     sent = []
     for run_id in TrainingRun.objects.filter(status=RunStatus.QUEUED, celery_task_id="").values_list("pk", flat=True):
         with transaction.atomic():
-            unsent = TrainingRun.objects.select_for_update().filter(pk=run_id, status=RunStatus.QUEUED, celery_task_id="")
+            unsent = TrainingRun.objects.select_for_update().filter(
+                pk=run_id, status=RunStatus.QUEUED, celery_task_id=""
+            )
             run = unsent.first()
             if run is None:  # another reaper sent it, or it was cancelled meanwhile
                 continue
@@ -186,13 +188,21 @@ def _check_enough_data(manifest: dict[str, Any]) -> None:
     cohorts = " and ".join(manifest["cohorts"])
     if not counts[Split.TRAIN]:
         raise ValidationError(
-            {"cohorts": [f"no labelled images of consenting {cohorts} patients in the training split "
-                         f"under the label rule {manifest['label_rule']!r}"]}
+            {
+                "cohorts": [
+                    f"no labelled images of consenting {cohorts} patients in the training split "
+                    f"under the label rule {manifest['label_rule']!r}"
+                ]
+            }
         )
     if not counts[Split.VAL]:
         raise ValidationError(
-            {"cohorts": [f"no labelled images of consenting {cohorts} patients in the validation split: "
-                         "early stopping needs at least one validation patient"]}
+            {
+                "cohorts": [
+                    f"no labelled images of consenting {cohorts} patients in the validation split: "
+                    "early stopping needs at least one validation patient"
+                ]
+            }
         )
 
 
@@ -347,8 +357,9 @@ def promote_model_version(
         # Archive first: the database allows one production version at any moment.
         for previous in ModelVersion.objects.select_for_update().filter(stage=Stage.PRODUCTION):
             _change_stage(previous, Stage.ARCHIVED, actor=actor, reason=f"replaced by {version.name}: {reason}")
-        _change_stage(version, Stage.PRODUCTION, actor=actor, reason=reason,
-                      random_init_confirmed=version.is_random_init)
+        _change_stage(
+            version, Stage.PRODUCTION, actor=actor, reason=reason, random_init_confirmed=version.is_random_init
+        )
     return version
 
 

@@ -41,5 +41,3 @@ def default_training_config() -> dict[str, Any]:
         "image_size": settings.PAINSITE_TRAINING_IMAGE_SIZE,
         "patience": settings.PAINSITE_TRAINING_PATIENCE,
     }
-
-

@@ -210,13 +210,15 @@ def _train_and_publish(
     if result.backbone == "random-init":
         logger.warning(
             "training run %s: NO IMAGENET VGG16 WEIGHTS FOUND; the backbone is randomly initialised "
-            "(set PAINSITE_VGG16_WEIGHTS or TORCH_HOME)", run.pk
+            "(set PAINSITE_VGG16_WEIGHTS or TORCH_HOME)",
+            run.pk,
         )
 
     progress.write_final(progress=TRAINING_SHARE, message="evaluating on the locked test patients", eta_seconds=None)
     started = time.perf_counter()
-    predictions, metrics = evaluate(result.weights_path, test_records, seed=config.seed,
-                                    should_stop=heartbeat.should_stop)
+    predictions, metrics = evaluate(
+        result.weights_path, test_records, seed=config.seed, should_stop=heartbeat.should_stop
+    )
     ml_seconds += time.perf_counter() - started
     if heartbeat.should_stop():
         raise LostOwnership("stopped") if heartbeat.lost.is_set() else _cancelled()
@@ -375,9 +377,18 @@ def publish(run, attempt, images, result, config, predictions, metrics, ml_secon
             locked.ml_seconds = ml_seconds
             resumed = f" (resumed from epoch {result.resumed_from_epoch})" if result.resumed_from_epoch else ""
             locked.message = f"finished: {version.name}{warning}{resumed}"
-            locked.save(update_fields=[
-                "status", "progress", "eta_seconds", "finished_at", "heartbeat_at", "history", "ml_seconds", "message"
-            ])
+            locked.save(
+                update_fields=[
+                    "status",
+                    "progress",
+                    "eta_seconds",
+                    "finished_at",
+                    "heartbeat_at",
+                    "history",
+                    "ml_seconds",
+                    "message",
+                ]
+            )
             record_event(
                 actor=None,
                 action="model_version.create",
@@ -467,5 +478,3 @@ def _create_version(*, run, used, trained_on, result, config, predictions, metri
 def next_version_number() -> int:
     numbers = [int(name[1:]) for name in ModelVersion.objects.values_list("name", flat=True) if name[1:].isdigit()]
     return max(numbers, default=0) + 1
-
-

@@ -14,7 +14,5 @@ urlpatterns = [
     path("api/training-runs/<int:pk>/cancel/", api_training.cancel_training_run, name="api-training-run-cancel"),
     path("api/model-versions/", api_training.model_versions, name="api-model-versions"),
     path("api/model-versions/<int:pk>/", api_training.model_version_detail, name="api-model-version"),
-    path(
-        "api/model-versions/<int:pk>/promote/", api_training.promote_model_version, name="api-model-version-promote"
-    ),
+    path("api/model-versions/<int:pk>/promote/", api_training.promote_model_version, name="api-model-version-promote"),
 ]

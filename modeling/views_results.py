@@ -187,9 +187,9 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
         sections.append(section)
     history = results.training_curve(version)
     evaluations = list(
-        version.evaluations.select_related("snapshot").defer("predictions", "snapshot__images").order_by(
-            "-snapshot__created_at", "-pk"
-        )
+        version.evaluations.select_related("snapshot")
+        .defer("predictions", "snapshot__images")
+        .order_by("-snapshot__created_at", "-pk")
     )
     context = {
         "version": version,

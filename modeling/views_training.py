@@ -42,8 +42,12 @@ def training_page(request: HttpRequest) -> HttpResponse:
         form = TrainingRunForm.with_defaults()
         # The seed a researcher chose stays for their next run (set it again to vary it), rather
         # than silently returning to the default after each start.
-        last_config = (TrainingRun.objects.filter(requested_by=request.user).order_by("-created_at")
-                       .values_list("config", flat=True).first())
+        last_config = (
+            TrainingRun.objects.filter(requested_by=request.user)
+            .order_by("-created_at")
+            .values_list("config", flat=True)
+            .first()
+        )
         if last_config and "seed" in last_config:
             form.initial["seed"] = last_config["seed"]
     runs = list(selectors.training_runs()[:RUNS_SHOWN])
@@ -89,7 +93,9 @@ def promote_version(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError:
         messages.error(request, f"{version.name} was not promoted: a reason is required.")
     except services.RandomInitNotConfirmed as error:
-        messages.error(request, f"{version.name} was not promoted: {error}. Tick the confirmation box to promote it anyway.")
+        messages.error(
+            request, f"{version.name} was not promoted: {error}. Tick the confirmation box to promote it anyway."
+        )
     except services.AlreadyInProduction as error:
         messages.error(request, str(error))
     else:

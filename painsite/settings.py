@@ -41,7 +41,6 @@ PRODUCTION = os.getenv("PAINSITE_ENV", "development") == "production"
 DEBUG = envbool("DEBUG", "False")
 
 
-
 def installation_secret_key(var_dir: Path) -> str:
     """This installation's development key: made once in var/secret_key (mode 0600), then reused.
 

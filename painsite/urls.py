@@ -16,11 +16,15 @@ urlpatterns = [
     path("people/<int:user_id>/role/", views_people.person_role, name="person-role"),
     path("people/<int:user_id>/active/", views_people.person_active, name="person-active"),
     path("people/<int:user_id>/password/", views_people.person_password, name="person-password"),
-    path("accounts/login/", auth_views.LoginView.as_view(
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(
             authentication_form=ThrottledAuthenticationForm,
             # LoginView would take PUT as a log-in too: only the methods the form uses.
             http_method_names=["get", "head", "post", "options"],
-        ), name="login"),
+        ),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/auth/token/", TokenView.as_view(), name="api-token"),

@@ -88,8 +88,17 @@ class EpochState:
     finished: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
 
-    def end_epoch(self, *, epoch: int, loss: float, val_macro_auroc: float | None, val_loss: float | None,
-                  model: nn.Module, patience: int, epochs: int) -> None:
+    def end_epoch(
+        self,
+        *,
+        epoch: int,
+        loss: float,
+        val_macro_auroc: float | None,
+        val_loss: float | None,
+        model: nn.Module,
+        patience: int,
+        epochs: int,
+    ) -> None:
         # Validation AUROC decides; without one (no validation patients, or a single level among
         # them) the lower validation loss does, and without that, the latest epoch.
         if val_macro_auroc is not None:
@@ -109,8 +118,9 @@ class EpochState:
         self.finished = self.bad_epochs >= patience or epoch >= epochs
 
 
-def resume(path: Path, config: TrainConfig, fingerprint: str, model: nn.Module,
-           optimizer: torch.optim.Optimizer) -> EpochState:
+def resume(
+    path: Path, config: TrainConfig, fingerprint: str, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> EpochState:
     """Load `path` into the model and optimizer when it exists; a fresh state otherwise."""
     if not path.exists():
         return EpochState()
@@ -134,26 +144,38 @@ def resume(path: Path, config: TrainConfig, fingerprint: str, model: nn.Module,
             history=list(checkpoint["history"]),
         )
     except (KeyError, RuntimeError, ValueError, TypeError) as error:
-        raise CheckpointError(f"checkpoint {path} is incomplete or damaged ({error}); delete it to start over") from None
+        raise CheckpointError(
+            f"checkpoint {path} is incomplete or damaged ({error}); delete it to start over"
+        ) from None
     logger.info("resuming from %s after epoch %d", path, state.next_epoch - 1)
     return state
 
 
-def save_checkpoint(path: Path, config: TrainConfig, fingerprint: str, epoch: int, model: nn.Module,
-                    optimizer: torch.optim.Optimizer, state: EpochState) -> None:
-    save_atomically({
-        "format": CHECKPOINT_FORMAT,
-        "config": config.to_dict(),
-        "data_fingerprint": fingerprint,
-        "epoch": epoch,
-        "model_state": model.state_dict(),
-        "optimizer_state": optimizer.state_dict(),
-        "best_state": state.best_state,
-        "best_score": state.best_score,
-        "best_epoch": state.best_epoch,
-        "best_val_macro_auroc": state.best_auroc,
-        "bad_epochs": state.bad_epochs,
-        "finished": state.finished,
-        "history": state.history,
-    }, path, durable=False)
-
+def save_checkpoint(
+    path: Path,
+    config: TrainConfig,
+    fingerprint: str,
+    epoch: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: EpochState,
+) -> None:
+    save_atomically(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "config": config.to_dict(),
+            "data_fingerprint": fingerprint,
+            "epoch": epoch,
+            "model_state": model.state_dict(),
+            "optimizer_state": optimizer.state_dict(),
+            "best_state": state.best_state,
+            "best_score": state.best_score,
+            "best_epoch": state.best_epoch,
+            "best_val_macro_auroc": state.best_auroc,
+            "bad_epochs": state.bad_epochs,
+            "finished": state.finished,
+            "history": state.history,
+        },
+        path,
+        durable=False,
+    )

@@ -27,8 +27,9 @@ from modeling.ml.splits import (
 logger = logging.getLogger("modeling.ml")
 
 
-def evaluate_records(records: Sequence[Record], probabilities: np.ndarray, levels: PainLevels, *,
-                     n_bootstrap: int, seed: int) -> dict[str, Any]:
+def evaluate_records(
+    records: Sequence[Record], probabilities: np.ndarray, levels: PainLevels, *, n_bootstrap: int, seed: int
+) -> dict[str, Any]:
     """Metrics per cohort (each cohort present, plus "combined"), by modeling.ml.metrics."""
     from modeling.ml.metrics import evaluate_predictions
 
@@ -70,10 +71,20 @@ def command_train(args: argparse.Namespace) -> dict[str, Any]:
     from modeling.ml.training import train
 
     config = TrainConfig(
-        mode=args.mode, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer,
-        seed=args.seed, image_size=args.image_size, patience=args.patience, device=args.device,
-        levels=args.levels, precision=args.precision, skip_unreadable=args.skip_unreadable,
-        loader_workers=args.loader_workers, feature_path=args.feature_path,
+        mode=args.mode,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        image_size=args.image_size,
+        patience=args.patience,
+        device=args.device,
+        levels=args.levels,
+        precision=args.precision,
+        skip_unreadable=args.skip_unreadable,
+        loader_workers=args.loader_workers,
+        feature_path=args.feature_path,
     )
     records = _records(args)
     work_dir = Path(args.work_dir)
@@ -85,24 +96,39 @@ def command_train(args: argparse.Namespace) -> dict[str, Any]:
         if event.message:
             logger.info("%3.0f%% %s", 100 * event.fraction, event.message)
 
-    result = train(config, by_split["train"], by_split["val"], work_dir=work_dir,
-                   cache_dir=args.cache_dir or work_dir / "features", progress=report)
+    result = train(
+        config,
+        by_split["train"],
+        by_split["val"],
+        work_dir=work_dir,
+        cache_dir=args.cache_dir or work_dir / "features",
+        progress=report,
+    )
     summary: dict[str, Any] = {
-        "weights_path": result.weights_path, "weights_sha256": result.weights_sha256,
-        "backbone": result.backbone, "backbone_sha256": result.backbone_sha256, "device": result.device,
+        "weights_path": result.weights_path,
+        "weights_sha256": result.weights_sha256,
+        "backbone": result.backbone,
+        "backbone_sha256": result.backbone_sha256,
+        "device": result.device,
         "feature_path": result.feature_path,
-        "best_epoch": result.best_epoch, "best_val_macro_auroc": result.best_val_macro_auroc,
-        "history": result.history, "cache_hits": result.cache_hits, "cache_misses": result.cache_misses,
-        "skipped_images": result.skipped_images, "seconds": result.seconds,
-        "split_seed": args.split_seed, "split_sha256": split_sha256(splits),
+        "best_epoch": result.best_epoch,
+        "best_val_macro_auroc": result.best_val_macro_auroc,
+        "history": result.history,
+        "cache_hits": result.cache_hits,
+        "cache_misses": result.cache_misses,
+        "skipped_images": result.skipped_images,
+        "seconds": result.seconds,
+        "split_seed": args.split_seed,
+        "split_sha256": split_sha256(splits),
         "n_images": {k: len(v) for k, v in by_split.items()},
     }
     test = by_split["test"]
     if test and not args.no_evaluate:
         model = load_model(result.weights_path, device=args.device)
         probabilities = model.predict_records(test, cache_dir=args.cache_dir or work_dir / "features")
-        summary["metrics"] = evaluate_records(test, probabilities, config.pain_levels,
-                                              n_bootstrap=args.n_bootstrap, seed=args.seed)
+        summary["metrics"] = evaluate_records(
+            test, probabilities, config.pain_levels, n_bootstrap=args.n_bootstrap, seed=args.seed
+        )
     return summary
 
 
@@ -121,7 +147,9 @@ def command_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("no images to evaluate")
     probabilities = model.predict_records(records, cache_dir=args.cache_dir)
     return {
-        "weights": str(args.weights), "backbone": model.backbone.name, "device": model.device,
+        "weights": str(args.weights),
+        "backbone": model.backbone.name,
+        "device": model.device,
         "n_images": len(records),
         "metrics": evaluate_records(records, probabilities, model.levels, n_bootstrap=args.n_bootstrap, seed=args.seed),
     }
@@ -139,14 +167,30 @@ def command_features(args: argparse.Namespace) -> dict[str, Any]:
     choice = choose_feature_path(args.device, args.precision, args.feature_path, state_dir=args.cache_dir)
     vgg, identity = load_backbone(init_seed=args.seed)
     preset = EvalPreset(args.image_size)
-    cache = FeatureCache(args.cache_dir, backbone_sha256=identity.sha256, preprocessing=preset.version,
-                         precision=choice.cache_tag)
-    features = extract_features(records, extractor=lambda: path_extractor(choice, lambda: FrozenFeatures(vgg), identity,
-                                                                          args.image_size, args.cache_dir),
-                                choice=choice, preset=preset, cache=cache, skip_unreadable=args.skip_unreadable)
-    return {"backbone": identity.name, "backbone_sha256": identity.sha256, "device": choice.describe(),
-            "feature_path": choice.path, "images": len(records), "cache_hits": features.hits, "cache_misses": features.misses,
-            "skipped_images": features.skipped, "cache_folder": str(cache.folder)}
+    cache = FeatureCache(
+        args.cache_dir, backbone_sha256=identity.sha256, preprocessing=preset.version, precision=choice.cache_tag
+    )
+    features = extract_features(
+        records,
+        extractor=lambda: path_extractor(
+            choice, lambda: FrozenFeatures(vgg), identity, args.image_size, args.cache_dir
+        ),
+        choice=choice,
+        preset=preset,
+        cache=cache,
+        skip_unreadable=args.skip_unreadable,
+    )
+    return {
+        "backbone": identity.name,
+        "backbone_sha256": identity.sha256,
+        "device": choice.describe(),
+        "feature_path": choice.path,
+        "images": len(records),
+        "cache_hits": features.hits,
+        "cache_misses": features.misses,
+        "skipped_images": features.skipped,
+        "cache_folder": str(cache.folder),
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--data-dir", required=True, type=Path, help="folder the manifest paths are relative to")
         command.add_argument("--manifest", required=True, type=Path, help="CSV with path,patient,cohort,nrs")
         command.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-        command.add_argument("--seed", type=int, default=0,
-                             help="seed of training and of the bootstrap (never of the patient split)")
+        command.add_argument(
+            "--seed", type=int, default=0, help="seed of training and of the bootstrap (never of the patient split)"
+        )
         command.add_argument("--output", type=Path, help="also write the JSON result here")
 
     defaults = TrainConfig()
@@ -167,9 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--work-dir", required=True, type=Path, help="checkpoint, weights and splits.json go here")
     train.add_argument("--cache-dir", type=Path, help="feature cache (default: WORK_DIR/features)")
     train.add_argument("--splits", help="JSON {patient: train|val|test}; existing patients keep their split")
-    train.add_argument("--split-seed", type=int, default=0,
-                       help="seed of the patient split for patients without one (default 0); apart from --seed, "
-                            "so a new training seed does not move test patients")
+    train.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the patient split for patients without one (default 0); apart from --seed, "
+        "so a new training seed does not move test patients",
+    )
     train.add_argument("--mode", default=defaults.mode, help=f"one of {', '.join(MODES)}")
     train.add_argument("--epochs", type=int, default=defaults.epochs)
     train.add_argument("--lr", type=float, default=defaults.lr)
@@ -178,14 +227,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--image-size", type=int, default=defaults.image_size)
     train.add_argument("--patience", type=int, default=defaults.patience)
     train.add_argument("--precision", default="auto", help=f"one of {', '.join(PRECISIONS)}")
-    train.add_argument("--feature-path", default="auto",
-                       help=f"head mode: the kernels computing the frozen features, one of {', '.join(FEATURE_PATHS)} "
-                            "(auto: bf16 where native, CUDA on a GPU, int8 where a trial finds it faster, else float32)")
+    train.add_argument(
+        "--feature-path",
+        default="auto",
+        help=f"head mode: the kernels computing the frozen features, one of {', '.join(FEATURE_PATHS)} "
+        "(auto: bf16 where native, CUDA on a GPU, int8 where a trial finds it faster, else float32)",
+    )
     train.add_argument("--levels", default=DEFAULT_LEVELS)
-    train.add_argument("--skip-unreadable", action="store_true", help="skip (and count) unreadable images instead of failing")
-    train.add_argument("--loader-workers", type=int, default=defaults.loader_workers,
-                       help="finetune mode: image loading processes (-1: one per CPU but one, at most 16, on CUDA; "
-                            "none on the CPU)")
+    train.add_argument(
+        "--skip-unreadable", action="store_true", help="skip (and count) unreadable images instead of failing"
+    )
+    train.add_argument(
+        "--loader-workers",
+        type=int,
+        default=defaults.loader_workers,
+        help="finetune mode: image loading processes (-1: one per CPU but one, at most 16, on CUDA; none on the CPU)",
+    )
     train.add_argument("--no-evaluate", action="store_true")
     train.add_argument("--n-bootstrap", type=int, default=2000)
     train.set_defaults(run=command_train)
@@ -203,9 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--cache-dir", required=True, type=Path)
     features.add_argument("--image-size", type=int, default=defaults.image_size)
     features.add_argument("--precision", default="auto", help=f"one of {', '.join(PRECISIONS)}")
-    features.add_argument("--feature-path", default="auto",
-                       help=f"head mode: the kernels computing the frozen features, one of {', '.join(FEATURE_PATHS)} "
-                            "(auto: bf16 where native, CUDA on a GPU, int8 where a trial finds it faster, else float32)")
+    features.add_argument(
+        "--feature-path",
+        default="auto",
+        help=f"head mode: the kernels computing the frozen features, one of {', '.join(FEATURE_PATHS)} "
+        "(auto: bf16 where native, CUDA on a GPU, int8 where a trial finds it faster, else float32)",
+    )
     features.add_argument("--levels", default=DEFAULT_LEVELS)
     features.add_argument("--skip-unreadable", action="store_true")
     features.set_defaults(run=command_features)

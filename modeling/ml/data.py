@@ -73,8 +73,9 @@ def parse_face_box(text: str) -> FaceBox | None:
     return (x, y, w, h)
 
 
-def read_manifest(manifest: str | os.PathLike[str], *, data_dir: str | os.PathLike[str],
-                  levels: PainLevels) -> list[Record]:
+def read_manifest(
+    manifest: str | os.PathLike[str], *, data_dir: str | os.PathLike[str], levels: PainLevels
+) -> list[Record]:
     """Records from a CSV with columns path,patient,cohort,nrs (optional: face_box "x y w h",
     image_id). Paths are relative to `data_dir`. The sha256 is of the file's bytes; a missing
     file gets an empty sha256 here and is reported by whoever reads it (see `check_readable`)."""
@@ -84,8 +85,9 @@ def read_manifest(manifest: str | os.PathLike[str], *, data_dir: str | os.PathLi
         reader = csv.DictReader(handle)
         missing = [column for column in MANIFEST_COLUMNS if column not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{manifest}: missing column(s) {', '.join(missing)}; "
-                             f"expected {','.join(MANIFEST_COLUMNS)}")
+            raise ValueError(
+                f"{manifest}: missing column(s) {', '.join(missing)}; expected {','.join(MANIFEST_COLUMNS)}"
+            )
         for line, row in enumerate(reader, start=2):
             try:
                 nrs = float(row["nrs"])
@@ -95,11 +97,18 @@ def read_manifest(manifest: str | os.PathLike[str], *, data_dir: str | os.PathLi
                 raise ValueError(f"{manifest}, line {line}: {error}") from None
             path = data_dir / row["path"]
             sha = sha256_file(path) if path.is_file() else ""
-            records.append(Record(
-                path=str(path), sha256=sha, face_box=face_box, nrs=nrs, level=level,
-                patient=row["patient"], cohort=row["cohort"] or "clinical",
-                image_id=row.get("image_id") or row["path"],
-            ))
+            records.append(
+                Record(
+                    path=str(path),
+                    sha256=sha,
+                    face_box=face_box,
+                    nrs=nrs,
+                    level=level,
+                    patient=row["patient"],
+                    cohort=row["cohort"] or "clinical",
+                    image_id=row.get("image_id") or row["path"],
+                )
+            )
     return records
 
 

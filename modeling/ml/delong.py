@@ -126,8 +126,9 @@ def variance(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     return float(result.aurocs[0]), float(result.covariance[0, 0])
 
 
-def paired_test(y_true: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray,
-                clusters: np.ndarray | None = None) -> DelongTest:
+def paired_test(
+    y_true: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, clusters: np.ndarray | None = None
+) -> DelongTest:
     """Two-sided DeLong test of AUROC(b) - AUROC(a) = 0 on the same cases; with ``clusters``
     (each image's patient), Obuchowski's patient-clustered variance of the difference.
 

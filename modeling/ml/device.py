@@ -126,7 +126,11 @@ def choose_device(device: str = "auto", precision: str = "auto") -> DeviceChoice
         use_bf16 = False
     else:
         raise ValueError(f"unknown precision {precision!r}; valid options: auto, float32, bfloat16")
-    return DeviceChoice(device=target, dtype=torch.bfloat16 if use_bf16 else torch.float32, channels_last=use_bf16 or target.type == "cuda")
+    return DeviceChoice(
+        device=target,
+        dtype=torch.bfloat16 if use_bf16 else torch.float32,
+        channels_last=use_bf16 or target.type == "cuda",
+    )
 
 
 def configure_threads() -> int:

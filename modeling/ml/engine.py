@@ -99,8 +99,9 @@ def evaluate(trainee: Trainee) -> tuple[np.ndarray | None, float | None]:
     return torch.softmax(logits, dim=1).cpu().numpy(), val_loss
 
 
-def fit(config: TrainConfig, trainee: Trainee, *, checkpoint_path: Path, fingerprint: str,
-        reporter: Reporter) -> tuple[EpochState, int]:
+def fit(
+    config: TrainConfig, trainee: Trainee, *, checkpoint_path: Path, fingerprint: str, reporter: Reporter
+) -> tuple[EpochState, int]:
     """Train until early stopping or the last epoch, checkpointing after every epoch. Returns the
     final state (the best epoch's weights loaded into the model) and the epoch it resumed after
     (0 for a fresh start)."""
@@ -116,8 +117,15 @@ def fit(config: TrainConfig, trainee: Trainee, *, checkpoint_path: Path, fingerp
             loss = train_one_epoch(trainee, epoch=epoch, reporter=reporter)
             probabilities, val_loss = evaluate(trainee)
             auroc = macro_auroc(trainee.levels_val, probabilities) if probabilities is not None else None
-            state.end_epoch(epoch=epoch, loss=loss, val_macro_auroc=auroc, val_loss=val_loss, model=trainee.model,
-                            patience=config.patience, epochs=config.epochs)
+            state.end_epoch(
+                epoch=epoch,
+                loss=loss,
+                val_macro_auroc=auroc,
+                val_loss=val_loss,
+                model=trainee.model,
+                patience=config.patience,
+                epochs=config.epochs,
+            )
             save_checkpoint(checkpoint_path, config, fingerprint, epoch, trainee.model, trainee.optimizer, state)
             reporter.epoch_done(epoch=epoch, loss=loss, val_macro_auroc=auroc)
     if state.best_state is not None:

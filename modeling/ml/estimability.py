@@ -35,8 +35,7 @@ ZERO_WIDTH = 1e-12
 def cohort_problem(n_patients: int) -> str | None:
     """Why a cohort of ``n_patients`` test patients gets no intervals at all, or None."""
     if n_patients < MIN_COHORT_PATIENTS:
-        return (f"too few patients for intervals: {n_patients} test patients, "
-                f"at least {MIN_COHORT_PATIENTS} needed")
+        return f"too few patients for intervals: {n_patients} test patients, at least {MIN_COHORT_PATIENTS} needed"
     return None
 
 
@@ -46,11 +45,15 @@ def class_problem(y_binary: np.ndarray, patient_of_image: np.ndarray) -> str | N
     y_binary = np.asarray(y_binary, dtype=bool)
     positive = np.unique(patient_of_image[y_binary]).size
     negative = np.unique(patient_of_image[~y_binary]).size
-    short = [f"{count} with a {kind} case" for count, kind in ((positive, "positive"), (negative, "negative"))
-             if count < MIN_PATIENTS_PER_CLASS]
+    short = [
+        f"{count} with a {kind} case"
+        for count, kind in ((positive, "positive"), (negative, "negative"))
+        if count < MIN_PATIENTS_PER_CLASS
+    ]
     if short:
-        return (f"too few patients for an interval: {' and '.join(short)}, "
-                f"at least {MIN_PATIENTS_PER_CLASS} of each needed")
+        return (
+            f"too few patients for an interval: {' and '.join(short)}, at least {MIN_PATIENTS_PER_CLASS} of each needed"
+        )
     return None
 
 
@@ -65,16 +68,18 @@ def combined_problem(problems: Iterable[tuple[str, str | None]]) -> str | None:
 def interval_problem(interval: Interval | None, dropped: int, n_resamples: int) -> str | None:
     """Why a bootstrap interval is withheld: too many resamples dropped, or zero width."""
     if interval is None:
-        return (f"{dropped} of {n_resamples} bootstrap resamples drew no case of a class, "
-                "more than half, so the rest would describe only the resamples that did")
+        return (
+            f"{dropped} of {n_resamples} bootstrap resamples drew no case of a class, "
+            "more than half, so the rest would describe only the resamples that did"
+        )
     if interval.high - interval.low <= ZERO_WIDTH:
-        return ("every bootstrap resample gave the same value; "
-                "a zero-width interval is not a confidence interval")
+        return "every bootstrap resample gave the same value; a zero-width interval is not a confidence interval"
     return None
 
 
-def reported(interval: Interval | None, dropped: int, n_resamples: int,
-             problem: str | None = None) -> tuple[list[float] | None, str | None]:
+def reported(
+    interval: Interval | None, dropped: int, n_resamples: int, problem: str | None = None
+) -> tuple[list[float] | None, str | None]:
     """(interval as [low, high], None) when it can be shown, else (None, the reason)."""
     problem = problem or interval_problem(interval, dropped, n_resamples)
     if problem or interval is None:

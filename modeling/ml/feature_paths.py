@@ -121,8 +121,16 @@ def calibration_batch(image_size: int) -> torch.Tensor:
 def _export_onnx(module: nn.Module, image_size: int, path: Path) -> None:
     example = torch.zeros(1, 3, image_size, image_size)
     with warnings_quiet():
-        torch.onnx.export(module, (example,), str(path), dynamo=False, input_names=["images"],
-                          output_names=["features"], dynamic_axes={"images": {0: "batch"}}, opset_version=17)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=False,
+            input_names=["images"],
+            output_names=["features"],
+            dynamic_axes={"images": {0: "batch"}},
+            opset_version=17,
+        )
 
 
 @contextlib.contextmanager
@@ -153,8 +161,15 @@ def quantize_int8(module: nn.Module, image_size: int, calibration: torch.Tensor,
         _export_onnx(module, image_size, exported)
         quant_pre_process(str(exported), str(prepared), skip_symbolic_shape=True)
         quantized = Path(work) / "int8.onnx"
-        quantize_static(str(prepared), str(quantized), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(
+            str(prepared),
+            str(quantized),
+            Batches(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
         os.replace(quantized, out)
 
 
@@ -189,8 +204,12 @@ def forget_int8_models() -> None:
         _int8_extractors.clear()
 
 
-def int8_extractor(backbone: Callable[[], FrozenFeatures], identity: BackboneIdentity, image_size: int,
-                   model_root: str | os.PathLike[str] | None) -> Int8Extractor:
+def int8_extractor(
+    backbone: Callable[[], FrozenFeatures],
+    identity: BackboneIdentity,
+    image_size: int,
+    model_root: str | os.PathLike[str] | None,
+) -> Int8Extractor:
     """The int8 extractor for this backbone and image size, built once: kept in this process,
     and stored under `model_root` (the feature cache) for the next process. `backbone` is called
     only when the model must be built. Without `model_root` the model lives in a temp folder
@@ -226,19 +245,40 @@ def int8_extractor(backbone: Callable[[], FrozenFeatures], identity: BackboneIde
 def _machine_key() -> dict[str, Any]:
     cpu = ""
     with contextlib.suppress(OSError):
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), "")
-    return {"cpu": cpu or platform.processor(), "flags": sorted(_cpu_flags()), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "onnxruntime": onnxruntime_version()}
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
+    return {
+        "cpu": cpu or platform.processor(),
+        "flags": sorted(_cpu_flags()),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime_version(),
+    }
 
 
 def _trial_network() -> nn.Module:
     # VGG16's first two blocks: the layers where float32 and int8 kernels differ most per FLOP.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        layers = [nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
-                  nn.MaxPool2d(2), nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.Conv2d(128, 128, 3, padding=1),
-                  nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()]
+        layers = [
+            nn.Conv2d(3, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(128, 128, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+        ]
         return nn.Sequential(*layers).eval()
 
 
@@ -300,8 +340,12 @@ def _int8_check(state_dir: str | os.PathLike[str] | None, machine: dict[str, Any
         logger.warning("the int8 feature path does not run on this machine: %s", error)
         entry = {"machine": machine, "gain": None, "use_int8": False, "reason": f"trial failed: {error}"}
     else:
-        entry = {"machine": machine, "gain": round(gain, 3), "use_int8": gain >= MIN_INT8_GAIN,
-                 "reason": f"int8 computed {gain:.2f}x the float32 rate in the trial (needs {MIN_INT8_GAIN}x)"}
+        entry = {
+            "machine": machine,
+            "gain": round(gain, 3),
+            "use_int8": gain >= MIN_INT8_GAIN,
+            "reason": f"int8 computed {gain:.2f}x the float32 rate in the trial (needs {MIN_INT8_GAIN}x)",
+        }
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -311,8 +355,13 @@ def _int8_check(state_dir: str | os.PathLike[str] | None, machine: dict[str, Any
     return entry
 
 
-def choose_feature_path(device: str = "auto", precision: str = "auto", feature_path: str = AUTO, *,
-                        state_dir: str | os.PathLike[str] | None = None) -> DeviceChoice:
+def choose_feature_path(
+    device: str = "auto",
+    precision: str = "auto",
+    feature_path: str = AUTO,
+    *,
+    state_dir: str | os.PathLike[str] | None = None,
+) -> DeviceChoice:
     """The device and feature path for extraction. An explicit `feature_path` wins over
     `precision`; `auto` as the module docstring says. `state_dir` keeps the int8 trial's result."""
     check_feature_path(feature_path)
@@ -327,18 +376,33 @@ def choose_feature_path(device: str = "auto", precision: str = "auto", feature_p
         if onnxruntime_version() is None:
             raise FeaturePathError(f"the {INT8_ONNXRUNTIME} feature path needs the onnxruntime package")
         return int8_choice()
-    if choice.device.type == "cpu" and not choice.uses_bf16 and precision == "auto" and int8_check(state_dir)["use_int8"]:
+    if (
+        choice.device.type == "cpu"
+        and not choice.uses_bf16
+        and precision == "auto"
+        and int8_check(state_dir)["use_int8"]
+    ):
         return int8_choice()
     return choice
 
 
 def int8_choice() -> DeviceChoice:
-    return DeviceChoice(device=torch.device("cpu"), dtype=torch.float32, channels_last=False,
-                        feature_path=INT8_ONNXRUNTIME, feature_path_version=CALIBRATION_VERSION)
+    return DeviceChoice(
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+        channels_last=False,
+        feature_path=INT8_ONNXRUNTIME,
+        feature_path_version=CALIBRATION_VERSION,
+    )
 
 
-def path_extractor(choice: DeviceChoice, backbone: Callable[[], FrozenFeatures], identity: BackboneIdentity,
-                   image_size: int, model_root: str | os.PathLike[str] | None) -> Callable[[torch.Tensor], torch.Tensor]:
+def path_extractor(
+    choice: DeviceChoice,
+    backbone: Callable[[], FrozenFeatures],
+    identity: BackboneIdentity,
+    image_size: int,
+    model_root: str | os.PathLike[str] | None,
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """What computes features on `choice`'s path: the int8 ONNX Runtime model, or the
     float32/bf16 copy of the backbone."""
     if choice.path == INT8_ONNXRUNTIME:
@@ -347,7 +411,19 @@ def path_extractor(choice: DeviceChoice, backbone: Callable[[], FrozenFeatures],
 
 
 __all__ = [
-    "AUTO", "BF16", "CALIBRATION_VERSION", "FEATURE_PATHS", "FEATURE_PATH_CHOICES", "FLOAT32", "INT8_ONNXRUNTIME",
-    "FeaturePathError", "Int8Extractor", "check_feature_path", "choose_feature_path", "int8_check",
-    "int8_extractor", "path_extractor", "quantize_int8",
+    "AUTO",
+    "BF16",
+    "CALIBRATION_VERSION",
+    "FEATURE_PATHS",
+    "FEATURE_PATH_CHOICES",
+    "FLOAT32",
+    "INT8_ONNXRUNTIME",
+    "FeaturePathError",
+    "Int8Extractor",
+    "check_feature_path",
+    "choose_feature_path",
+    "int8_check",
+    "int8_extractor",
+    "path_extractor",
+    "quantize_int8",
 ]

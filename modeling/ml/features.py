@@ -34,7 +34,9 @@ class FeatureCache:
     """Float16 feature vectors on disk for one (backbone, preprocessing, feature path) key.
     `precision` is `DeviceChoice.cache_tag`: "float32", "bfloat16" or "int8-onnxruntime-<calibration>"."""
 
-    def __init__(self, root: str | os.PathLike[str], *, backbone_sha256: str, preprocessing: str, precision: str) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, backbone_sha256: str, preprocessing: str, precision: str
+    ) -> None:
         self.root = Path(root)
         self.folder = self.root / backbone_sha256[:16] / f"{preprocessing}-{precision}"
         self.hits = 0

@@ -54,8 +54,10 @@ class PainLevels:
         expected = NRS_MIN
         for name, (low, high) in zip(names, ranges):
             if low != expected:
-                raise ValueError(f"pain levels must cover NRS {NRS_MIN}-{NRS_MAX} in order without gaps; "
-                                 f"level {name!r} starts at {low}, expected {expected}")
+                raise ValueError(
+                    f"pain levels must cover NRS {NRS_MIN}-{NRS_MAX} in order without gaps; "
+                    f"level {name!r} starts at {low}, expected {expected}"
+                )
             expected = high + 1
         if expected != NRS_MAX + 1:
             raise ValueError(f"pain levels must end at NRS {NRS_MAX}, they end at {expected - 1}")

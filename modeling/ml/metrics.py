@@ -70,7 +70,9 @@ def evaluate_predictions(
     auroc_resamples: dict[int, np.ndarray] = {}
     for level, name in enumerate(level_names):
         is_level = y == level
-        problem = level_problems[name] = cohort_problem or estimability.class_problem(is_level, resamples.patient_of_image)
+        problem = level_problems[name] = cohort_problem or estimability.class_problem(
+            is_level, resamples.patient_of_image
+        )
         auroc = _auroc_with_interval(is_level, probs[:, level], resamples, problem)
         if auroc["auroc"] is not None:
             dropped["auroc"][name] = auroc["dropped"]
@@ -78,7 +80,9 @@ def evaluate_predictions(
             auroc_resamples[level] = auroc["resamples"]
         f1_interval, dropped["f1"][name] = bootstrap.percentile_interval(f1_resamples[:, level])
         f1_ci, f1_problem = estimability.reported(
-            f1_interval, dropped["f1"][name], resamples.n_resamples,
+            f1_interval,
+            dropped["f1"][name],
+            resamples.n_resamples,
             problem if support[level] else "no true case of this level in the test set",
         )
         levels[name] = {
@@ -102,15 +106,21 @@ def evaluate_predictions(
         macro_values = np.mean(np.vstack(list(auroc_resamples.values())), axis=0)
         interval, dropped["auroc"]["macro"] = bootstrap.percentile_interval(macro_values)
         macro_auroc_ci, macro_auroc_problem = estimability.reported(
-            interval, dropped["auroc"]["macro"], resamples.n_resamples,
-            cohort_problem or estimability.combined_problem((level_names[k], level_problems[level_names[k]]) for k in aurocs),
+            interval,
+            dropped["auroc"]["macro"],
+            resamples.n_resamples,
+            cohort_problem
+            or estimability.combined_problem((level_names[k], level_problems[level_names[k]]) for k in aurocs),
         )
     macro_f1_interval, dropped["f1"]["macro"] = bootstrap.percentile_interval(
         bootstrap.macro_f1(resamples, y, predicted, n_levels)
     )
     macro_f1_ci, macro_f1_problem = estimability.reported(
-        macro_f1_interval, dropped["f1"]["macro"], resamples.n_resamples,
-        cohort_problem or estimability.combined_problem(
+        macro_f1_interval,
+        dropped["f1"]["macro"],
+        resamples.n_resamples,
+        cohort_problem
+        or estimability.combined_problem(
             (name, level_problems[name]) for level, name in enumerate(level_names) if support[level]
         ),
     )
@@ -125,13 +135,19 @@ def evaluate_predictions(
         at_or_above = [level for level, (low, _) in enumerate(ranges) if low >= threshold]
         positive = nrs_values >= threshold
         result = _auroc_with_interval(
-            positive, probs[:, at_or_above].sum(axis=1), resamples,
+            positive,
+            probs[:, at_or_above].sum(axis=1),
+            resamples,
             cohort_problem or estimability.class_problem(positive, resamples.patient_of_image),
         )
         if result["auroc"] is not None:
             dropped["auroc"][key] = result["dropped"]
-        binary[key] = {"auroc": result["auroc"], "ci": result["ci"], "unavailable": result["unavailable"],
-                       "ci_not_estimable": result["ci_not_estimable"]}
+        binary[key] = {
+            "auroc": result["auroc"],
+            "ci": result["ci"],
+            "unavailable": result["unavailable"],
+            "ci_not_estimable": result["ci_not_estimable"],
+        }
 
     return {
         "n_images": int(len(y)),
@@ -146,8 +162,9 @@ def evaluate_predictions(
         "macro_f1": float(f1_score(y, predicted, average="macro", zero_division=0)),
         "macro_f1_ci": macro_f1_ci,
         "macro_f1_ci_not_estimable": macro_f1_problem,
-        "macro_f1_levels": [name for level, name in enumerate(level_names)
-                            if support[level] or np.any(predicted == level)],
+        "macro_f1_levels": [
+            name for level, name in enumerate(level_names) if support[level] or np.any(predicted == level)
+        ],
         "kappa_quadratic": _quadratic_kappa(y, predicted, n_levels),
         "mae_level": float(mean_absolute_error(y, predicted)),
         "binary": binary,
@@ -187,8 +204,13 @@ def compare_predictions(
     for level, name in enumerate(level_names):
         is_level = y == level
         entry: dict[str, Any] = {
-            "auroc_a": None, "auroc_b": None, "delta_auroc": None, "delta_ci": None, "delong_p": None,
-            "f1_a": float(f1_a[level]), "f1_b": float(f1_b[level]),
+            "auroc_a": None,
+            "auroc_b": None,
+            "delta_auroc": None,
+            "delta_ci": None,
+            "delong_p": None,
+            "f1_a": float(f1_a[level]),
+            "f1_b": float(f1_b[level]),
             "delta_f1": float(f1_b[level] - f1_a[level]),
             "unavailable": _auroc_problem(is_level),
             "ci_not_estimable": None,
@@ -206,7 +228,9 @@ def compare_predictions(
             resamples, is_level, probs_a[:, level]
         )
         interval, dropped[name] = bootstrap.percentile_interval(delta_resamples)
-        delta_ci, entry["ci_not_estimable"] = estimability.reported(interval, dropped[name], resamples.n_resamples, problem)
+        delta_ci, entry["ci_not_estimable"] = estimability.reported(
+            interval, dropped[name], resamples.n_resamples, problem
+        )
         entry.update(auroc_a=auroc_a, auroc_b=auroc_b, delta_auroc=auroc_b - auroc_a, delta_ci=delta_ci)
         entry["delong_p"], entry["p_not_estimable"] = _clustered_p_value(
             is_level, probs_a[:, level], probs_b[:, level], patients, problem
@@ -215,13 +239,21 @@ def compare_predictions(
         aurocs_b.append(auroc_b)
         deltas.append(delta_resamples)
 
-    macro: dict[str, Any] = {"auroc_a": None, "auroc_b": None, "delta_auroc": None, "delta_ci": None,
-                             "ci_not_estimable": "no level has an AUROC", "levels": [n for n, _ in level_problems]}
+    macro: dict[str, Any] = {
+        "auroc_a": None,
+        "auroc_b": None,
+        "delta_auroc": None,
+        "delta_ci": None,
+        "ci_not_estimable": "no level has an AUROC",
+        "levels": [n for n, _ in level_problems],
+    }
     if deltas:
         interval, dropped["macro"] = bootstrap.percentile_interval(np.mean(np.vstack(deltas), axis=0))
         macro_a, macro_b = float(np.mean(aurocs_a)), float(np.mean(aurocs_b))
         delta_ci, macro["ci_not_estimable"] = estimability.reported(
-            interval, dropped["macro"], resamples.n_resamples,
+            interval,
+            dropped["macro"],
+            resamples.n_resamples,
             cohort_problem or estimability.combined_problem(level_problems),
         )
         macro.update(auroc_a=macro_a, auroc_b=macro_b, delta_auroc=macro_b - macro_a, delta_ci=delta_ci)
@@ -262,8 +294,13 @@ def calibration(levels_true: np.ndarray, probabilities: np.ndarray, n_bins: int 
         if count:
             ece += count / len(confidence) * abs(accuracy - mean_confidence)
         bins.append(
-            {"lower": float(edges[index]), "upper": float(edges[index + 1]),
-             "confidence": mean_confidence, "accuracy": accuracy, "count": count}
+            {
+                "lower": float(edges[index]),
+                "upper": float(edges[index + 1]),
+                "confidence": mean_confidence,
+                "accuracy": accuracy,
+                "count": count,
+            }
         )
     one_hot = np.eye(probabilities.shape[1])[levels_true]
     brier = float(np.mean(np.sum((probabilities - one_hot) ** 2, axis=1)))
@@ -323,12 +360,19 @@ def _auroc_problem(y_binary: np.ndarray) -> str | None:
     return None
 
 
-def _auroc_with_interval(y_binary: np.ndarray, scores: np.ndarray, resamples: bootstrap.ClusterResamples,
-                         ci_problem: str | None) -> dict[str, Any]:
+def _auroc_with_interval(
+    y_binary: np.ndarray, scores: np.ndarray, resamples: bootstrap.ClusterResamples, ci_problem: str | None
+) -> dict[str, Any]:
     problem = _auroc_problem(y_binary)
     if problem:
-        return {"auroc": None, "ci": None, "unavailable": problem, "ci_not_estimable": problem,
-                "dropped": None, "resamples": None}
+        return {
+            "auroc": None,
+            "ci": None,
+            "unavailable": problem,
+            "ci_not_estimable": problem,
+            "dropped": None,
+            "resamples": None,
+        }
     values = bootstrap.auroc(resamples, y_binary, scores)
     interval, dropped = bootstrap.percentile_interval(values)
     ci, ci_problem = estimability.reported(interval, dropped, resamples.n_resamples, ci_problem)
@@ -342,8 +386,9 @@ def _auroc_with_interval(y_binary: np.ndarray, scores: np.ndarray, resamples: bo
     }
 
 
-def _clustered_p_value(y_binary: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, patients: list[object],
-                       problem: str | None) -> tuple[float | None, str | None]:
+def _clustered_p_value(
+    y_binary: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, patients: list[object], problem: str | None
+) -> tuple[float | None, str | None]:
     """Obuchowski's patient-clustered DeLong p-value, or None and why it is withheld."""
     if problem:
         return None, problem
@@ -416,4 +461,3 @@ def _bootstrap_description(resamples: bootstrap.ClusterResamples, dropped: dict[
         "confidence": bootstrap.CONFIDENCE,
         "dropped": dropped,
     }
-

@@ -144,10 +144,18 @@ class BackboneSource:
         if self.name == IMAGENET:
             assert self.path is not None
             stat = self.path.stat()
-            return {"name": IMAGENET, "path": str(self.path.resolve()), "size": stat.st_size,
-                    "mtime_ns": stat.st_mtime_ns}
-        return {"name": RANDOM_INIT, "init_seed": int(self.init_seed or 0), "torch": torch.__version__,
-                "torchvision": torchvision.__version__}
+            return {
+                "name": IMAGENET,
+                "path": str(self.path.resolve()),
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+            }
+        return {
+            "name": RANDOM_INIT,
+            "init_seed": int(self.init_seed or 0),
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+        }
 
 
 # A small persistent cache of backbone fingerprints beside the feature cache: it tells which
@@ -200,8 +208,12 @@ def write_fingerprint(folder: str | os.PathLike[str], source: BackboneSource, sh
     the same bytes, and a crash never leaves half an entry."""
     path = fingerprint_path(folder, source)
     described = source.describe()
-    entry = {"format": FINGERPRINT_FORMAT, "source": described, "sha256": sha256,
-             "checksum": _canonical_sha256({"source": described, "sha256": sha256})}
+    entry = {
+        "format": FINGERPRINT_FORMAT,
+        "source": described,
+        "sha256": sha256,
+        "checksum": _canonical_sha256({"source": described, "sha256": sha256}),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
     try:
@@ -273,7 +285,9 @@ class Backbone:
     Whenever it is built, its sha256 is checked against the identity: a mismatch is an error.
     """
 
-    def __init__(self, source: BackboneSource, identity: BackboneIdentity, *, fingerprint_dir: str | os.PathLike[str] | None) -> None:
+    def __init__(
+        self, source: BackboneSource, identity: BackboneIdentity, *, fingerprint_dir: str | os.PathLike[str] | None
+    ) -> None:
         self.source = source
         self.identity = identity
         self.fingerprint_dir = fingerprint_dir
@@ -311,8 +325,12 @@ def _known_sha256(source: BackboneSource, fingerprint_dir: str | os.PathLike[str
         if computed is not None:
             if on_disk != computed:
                 if on_disk is not None:
-                    logger.warning("backbone fingerprint %s named sha256 %s, but the backbone built here has %s: "
-                                   "corrected", fingerprint_path(fingerprint_dir, source), on_disk[:12], computed[:12])
+                    logger.warning(
+                        "backbone fingerprint %s named sha256 %s, but the backbone built here has %s: corrected",
+                        fingerprint_path(fingerprint_dir, source),
+                        on_disk[:12],
+                        computed[:12],
+                    )
                 write_fingerprint(fingerprint_dir, source, computed)
             return computed
         if on_disk is not None:
@@ -331,8 +349,9 @@ def _open(source: BackboneSource, fingerprint_dir: str | os.PathLike[str] | None
     return Backbone(source, _identity(source, sha), fingerprint_dir=fingerprint_dir)
 
 
-def open_backbone(*, init_seed: int = 0, allow_download: bool = True,
-                  fingerprint_dir: str | os.PathLike[str] | None = None) -> Backbone:
+def open_backbone(
+    *, init_seed: int = 0, allow_download: bool = True, fingerprint_dir: str | os.PathLike[str] | None = None
+) -> Backbone:
     """The VGG16 to build on: ImageNet weights when they can be found (or downloaded), else a
     random initialisation from `init_seed`, with a warning. Its identity comes from the
     fingerprints in `fingerprint_dir` (the feature cache folder) when they know it; the network
@@ -346,7 +365,8 @@ def open_backbone(*, init_seed: int = 0, allow_download: bool = True,
         "VGG16 ImageNet weights not found (set PAINSITE_VGG16_WEIGHTS or put %s under "
         "$TORCH_HOME/hub/checkpoints): using a RANDOM-INIT backbone (seed %d); "
         "its features are far weaker than ImageNet's",
-        WEIGHTS_FILENAME, init_seed,
+        WEIGHTS_FILENAME,
+        init_seed,
     )
     return _open(BackboneSource(RANDOM_INIT, init_seed=int(init_seed)), fingerprint_dir)
 
@@ -357,7 +377,9 @@ def load_backbone(*, init_seed: int = 0, allow_download: bool = True) -> tuple[V
     return backbone.build(), backbone.identity
 
 
-def backbone_for_identity(identity: BackboneIdentity, *, fingerprint_dir: str | os.PathLike[str] | None = None) -> Backbone:
+def backbone_for_identity(
+    identity: BackboneIdentity, *, fingerprint_dir: str | os.PathLike[str] | None = None
+) -> Backbone:
     """The backbone a model was trained on, checked against what this machine has: from a known
     fingerprint when there is one, else by building it. Fails saying why."""
     if identity.name == IMAGENET:
@@ -424,7 +446,8 @@ class CpuDropout(nn.Dropout):
             return input * 0.0
         seed = int(torch.randint(0, 2**63 - 1, (1,), dtype=torch.int64))
         draws = np.random.Generator(np.random.PCG64(seed)).integers(
-            0, self.RESOLUTION, size=tuple(input.shape), dtype=np.uint16)
+            0, self.RESOLUTION, size=tuple(input.shape), dtype=np.uint16
+        )
         kept = 1 - threshold / self.RESOLUTION
         mask = torch.from_numpy(draws >= threshold).to(input.dtype).mul_(1 / kept)
         return input * mask
@@ -441,7 +464,10 @@ class PainHead(nn.Module):
         self.register_buffer("scale", torch.ones(FEATURE_SIZE))
         if hidden:
             self.layers = nn.Sequential(
-                CpuDropout(dropout), nn.Linear(FEATURE_SIZE, hidden), nn.ReLU(), CpuDropout(dropout),
+                CpuDropout(dropout),
+                nn.Linear(FEATURE_SIZE, hidden),
+                nn.ReLU(),
+                CpuDropout(dropout),
                 nn.Linear(hidden, n_levels),
             )
         else:

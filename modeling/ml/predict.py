@@ -49,8 +49,10 @@ def read_weights_file(path: Path, expected_sha256: str | None = None) -> dict[st
     if expected_sha256 is not None:
         found = sha256_file(path)
         if found != expected_sha256:
-            raise WeightsFileError(f"model weights file {path} has sha256 {found[:12]}, expected {expected_sha256[:12]}: "
-                                   f"it was changed or damaged after training")
+            raise WeightsFileError(
+                f"model weights file {path} has sha256 {found[:12]}, expected {expected_sha256[:12]}: "
+                f"it was changed or damaged after training"
+            )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a damaged zip or pickle raises many unrelated types
@@ -71,9 +73,17 @@ class LoadedModel:
     features are cached needs the head alone.
     """
 
-    def __init__(self, *, payload: dict[str, Any], head: PainHead, backbone: Backbone | None,
-                 network: PainNet | None, identity: BackboneIdentity, choice: DeviceChoice,
-                 model_root: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        payload: dict[str, Any],
+        head: PainHead,
+        backbone: Backbone | None,
+        network: PainNet | None,
+        identity: BackboneIdentity,
+        choice: DeviceChoice,
+        model_root: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.levels = PainLevels.parse(payload["levels"])
         self.mode: str = payload["mode"]
         self.image_size: int = int(payload["image_size"])
@@ -111,8 +121,9 @@ class LoadedModel:
 
     def _head_backbone(self) -> Extractor:
         if self._fast_backbone is None:
-            self._fast_backbone = path_extractor(self.choice, lambda: self.network.backbone, self.backbone,
-                                                 self.image_size, self._model_root)
+            self._fast_backbone = path_extractor(
+                self.choice, lambda: self.network.backbone, self.backbone, self.image_size, self._model_root
+            )
         return self._fast_backbone
 
     @torch.inference_mode()
@@ -125,8 +136,12 @@ class LoadedModel:
         if self.mode == "head":
             return self._probabilities_from_vectors(compute_vectors(self._head_backbone(), images, self.choice))
         if self._fast_network is None:
-            self._fast_network = for_inference(self.network, device=self.choice.device, dtype=self.choice.dtype,
-                                               channels_last=self.choice.channels_last)
+            self._fast_network = for_inference(
+                self.network,
+                device=self.choice.device,
+                dtype=self.choice.dtype,
+                channels_last=self.choice.channels_last,
+            )
         batch = images.to(self.choice.device, dtype=self.choice.dtype)
         if self.choice.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
@@ -134,8 +149,9 @@ class LoadedModel:
             logits = self._fast_network(batch).float()
         return torch.softmax(logits, dim=1).cpu().numpy().astype(np.float64)
 
-    def predict_records(self, records: Sequence[Record], cache_dir: str | os.PathLike[str] | None = None,
-                        batch_size: int = 32) -> np.ndarray:
+    def predict_records(
+        self, records: Sequence[Record], cache_dir: str | os.PathLike[str] | None = None, batch_size: int = 32
+    ) -> np.ndarray:
         """Level probabilities, one row per record, in order. In head mode `cache_dir` reuses
         (and fills) the feature cache that training used. An unreadable image raises
         `UnreadableImage` naming the file."""
@@ -146,10 +162,20 @@ class LoadedModel:
             if cache_dir is not None:
                 # The int8 model, like the features, is kept beside the feature cache.
                 self._model_root = self._model_root or cache_dir
-                cache = FeatureCache(cache_dir, backbone_sha256=self.backbone.sha256,
-                                     preprocessing=self.preset.version, precision=self.choice.cache_tag)
-            features = extract_features(records, extractor=self._head_backbone, choice=self.choice, preset=self.preset,
-                                        cache=cache, batch_size=batch_size)
+                cache = FeatureCache(
+                    cache_dir,
+                    backbone_sha256=self.backbone.sha256,
+                    preprocessing=self.preset.version,
+                    precision=self.choice.cache_tag,
+                )
+            features = extract_features(
+                records,
+                extractor=self._head_backbone,
+                choice=self.choice,
+                preset=self.preset,
+                cache=cache,
+                batch_size=batch_size,
+            )
             return self._probabilities_from_vectors(features.vectors)
         rows = []
         for start in range(0, len(records), batch_size):
@@ -163,10 +189,14 @@ class LoadedModel:
         return self._probabilities_from_images(self.preset(pil_image, face_box).unsqueeze(0))[0]
 
 
-def load_model(weights_path: str | os.PathLike[str], device: str = "auto", *,
-               expected_sha256: str | None = None,
-               cache_dir: str | os.PathLike[str] | None = None,
-               precision: str = "auto") -> LoadedModel:
+def load_model(
+    weights_path: str | os.PathLike[str],
+    device: str = "auto",
+    *,
+    expected_sha256: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    precision: str = "auto",
+) -> LoadedModel:
     """Load a weights file written by `training.train`. Corrupt, foreign or unreproducible files
     raise `WeightsFileError` naming the file and the reason.
 
@@ -187,9 +217,14 @@ def load_model(weights_path: str | os.PathLike[str], device: str = "auto", *,
         if choice.device.type == "cpu" and onnxruntime_version() is not None:
             choice = int8_choice()
         else:
-            logger.warning("%s was trained on %s features, which cannot be computed on %s here: using %s "
-                           "features (cosine >= 0.995 to int8's, docs/ml.md)", path, trained_path, choice.device,
-                           choice.path)
+            logger.warning(
+                "%s was trained on %s features, which cannot be computed on %s here: using %s "
+                "features (cosine >= 0.995 to int8's, docs/ml.md)",
+                path,
+                trained_path,
+                choice.device,
+                choice.path,
+            )
     backbone = network = None
     try:
         identity = BackboneIdentity(**payload["backbone"])
@@ -214,10 +249,21 @@ def load_model(weights_path: str | os.PathLike[str], device: str = "auto", *,
     head.requires_grad_(False)
     head.to(choice.device)
     if payload["mode"] == "head" and choice.path != trained_path:
-        logger.info("%s was trained with %s features; this machine computes %s: probabilities may differ slightly",
-                    path, trained_path, choice.path)
-    return LoadedModel(payload=payload, head=head, backbone=backbone, network=network, identity=identity, choice=choice,
-                       model_root=cache_dir)
+        logger.info(
+            "%s was trained with %s features; this machine computes %s: probabilities may differ slightly",
+            path,
+            trained_path,
+            choice.path,
+        )
+    return LoadedModel(
+        payload=payload,
+        head=head,
+        backbone=backbone,
+        network=network,
+        identity=identity,
+        choice=choice,
+        model_root=cache_dir,
+    )
 
 
 def trained_feature_path(payload: dict[str, Any]) -> str:

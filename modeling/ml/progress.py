@@ -30,7 +30,9 @@ class Reporter:
     The epochs cover the share of the run after `fraction_from` (a cold head-mode run spends the
     share before it computing image features)."""
 
-    def __init__(self, progress: Callable[[Progress], None] | None, should_stop: Callable[[], bool] | None, epochs: int):
+    def __init__(
+        self, progress: Callable[[Progress], None] | None, should_stop: Callable[[], bool] | None, epochs: int
+    ):
         self.progress = progress
         self.should_stop = should_stop
         self.epochs = epochs
@@ -42,8 +44,16 @@ class Reporter:
         if self.should_stop is not None and self.should_stop():
             raise TrainingCancelled("training was cancelled")
 
-    def report(self, *, fraction: float, epoch: int = 0, batch: int = 0, batches: int = 0,
-               loss: float | None = None, message: str = "") -> None:
+    def report(
+        self,
+        *,
+        fraction: float,
+        epoch: int = 0,
+        batch: int = 0,
+        batches: int = 0,
+        loss: float | None = None,
+        message: str = "",
+    ) -> None:
         if self.progress is None:
             return
         elapsed = time.monotonic() - self.started
@@ -61,11 +71,21 @@ class Reporter:
         return self.fraction_from + (1 - self.fraction_from) * done / (self.epochs * self.batches_per_epoch)
 
     def batch_done(self, *, epoch: int, batch: int, loss: float) -> None:
-        self.report(fraction=self.epoch_fraction(epoch, batch), epoch=epoch, batch=batch,
-                    batches=self.batches_per_epoch, loss=loss)
+        self.report(
+            fraction=self.epoch_fraction(epoch, batch),
+            epoch=epoch,
+            batch=batch,
+            batches=self.batches_per_epoch,
+            loss=loss,
+        )
 
     def epoch_done(self, *, epoch: int, loss: float, val_macro_auroc: float | None) -> None:
         auroc_text = "n/a" if val_macro_auroc is None else f"{val_macro_auroc:.3f}"
-        self.report(fraction=self.epoch_fraction(epoch, self.batches_per_epoch), epoch=epoch,
-                    batch=self.batches_per_epoch, batches=self.batches_per_epoch, loss=loss,
-                    message=f"epoch {epoch}: loss {loss:.4f}, validation macro AUROC {auroc_text}")
+        self.report(
+            fraction=self.epoch_fraction(epoch, self.batches_per_epoch),
+            epoch=epoch,
+            batch=self.batches_per_epoch,
+            batches=self.batches_per_epoch,
+            loss=loss,
+            message=f"epoch {epoch}: loss {loss:.4f}, validation macro AUROC {auroc_text}",
+        )

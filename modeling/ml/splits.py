@@ -41,7 +41,9 @@ def _stratified_take(patients: list[str], levels: list[object], size: int, seed:
     if size >= len(patients):
         return [], patients
     counts = Counter(levels)
-    stratify = levels if (min(counts.values()) >= 2 and len(counts) <= size and len(counts) <= len(patients) - size) else None
+    stratify = (
+        levels if (min(counts.values()) >= 2 and len(counts) <= size and len(counts) <= len(patients) - size) else None
+    )
     rest, taken = train_test_split(patients, test_size=size, stratify=stratify, random_state=seed)
     return list(rest), list(taken)
 
@@ -56,9 +58,13 @@ def _strata(patient_levels: Mapping[str, int], cohorts: Mapping[str, str] | None
     return {patient: f"{cohorts[patient]}/{level}" for patient, level in patient_levels.items()}
 
 
-def split_patients(patient_levels: Mapping[str, int], *, seed: int = 0,
-                   fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
-                   cohorts: Mapping[str, str] | None = None) -> dict[str, str]:
+def split_patients(
+    patient_levels: Mapping[str, int],
+    *,
+    seed: int = 0,
+    fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
+    cohorts: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """A fresh split of all patients, deterministic from the seed (input order does not matter).
 
     Stratified by cohort x maximal level where scikit-learn can (every stratum needs two
@@ -90,9 +96,14 @@ def _arrival_order(patients: Iterable[str], seed: int) -> list[str]:
     return sorted(patients, key=lambda code: hashlib.sha256(f"{seed}:{code}".encode()).hexdigest())
 
 
-def assign_splits(patients_with_max_level: Mapping[str, int], existing: Mapping[str, str] | None = None,
-                  seed: int = 0, fractions: Mapping[str, float] = DEFAULT_FRACTIONS, *,
-                  cohorts: Mapping[str, str] | None = None) -> dict[str, str]:
+def assign_splits(
+    patients_with_max_level: Mapping[str, int],
+    existing: Mapping[str, str] | None = None,
+    seed: int = 0,
+    fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
+    *,
+    cohorts: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """Every patient's split: existing assignments unchanged, new patients assigned.
 
     ``cohorts`` (patient -> cohort) stratifies by cohort x maximal level; without it, by level
@@ -110,8 +121,13 @@ def assign_splits(patients_with_max_level: Mapping[str, int], existing: Mapping[
     return _allocate(_strata(patients_with_max_level, cohorts), existing, cohorts or {}, seed, fractions)
 
 
-def _allocate(strata: Mapping[str, str], existing: Mapping[str, str], cohorts: Mapping[str, str], seed: int,
-              fractions: Mapping[str, float]) -> dict[str, str]:
+def _allocate(
+    strata: Mapping[str, str],
+    existing: Mapping[str, str],
+    cohorts: Mapping[str, str],
+    seed: int,
+    fractions: Mapping[str, float],
+) -> dict[str, str]:
     """Existing assignments kept; each new patient, in a seeded order, to the split furthest below
     its share within its stratum, then its cohort, then overall."""
     assigned = dict(existing)
@@ -124,13 +140,18 @@ def _allocate(strata: Mapping[str, str], existing: Mapping[str, str], cohorts: M
             per_cohort.setdefault(cohorts.get(patient, ""), Counter())[split] += 1
     new = [patient for patient in strata if patient not in existing]
     for patient in _arrival_order(new, seed):
-        groups = [per_stratum.setdefault(strata[patient], Counter()),
-                  per_cohort.setdefault(cohorts.get(patient, ""), Counter()), overall]
+        groups = [
+            per_stratum.setdefault(strata[patient], Counter()),
+            per_cohort.setdefault(cohorts.get(patient, ""), Counter()),
+            overall,
+        ]
         totals = [sum(group.values()) + 1 for group in groups]
 
         def shortfall(split: str, groups: list[Counter] = groups, totals: list[int] = totals) -> tuple[float, ...]:
-            return (*(fractions[split] * total - group[split] for group, total in zip(groups, totals)),
-                    -SPLITS.index(split))
+            return (
+                *(fractions[split] * total - group[split] for group, total in zip(groups, totals)),
+                -SPLITS.index(split),
+            )
 
         split = max((s for s in SPLITS if fractions[s] > 0), key=shortfall)
         assigned[patient] = split
@@ -160,7 +181,9 @@ def check_no_leakage(records_by_split: Mapping[str, Iterable[Record]]) -> None:
         detail = "; ".join(f"{patient} in {', '.join(sorted(splits))}" for patient, splits in sorted(leaks.items()))
         problems.append(f"patients on more than one side of the split: {detail}")
     if image_leaks:
-        detail = "; ".join(f"sha256 {sha[:12]} in {', '.join(sorted(splits))}" for sha, splits in sorted(image_leaks.items()))
+        detail = "; ".join(
+            f"sha256 {sha[:12]} in {', '.join(sorted(splits))}" for sha, splits in sorted(image_leaks.items())
+        )
         problems.append(f"the same image on more than one side of the split: {detail}")
     if problems:
         raise PatientLeakage(". ".join(problems))

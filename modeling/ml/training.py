@@ -53,8 +53,16 @@ WEIGHTS_FORMAT = "painsite-vgg16/1"
 EXTRACTION_SHARE = 0.9
 
 # Callers import these from here: what a training run raises, reports and resumes from.
-__all__ = ["CHECKPOINT_NAME", "CheckpointError", "Progress", "TrainResult", "TrainingCancelled", "loader_workers",
-           "macro_auroc", "train"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "CheckpointError",
+    "Progress",
+    "TrainResult",
+    "TrainingCancelled",
+    "loader_workers",
+    "macro_auroc",
+    "train",
+]
 
 
 @dataclass
@@ -120,8 +128,17 @@ def train(
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     run = _head_mode if config.mode == "head" else _finetune_mode
-    payload, result = run(config, train_records, val_records, vgg=vgg, identity=identity, choice=choice,
-                          work=work, cache_dir=cache_dir, reporter=reporter)
+    payload, result = run(
+        config,
+        train_records,
+        val_records,
+        vgg=vgg,
+        identity=identity,
+        choice=choice,
+        work=work,
+        cache_dir=cache_dir,
+        reporter=reporter,
+    )
     weights_path = work / WEIGHTS_NAME
     result.weights_sha256 = save_atomically(payload, weights_path)
     result.weights_path = str(weights_path)
@@ -133,8 +150,14 @@ def train(
     return result
 
 
-def _weights_payload(config: TrainConfig, identity: BackboneIdentity, choice: DeviceChoice, preset: EvalPreset,
-                     state: EpochState, **weights: Any) -> dict[str, Any]:
+def _weights_payload(
+    config: TrainConfig,
+    identity: BackboneIdentity,
+    choice: DeviceChoice,
+    preset: EvalPreset,
+    state: EpochState,
+    **weights: Any,
+) -> dict[str, Any]:
     return {
         "format": WEIGHTS_FORMAT,
         "mode": config.mode,
@@ -152,36 +175,70 @@ def _weights_payload(config: TrainConfig, identity: BackboneIdentity, choice: De
     }
 
 
-def _result(identity: BackboneIdentity, choice: DeviceChoice, state: EpochState, resumed_from: int, **counts: Any) -> TrainResult:
+def _result(
+    identity: BackboneIdentity, choice: DeviceChoice, state: EpochState, resumed_from: int, **counts: Any
+) -> TrainResult:
     return TrainResult(
-        weights_path="", weights_sha256="", backbone=identity.name, backbone_sha256=identity.sha256,
-        device=choice.describe(), history=state.history, best_epoch=state.best_epoch, seconds=0.0,
-        best_val_macro_auroc=state.best_auroc, resumed_from_epoch=resumed_from, feature_path=choice.path, **counts,
+        weights_path="",
+        weights_sha256="",
+        backbone=identity.name,
+        backbone_sha256=identity.sha256,
+        device=choice.describe(),
+        history=state.history,
+        best_epoch=state.best_epoch,
+        seconds=0.0,
+        best_val_macro_auroc=state.best_auroc,
+        resumed_from_epoch=resumed_from,
+        feature_path=choice.path,
+        **counts,
     )
 
 
-def _head_mode(config: TrainConfig, train_records: Sequence[Record], val_records: Sequence[Record], *,
-               vgg: Backbone, identity: BackboneIdentity, choice: DeviceChoice, work: Path,
-               cache_dir: str | os.PathLike[str] | None, reporter: Reporter) -> tuple[dict[str, Any], TrainResult]:
+def _head_mode(
+    config: TrainConfig,
+    train_records: Sequence[Record],
+    val_records: Sequence[Record],
+    *,
+    vgg: Backbone,
+    identity: BackboneIdentity,
+    choice: DeviceChoice,
+    work: Path,
+    cache_dir: str | os.PathLike[str] | None,
+    reporter: Reporter,
+) -> tuple[dict[str, Any], TrainResult]:
     preset = EvalPreset(config.image_size)
-    cache = (FeatureCache(cache_dir, backbone_sha256=identity.sha256, preprocessing=preset.version,
-                          precision=choice.cache_tag) if cache_dir is not None else None)
+    cache = (
+        FeatureCache(
+            cache_dir, backbone_sha256=identity.sha256, preprocessing=preset.version, precision=choice.cache_tag
+        )
+        if cache_dir is not None
+        else None
+    )
     n_images = len(train_records) + len(val_records)
     computed = [0]
 
     def on_batch(done: int, total: int) -> None:
         reporter.check_cancelled()
-        reporter.report(fraction=EXTRACTION_SHARE * (computed[0] + done) / n_images,
-                        message=f"computing image features: {computed[0] + done} new")
+        reporter.report(
+            fraction=EXTRACTION_SHARE * (computed[0] + done) / n_images,
+            message=f"computing image features: {computed[0] + done} new",
+        )
 
     def extractor() -> Callable[[torch.Tensor], torch.Tensor]:
         return path_extractor(choice, lambda: FrozenFeatures(vgg.build()), identity, config.image_size, cache_dir)
 
     extracted = []
     for records in (train_records, val_records):
-        features = extract_features(records, extractor=extractor, choice=choice, preset=preset, cache=cache,
-                                    batch_size=config.extract_batch_size, skip_unreadable=config.skip_unreadable,
-                                    on_batch=on_batch)
+        features = extract_features(
+            records,
+            extractor=extractor,
+            choice=choice,
+            preset=preset,
+            cache=cache,
+            batch_size=config.extract_batch_size,
+            skip_unreadable=config.skip_unreadable,
+            on_batch=on_batch,
+        )
         computed[0] += features.misses
         extracted.append(features)
     train_features, val_features = extracted
@@ -214,15 +271,25 @@ def _head_mode(config: TrainConfig, train_records: Sequence[Record], val_records
     # One thread: the head's batches are tiny, so more threads only add synchronisation, and on a
     # busy machine OpenMP's spinning workers made each epoch ten times slower (bench/ml.py).
     with intra_op_threads(1):
-        state, resumed_from = fit(config, trainee, checkpoint_path=work / CHECKPOINT_NAME,
-                                  fingerprint=data_fingerprint(train_features.records, val_features.records),
-                                  reporter=reporter)
+        state, resumed_from = fit(
+            config,
+            trainee,
+            checkpoint_path=work / CHECKPOINT_NAME,
+            fingerprint=data_fingerprint(train_features.records, val_features.records),
+            reporter=reporter,
+        )
     payload = _weights_payload(config, identity, choice, preset, state, head_state=head.state_dict())
-    result = _result(identity, choice, state, resumed_from,
-                     cache_hits=train_features.hits + val_features.hits,
-                     cache_misses=train_features.misses + val_features.misses,
-                     skipped_images=train_features.skipped + val_features.skipped,
-                     n_train_images=len(train_features.records), n_val_images=len(val_features.records))
+    result = _result(
+        identity,
+        choice,
+        state,
+        resumed_from,
+        cache_hits=train_features.hits + val_features.hits,
+        cache_misses=train_features.misses + val_features.misses,
+        skipped_images=train_features.skipped + val_features.skipped,
+        n_train_images=len(train_features.records),
+        n_val_images=len(val_features.records),
+    )
     return payload, result
 
 
@@ -246,14 +313,25 @@ def loader_workers(config: TrainConfig, choice: DeviceChoice) -> int:
         logger.warning(
             "fine-tuning loads its images in the training process, not in %d loading processes: this is a "
             "daemonic process (Celery's prefork pool), which may not start any; run the training worker "
-            "with --pool threads to use them", wanted)
+            "with --pool threads to use them",
+            wanted,
+        )
         return 0
     return wanted
 
 
-def _finetune_mode(config: TrainConfig, train_records: Sequence[Record], val_records: Sequence[Record], *,
-                   vgg: Backbone, identity: BackboneIdentity, choice: DeviceChoice, work: Path,
-                   cache_dir: str | os.PathLike[str] | None, reporter: Reporter) -> tuple[dict[str, Any], TrainResult]:
+def _finetune_mode(
+    config: TrainConfig,
+    train_records: Sequence[Record],
+    val_records: Sequence[Record],
+    *,
+    vgg: Backbone,
+    identity: BackboneIdentity,
+    choice: DeviceChoice,
+    work: Path,
+    cache_dir: str | os.PathLike[str] | None,
+    reporter: Reporter,
+) -> tuple[dict[str, Any], TrainResult]:
     train_ok, skipped_train = check_readable(train_records, skip_unreadable=config.skip_unreadable)
     val_ok, skipped_val = check_readable(val_records, skip_unreadable=config.skip_unreadable)
     _check_inputs(config, train_ok, val_ok)
@@ -269,8 +347,12 @@ def _finetune_mode(config: TrainConfig, train_records: Sequence[Record], val_rec
     loading = {"num_workers": loader_workers(config, choice), "pin_memory": on_cuda}
     if loading["num_workers"]:
         loading["persistent_workers"] = True
-    train_loader = DataLoader(PainImageDataset(train_ok, FinetunePreset(config.image_size)),
-                              batch_size=config.batch_size, shuffle=True, **loading)
+    train_loader = DataLoader(
+        PainImageDataset(train_ok, FinetunePreset(config.image_size)),
+        batch_size=config.batch_size,
+        shuffle=True,
+        **loading,
+    )
     preset = EvalPreset(config.image_size)
     val_loader = DataLoader(PainImageDataset(val_ok, preset), batch_size=config.batch_size, **loading)
 
@@ -296,10 +378,24 @@ def _finetune_mode(config: TrainConfig, train_records: Sequence[Record], val_rec
         levels_val=np.array([record.level for record in val_ok], dtype=np.int64),
     )
     reporter.start_epochs(fraction_from=0.0, batches_per_epoch=trainee.n_batches)
-    state, resumed_from = fit(config, trainee, checkpoint_path=work / CHECKPOINT_NAME,
-                              fingerprint=data_fingerprint(train_ok, val_ok), reporter=reporter)
+    state, resumed_from = fit(
+        config,
+        trainee,
+        checkpoint_path=work / CHECKPOINT_NAME,
+        fingerprint=data_fingerprint(train_ok, val_ok),
+        reporter=reporter,
+    )
     model_state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     payload = _weights_payload(config, identity, choice, preset, state, model_state=model_state)
-    result = _result(identity, choice, state, resumed_from, cache_hits=0, cache_misses=0,
-                     skipped_images=skipped_train + skipped_val, n_train_images=len(train_ok), n_val_images=len(val_ok))
+    result = _result(
+        identity,
+        choice,
+        state,
+        resumed_from,
+        cache_hits=0,
+        cache_misses=0,
+        skipped_images=skipped_train + skipped_val,
+        n_train_images=len(train_ok),
+        n_val_images=len(val_ok),
+    )
     return payload, result

@@ -69,11 +69,13 @@ class FinetunePreset(EvalPreset):
 
     def __init__(self, image_size: int = 224) -> None:
         super().__init__(image_size)
-        self.augment = T.Compose([
-            T.RandomHorizontalFlip(),
-            T.RandomAffine(degrees=10, scale=(0.9, 1.1)),
-            T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
-        ])
+        self.augment = T.Compose(
+            [
+                T.RandomHorizontalFlip(),
+                T.RandomAffine(degrees=10, scale=(0.9, 1.1)),
+                T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+            ]
+        )
 
     def __call__(self, image: Image.Image, face_box: FaceBox | None = None) -> torch.Tensor:
         face = crop_face(image.convert("RGB"), face_box)

@@ -91,4 +91,12 @@ def permission_classes_for(**by_method: list[str]):
     return [_Required]
 
 
-__all__ = ["ERROR_SCHEMA", "paginated_schema", "error_response", "exception_handler", "HasPermission", "permission_classes_for", "status"]
+__all__ = [
+    "ERROR_SCHEMA",
+    "paginated_schema",
+    "error_response",
+    "exception_handler",
+    "HasPermission",
+    "permission_classes_for",
+    "status",
+]

@@ -37,5 +37,7 @@ class TokenView(ObtainAuthToken):
     @extend_schema(responses={204: None}, summary="Revoke the caller's API token")
     def delete(self, request: Request) -> Response:
         deleted, _ = Token.objects.filter(user=request.user).delete()
-        record_event(actor=request.user, action="auth.token.revoke", target=request.user, details={"revoked": bool(deleted)})
+        record_event(
+            actor=request.user, action="auth.token.revoke", target=request.user, details={"revoked": bool(deleted)}
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)

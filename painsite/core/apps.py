@@ -11,7 +11,6 @@ class CoreConfig(AppConfig):
 
         from painsite.core import auth  # noqa: F401  (connects the lockout audit to django-axes)
 
-
         # Permissions are created after each migrate; keep the role groups' permissions in step
         # with ROLE_PERMISSIONS so a new permission reaches its role without a manual step.
         post_migrate.connect(sync_role_groups_after_migrate, dispatch_uid="painsite-sync-role-groups")

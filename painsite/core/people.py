@@ -73,8 +73,12 @@ def create_person(
     user.set_password(_validated_password(password, user))
     user.save()
     assign_role(user, role)
-    record_event(actor=actor, action="user.create", target=user,
-                 details={"username": username, "role": role, "password": "generated" if generated else "set"})
+    record_event(
+        actor=actor,
+        action="user.create",
+        target=user,
+        details={"username": username, "role": role, "password": "generated" if generated else "set"},
+    )
     return user, generated
 
 
@@ -92,8 +96,12 @@ def change_role(*, actor: User | AnonymousUser | None, user: User, role: str) ->
     if role != ADMIN and user.is_staff and not user.is_superuser:
         user.is_staff = False
         user.save(update_fields=["is_staff"])
-    record_event(actor=actor, action="user.role_change", target=user,
-                 details={"username": user.username, "from": before, "to": role})
+    record_event(
+        actor=actor,
+        action="user.role_change",
+        target=user,
+        details={"username": user.username, "from": before, "to": role},
+    )
 
 
 @transaction.atomic
@@ -106,8 +114,12 @@ def set_active(*, actor: User | AnonymousUser | None, user: User, active: bool) 
         return
     user.is_active = active
     user.save(update_fields=["is_active"])
-    record_event(actor=actor, action="user.activate" if active else "user.deactivate", target=user,
-                 details={"username": user.username})
+    record_event(
+        actor=actor,
+        action="user.activate" if active else "user.deactivate",
+        target=user,
+        details={"username": user.username},
+    )
 
 
 @transaction.atomic

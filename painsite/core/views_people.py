@@ -24,7 +24,9 @@ class PersonForm(forms.Form):
     email = forms.EmailField(required=False)
     role = forms.ChoiceField(choices=ROLE_CHOICES)
     password = forms.CharField(
-        required=False, strip=False, widget=forms.PasswordInput(render_value=False),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
         help_text="Leave empty to generate one, shown once after saving.",
     )
 
@@ -33,16 +35,23 @@ class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=ROLE_CHOICES)
 
 
-def _people_page(request: HttpRequest, *, form: PersonForm, shown_password: dict | None = None,
-                 status: int = 200) -> HttpResponse:
+def _people_page(
+    request: HttpRequest, *, form: PersonForm, shown_password: dict | None = None, status: int = 200
+) -> HttpResponse:
     search = request.GET.get("q", "").strip()
     accounts = User.objects.prefetch_related("groups").order_by("-is_active", "username")
     if search:
         accounts = accounts.filter(Q(username__icontains=search) | Q(email__icontains=search))
     page = Paginator(accounts, 50).get_page(request.GET.get("page"))
     rows = [{"user": user, "role": role_of(user)} for user in page]
-    context = {"page": page, "rows": rows, "form": form, "roles": ROLES, "search": search,
-               "shown_password": shown_password}
+    context = {
+        "page": page,
+        "rows": rows,
+        "form": form,
+        "roles": ROLES,
+        "search": search,
+        "shown_password": shown_password,
+    }
     return render(request, "core/people.html", context, status=status)
 
 
@@ -56,7 +65,10 @@ def people_page(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             user, generated = people.create_person(
-                actor=request.user, username=data["username"], role=data["role"], email=data["email"],
+                actor=request.user,
+                username=data["username"],
+                role=data["role"],
+                email=data["email"],
                 password=data["password"] or None,
             )
         except people.PeopleError as error:
@@ -102,7 +114,9 @@ def person_active(request: HttpRequest, user_id: int) -> HttpResponse:
     except people.PeopleError as error:
         messages.error(request, f"Not changed: {error}.")
     else:
-        messages.success(request, f"{user.username} {'may log in again' if active else 'is deactivated: no log-in, no API token'}.")
+        messages.success(
+            request, f"{user.username} {'may log in again' if active else 'is deactivated: no log-in, no API token'}."
+        )
     return redirect("people")
 
 

@@ -76,8 +76,9 @@ def _image_nrs(cohort: str, level: float, rng: np.random.Generator) -> int:
     return int(min(max(score, 0), 10))
 
 
-def plan_patients(n_patients: int, images_per_patient: int, seed: int,
-                  cohorts: tuple[str, ...] = COHORTS) -> list[PlannedPatient]:
+def plan_patients(
+    n_patients: int, images_per_patient: int, seed: int, cohorts: tuple[str, ...] = COHORTS
+) -> list[PlannedPatient]:
     """The patients of a synthetic data set, deterministic for the seed."""
     for cohort in cohorts:
         if cohort not in COHORTS:
@@ -101,15 +102,17 @@ def plan_patients(n_patients: int, images_per_patient: int, seed: int,
                 _image_nrs(cohort, level, _image_rng(seed, cohort_index, number, index, "nrs"))
                 for index in range(images_per_patient)
             )
-            patients.append(PlannedPatient(
-                code=f"{cohort[0].upper()}-{number:04d}",
-                cohort=cohort,
-                identity=identity,
-                nrs=nrs,
-                seed=seed,
-                cohort_index=cohort_index,
-                number=number,
-            ))
+            patients.append(
+                PlannedPatient(
+                    code=f"{cohort[0].upper()}-{number:04d}",
+                    cohort=cohort,
+                    identity=identity,
+                    nrs=nrs,
+                    seed=seed,
+                    cohort_index=cohort_index,
+                    number=number,
+                )
+            )
     return patients
 
 
@@ -119,8 +122,14 @@ def encode_jpeg(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def write_dataset(out_dir: str | Path, n_patients: int, images_per_patient: int, seed: int, size: int = 224,
-                  cohorts: tuple[str, ...] = COHORTS) -> Path:
+def write_dataset(
+    out_dir: str | Path,
+    n_patients: int,
+    images_per_patient: int,
+    seed: int,
+    size: int = 224,
+    cohorts: tuple[str, ...] = COHORTS,
+) -> Path:
     """Write JPEG faces and manifest.csv (path,patient,cohort,nrs; paths relative to out_dir)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -99,8 +99,15 @@ def draw_hair_front(draw: ImageDraw.ImageDraw, pose: Pose, identity: FaceIdentit
     draw.polygon([(cx - 1.0 * a, cy - 0.1 * b)] + cap + [(cx + 1.0 * a, cy - 0.1 * b)] + edge, fill=colour)
 
 
-def draw_eye(canvas: Image.Image, draw: ImageDraw.ImageDraw, pose: Pose, identity: FaceIdentity,
-              expression: Expression, side: int, gaze: tuple[float, float]) -> None:
+def draw_eye(
+    canvas: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    pose: Pose,
+    identity: FaceIdentity,
+    expression: Expression,
+    side: int,
+    gaze: tuple[float, float],
+) -> None:
     a, b = pose.a, pose.b
     ex = pose.cx + side * identity.eye_spacing * a
     ey = pose.cy + 0.02 * b
@@ -117,8 +124,9 @@ def draw_eye(canvas: Image.Image, draw: ImageDraw.ImageDraw, pose: Pose, identit
 
     # The lid crease: it follows the lid down as the eye tightens.
     crease_gap = 0.05 * a * (1 - 0.5 * expression.orbital_tightening)
-    crease = curve(ex - half_w * 0.9, ex + half_w * 0.9,
-                    lambda t: ey - upper * (1 - t * t) ** 0.8 - crease_gap * (1 - 0.3 * t * t))
+    crease = curve(
+        ex - half_w * 0.9, ex + half_w * 0.9, lambda t: ey - upper * (1 - t * t) ** 0.8 - crease_gap * (1 - 0.3 * t * t)
+    )
     draw.line(crease, fill=scale(skin, 0.72), width=max(int(0.012 * a), 1))
 
     box = tuple(int(v) for v in (ex - half_w - 2, ey - upper - 2, ex + half_w + 3, ey + lower + 3))
@@ -143,17 +151,22 @@ def draw_eye(canvas: Image.Image, draw: ImageDraw.ImageDraw, pose: Pose, identit
     # Raised cheeks push a fold under the lower lid, and crow's feet appear at the outer corner.
     fold = expression.orbital_tightening
     if fold > 0.15:
-        draw.line(curve(ex - half_w * 0.8, ex + half_w * 0.9, lambda t: ey + lower + 0.05 * a * (1 - 0.5 * t * t)),
-                  fill=scale(skin, 1 - 0.3 * fold), width=max(int(0.014 * a * fold), 1))
+        draw.line(
+            curve(ex - half_w * 0.8, ex + half_w * 0.9, lambda t: ey + lower + 0.05 * a * (1 - 0.5 * t * t)),
+            fill=scale(skin, 1 - 0.3 * fold),
+            width=max(int(0.014 * a * fold), 1),
+        )
         corner_x = ex + side * half_w * 1.1
         for k in (-1, 0, 1):
             length = 0.1 * a * fold
-            draw.line((corner_x, ey + k * 0.03 * a, corner_x + side * length, ey + k * 0.06 * a),
-                      fill=scale(skin, 1 - 0.3 * fold), width=max(int(0.01 * a), 1))
+            draw.line(
+                (corner_x, ey + k * 0.03 * a, corner_x + side * length, ey + k * 0.06 * a),
+                fill=scale(skin, 1 - 0.3 * fold),
+                width=max(int(0.01 * a), 1),
+            )
 
 
-def draw_brow(draw: ImageDraw.ImageDraw, pose: Pose, identity: FaceIdentity, expression: Expression,
-               side: int) -> None:
+def draw_brow(draw: ImageDraw.ImageDraw, pose: Pose, identity: FaceIdentity, expression: Expression, side: int) -> None:
     a, b = pose.a, pose.b
     lowering = expression.brow_lowering
     inner_x = pose.cx + side * (0.14 - 0.05 * lowering) * a
@@ -194,16 +207,26 @@ def draw_nose(draw: ImageDraw.ImageDraw, pose: Pose, identity: FaceIdentity, exp
         wx = cx + side * wing
         # Pillow's angles run clockwise from 3 o'clock: each wing curves round its outer side.
         start, end = (-60, 60) if side > 0 else (120, 240)
-        draw.arc((wx - 0.09 * a, tip_y - 0.09 * a, wx + 0.09 * a, tip_y + 0.08 * a), start=start, end=end,
-                 fill=scale(skin, 0.7), width=line)
+        draw.arc(
+            (wx - 0.09 * a, tip_y - 0.09 * a, wx + 0.09 * a, tip_y + 0.08 * a),
+            start=start,
+            end=end,
+            fill=scale(skin, 0.7),
+            width=line,
+        )
         nx = cx + side * 0.075 * a
         draw.ellipse((nx - 0.05 * a, tip_y + 0.005 * b, nx + 0.05 * a, tip_y + 0.045 * b), fill=dark)
     # Nose wrinkle (AU9): short creases across the bridge.
     for k in range(3):
         if wrinkle > 0.2 + 0.2 * k:
             y = pose.cy + (0.1 + 0.05 * k) * b
-            draw.arc((cx - 0.12 * a, y - 0.03 * b, cx + 0.12 * a, y + 0.03 * b), start=200, end=340,
-                     fill=scale(skin, 1 - 0.35 * wrinkle), width=line)
+            draw.arc(
+                (cx - 0.12 * a, y - 0.03 * b, cx + 0.12 * a, y + 0.03 * b),
+                start=200,
+                end=340,
+                fill=scale(skin, 1 - 0.35 * wrinkle),
+                width=line,
+            )
 
 
 Point = tuple[float, float]
@@ -215,10 +238,12 @@ def bezier(p0: Point, p1: Point, p2: Point, steps: int = 12) -> list[Point]:
     for i in range(steps + 1):
         t = i / steps
         weights = ((1 - t) ** 2, 2 * (1 - t) * t, t * t)
-        points.append((
-            sum(w * p[0] for w, p in zip(weights, (p0, p1, p2))),
-            sum(w * p[1] for w, p in zip(weights, (p0, p1, p2))),
-        ))
+        points.append(
+            (
+                sum(w * p[0] for w, p in zip(weights, (p0, p1, p2))),
+                sum(w * p[1] for w, p in zip(weights, (p0, p1, p2))),
+            )
+        )
     return points
 
 
@@ -254,18 +279,28 @@ def draw_mouth(draw: ImageDraw.ImageDraw, pose: Pose, identity: FaceIdentity, ex
         start = (cx + side * 0.2 * a, pose.cy + 0.38 * b)
         bend = (cx + side * (half_w + 0.16 * a), y - 0.12 * b)
         end = (cx + side * (half_w + 0.06 * a), y + 0.1 * b)
-        draw.line(bezier(start, bend, end), fill=scale(skin, 0.86 - 0.2 * fold),
-                  width=max(int(0.012 * a * (0.6 + fold)), 1), joint="curve")
+        draw.line(
+            bezier(start, bend, end),
+            fill=scale(skin, 0.86 - 0.2 * fold),
+            width=max(int(0.012 * a * (0.6 + fold)), 1),
+            joint="curve",
+        )
 
     x0, x1 = cx - half_w, cx + half_w
     draw.polygon(curve(x0, x1, outer_top) + curve(x1, x0, lambda t: outer_bottom(-t)), fill=identity.lip_colour)
     if gap < 0.03 * b:
-        draw.line(curve(x0, x1, lambda t: (inner_top(t) + inner_bottom(t)) / 2), fill=scale(identity.lip_colour, 0.5),
-                  width=max(int(0.014 * a), 1), joint="curve")
+        draw.line(
+            curve(x0, x1, lambda t: (inner_top(t) + inner_bottom(t)) / 2),
+            fill=scale(identity.lip_colour, 0.5),
+            width=max(int(0.014 * a), 1),
+            joint="curve",
+        )
         return
     inset = 0.03 * a
-    draw.polygon(curve(x0 + inset, x1 - inset, inner_top) + curve(x1 - inset, x0 + inset, lambda t: inner_bottom(-t)),
-                 fill=(48, 16, 20))
+    draw.polygon(
+        curve(x0 + inset, x1 - inset, inner_top) + curve(x1 - inset, x0 + inset, lambda t: inner_bottom(-t)),
+        fill=(48, 16, 20),
+    )
     teeth_x0, teeth_x1 = x0 + 0.09 * a, x1 - 0.09 * a
     upper_teeth = min(0.05 * b, gap * 0.6)
     draw.polygon(

@@ -96,8 +96,9 @@ def _background(size: int, identity: FaceIdentity, rng: np.random.Generator) -> 
     return image
 
 
-def render_face(identity: FaceIdentity, expression: Expression, rng: np.random.Generator,
-                size: int = 224) -> Image.Image:
+def render_face(
+    identity: FaceIdentity, expression: Expression, rng: np.random.Generator, size: int = 224
+) -> Image.Image:
     """Draw the face with the given expression; `rng` supplies the per-image pose, light and noise."""
     canvas_size = size * SUPERSAMPLE
     shift = rng.normal(0, 0.012, size=2)
@@ -132,8 +133,11 @@ def render_face(identity: FaceIdentity, expression: Expression, rng: np.random.G
         depth = expression.brow_lowering
         for side in (-1, 1):
             x = cx + side * 0.05 * a
-            draw.line((x, cy - 0.2 * b + 0.07 * b * depth, x - side * 0.01 * a, cy - 0.05 * b),
-                      fill=scale(identity.skin, 1 - 0.3 * depth), width=max(int(0.015 * a), 1))
+            draw.line(
+                (x, cy - 0.2 * b + 0.07 * b * depth, x - side * 0.01 * a, cy - 0.05 * b),
+                fill=scale(identity.skin, 1 - 0.3 * depth),
+                width=max(int(0.015 * a), 1),
+            )
     draw_nose(draw, pose, identity, expression)
     draw_mouth(draw, pose, identity, expression)
     if identity.glasses:

@@ -32,7 +32,9 @@ def make_jpeg(seed: int, size: int = 32) -> bytes:
 
 def make_image(patient: Patient, uploaded_by: User | None = None, **fields) -> Image:
     number = next(_image_numbers)
-    image = store_image(data=make_jpeg(number), filename=f"face-{number}.jpg", patient=patient, uploaded_by=uploaded_by).image
+    image = store_image(
+        data=make_jpeg(number), filename=f"face-{number}.jpg", patient=patient, uploaded_by=uploaded_by
+    ).image
     if fields:
         Image.objects.filter(pk=image.pk).update(**fields)
         image.refresh_from_db()

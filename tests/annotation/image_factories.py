@@ -29,7 +29,10 @@ def make_face(width: int = 160, height: int = 120, *, seed: int = 0) -> Image.Im
         x = cx + side * eye_x
         draw.rectangle([x - eye_r * 1.5, eye_y - eye_r * 2.2, x + eye_r * 1.5, eye_y - eye_r * 1.6], fill=(60, 40, 30))
         draw.ellipse([x - eye_r * 1.3, eye_y - eye_r * 0.7, x + eye_r * 1.3, eye_y + eye_r * 0.7], fill=(40, 30, 30))
-    draw.polygon([(cx, eye_y), (cx - int(r * 0.15), cy + int(r * 0.25)), (cx + int(r * 0.15), cy + int(r * 0.25))], fill=(190, 145, 125))
+    draw.polygon(
+        [(cx, eye_y), (cx - int(r * 0.15), cy + int(r * 0.25)), (cx + int(r * 0.15), cy + int(r * 0.25))],
+        fill=(190, 145, 125),
+    )
     draw.rectangle([cx - int(r * 0.4), cy + int(r * 0.55), cx + int(r * 0.4), cy + int(r * 0.68)], fill=(120, 50, 50))
     picture = picture.filter(ImageFilter.GaussianBlur(max(1, r // 36)))
     noisy = np.asarray(picture).astype(np.int16) + rng.integers(-8, 9, size=(height, width, 3))
@@ -64,7 +67,7 @@ def make_zip(members: dict[str, bytes], *, symlinks: dict[str, str] | None = Non
             archive.writestr(name, data)
         for name, target in (symlinks or {}).items():
             info = zipfile.ZipInfo(name)
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             archive.writestr(info, target)
     return buffer.getvalue()
 

@@ -82,9 +82,13 @@ def test_kappa_weights_follow_nrs_distance_not_the_ranks_of_seen_values():
 
 def test_observer_vs_self_report_and_adjudication():
     scores = [
-        score(1, "ann", 2, order=0), score(1, "bob", 6, order=1), score(1, "pat", 7, "self_report", order=2),
-        score(2, "ann", 4, order=0), score(2, "bob", 5, order=1),
-        score(3, "ann", 3, order=0), score(3, "pat", 3, "self_report", order=1),
+        score(1, "ann", 2, order=0),
+        score(1, "bob", 6, order=1),
+        score(1, "pat", 7, "self_report", order=2),
+        score(2, "ann", 4, order=0),
+        score(2, "bob", 5, order=1),
+        score(3, "ann", 3, order=0),
+        score(3, "pat", 3, "self_report", order=1),
     ]
     report = agreement_statistics(scores)
     versus = report["observer_vs_self_report"]
@@ -100,7 +104,9 @@ def test_observer_vs_self_report_and_adjudication():
 
 
 @pytest.mark.django_db
-def test_the_api_and_page_use_standing_scores_of_consenting_patients(clinician, clinician2, researcher, outsider, client):
+def test_the_api_and_page_use_standing_scores_of_consenting_patients(
+    clinician, clinician2, researcher, outsider, client
+):
     patient, withdrawn = make_patient("P001"), make_patient("P002")
     for nrs_one, nrs_two in ((1, 5), (3, 3), (8, 9)):
         image = make_image(patient)

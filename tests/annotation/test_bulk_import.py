@@ -23,7 +23,9 @@ BULK = "/api/images/bulk/"
 
 
 def post_archive(client, data: bytes, name: str = "dataset.zip"):
-    return client.post(BULK, {"archive": SimpleUploadedFile(name, data, content_type="application/zip")}, format="multipart")
+    return client.post(
+        BULK, {"archive": SimpleUploadedFile(name, data, content_type="application/zip")}, format="multipart"
+    )
 
 
 def rejected_by_file(report: dict) -> dict[str, str]:
@@ -211,10 +213,16 @@ def test_a_large_archive_is_imported_by_a_worker_task(clinician, settings, djang
     assert job.archive == "" and not any(name.startswith("imports/") for name in stored_files(settings.MEDIA_ROOT))
 
 
-def test_a_restarted_import_resumes_after_the_rows_already_done(clinician, settings, django_capture_on_commit_callbacks):
+def test_a_restarted_import_resumes_after_the_rows_already_done(
+    clinician, settings, django_capture_on_commit_callbacks
+):
     settings.PAINSITE_IMPORT_INLINE_MAX_ROWS = 0
     archive = make_zip(
-        {"manifest.csv": manifest("a.jpg,P1,clinical,,,", "b.jpg,P1,clinical,,,"), "a.jpg": make_jpeg(seed=60), "b.jpg": make_jpeg(seed=61)}
+        {
+            "manifest.csv": manifest("a.jpg,P1,clinical,,,", "b.jpg,P1,clinical,,,"),
+            "a.jpg": make_jpeg(seed=60),
+            "b.jpg": make_jpeg(seed=61),
+        }
     )
     with django_capture_on_commit_callbacks():
         job_id = post_archive(api_client_for(clinician), archive).json()["id"]
@@ -223,7 +231,12 @@ def test_a_restarted_import_resumes_after_the_rows_already_done(clinician, setti
         status=ImportStatus.RUNNING,
         processed_rows=1,
         created_count=1,
-        report={"created": [{"line": 2, "filename": "a.jpg", "image_id": 0}], "duplicates": [], "rejected": [], "unlisted": []},
+        report={
+            "created": [{"line": 2, "filename": "a.jpg", "image_id": 0}],
+            "duplicates": [],
+            "rejected": [],
+            "unlisted": [],
+        },
     )
 
     job = run_import_job(job_id=job_id)
@@ -234,7 +247,9 @@ def test_a_restarted_import_resumes_after_the_rows_already_done(clinician, setti
 
 
 def test_the_archive_form_redirects_to_the_import_report(client, clinician, clinician2):
-    archive = make_zip({"manifest.csv": manifest("a.jpg,P1,clinical,,,", "bad.jpg,P1,clinical,12,,"), "a.jpg": make_jpeg(seed=70)})
+    archive = make_zip(
+        {"manifest.csv": manifest("a.jpg,P1,clinical,,,", "bad.jpg,P1,clinical,12,,"), "a.jpg": make_jpeg(seed=70)}
+    )
     client.force_login(clinician)
     response = client.post(reverse("upload-archive"), {"archive": SimpleUploadedFile("set.zip", archive)})
 

@@ -76,9 +76,15 @@ def test_a_bulk_import_records_the_consent_its_manifest_states_and_refuses_patie
     text = manifest(*rows, consent="").decode().splitlines()
     text[0] += ",consent"
     text[1] += ",granted"
-    archive = make_zip({"manifest.csv": ("\n".join(text) + "\n").encode(), "a.jpg": make_jpeg(1), "b.jpg": make_jpeg(2)})
+    archive = make_zip(
+        {"manifest.csv": ("\n".join(text) + "\n").encode(), "a.jpg": make_jpeg(1), "b.jpg": make_jpeg(2)}
+    )
     upload_file = SimpleUploadedFile("data.zip", archive, content_type="application/zip")
-    report = api_client_for(clinician).post("/api/images/bulk/", {"archive": upload_file}, format="multipart").json()["report"]
+    report = (
+        api_client_for(clinician)
+        .post("/api/images/bulk/", {"archive": upload_file}, format="multipart")
+        .json()["report"]
+    )
     assert [row["patient"] for row in report["created"]] == ["P-stated"]
     assert [row["filename"] for row in report["rejected"]] == ["b.jpg"]
     assert "no consent recorded" in report["rejected"][0]["reason"]
@@ -92,7 +98,9 @@ def test_an_assessment_for_a_patient_without_recorded_consent_is_refused_before_
     create_patient(code="P-new", cohort="clinical", actor=clinician)
     models.clear()
     picture = SimpleUploadedFile("face.jpg", make_face_jpeg(), content_type="image/jpeg")
-    response = api_client_for(clinician).post("/api/assessments/", {"file": picture, "patient": "P-new"}, format="multipart")
+    response = api_client_for(clinician).post(
+        "/api/assessments/", {"file": picture, "patient": "P-new"}, format="multipart"
+    )
     assert response.status_code == 409
     assert "no consent recorded" in response.json()["error"]
     assert models.loaded_versions() == []

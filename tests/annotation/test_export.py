@@ -35,9 +35,17 @@ def test_it_exports_every_label_with_history_and_audits_it(researcher, clinician
     assert len(rows) == 3
     by_id = {int(row["label_id"]): row for row in rows}
     first_row = by_id[first.pk]
-    assert (first_row["patient_code"], first_row["cohort"], first_row["image_id"]) == ("P001", "clinical", str(image.pk))
+    assert (first_row["patient_code"], first_row["cohort"], first_row["image_id"]) == (
+        "P001",
+        "clinical",
+        str(image.pk),
+    )
     assert (first_row["sha256"], first_row["nrs"], first_row["kind"], first_row["rater"]) == (
-        image.sha256, "2", "observer", "carla")
+        image.sha256,
+        "2",
+        "observer",
+        "carla",
+    )
     assert first_row["superseded"] == "1"
     assert sorted(row["superseded"] for row in rows) == ["0", "0", "1"]
     event = AuditEvent.objects.get(action="export.labels")

@@ -132,7 +132,7 @@ def test_the_image_page_shows_the_face_box_and_the_full_label_history(client, cl
 
     page = client.get(reverse("image-detail", args=[image.pk])).content.decode()
     assert 'class="face-box"' in page and f'data-box="{",".join(map(str, image.face_box))}"' in page
-    history = page[page.index('id="label-history"'):]
+    history = page[page.index('id="label-history"') :]
     assert history.count("<tr><td>") == 3
     assert "carla" in history and "chen" in history and "Self-report" in history
     assert history.index(">7<") < history.index(">6<") < history.index(">4<")

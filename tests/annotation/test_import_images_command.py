@@ -34,10 +34,20 @@ def test_it_imports_a_folder_and_prints_the_report(researcher, tmp_path):
     (tmp_path / "secret.jpg").write_bytes(make_jpeg(seed=9))
     folder, manifest_path = make_dataset(
         tmp_path,
-        ["p01/1.jpg,p01,clinical,7,self_report,", "p01/2.jpg,p01,clinical,0,,", "p02/1.jpg,p02,clinical,,,",
-         "../secret.jpg,p02,clinical,,,", "p02/gone.jpg,p02,clinical,,,", "p02/3.jpg,p02,clinical,,,"],
-        {"p01/1.jpg": make_face_jpeg(seed=1), "p01/2.jpg": make_jpeg(seed=2), "p02/1.jpg": make_jpeg(seed=3),
-         "p02/3.jpg": make_jpeg(seed=2)},
+        [
+            "p01/1.jpg,p01,clinical,7,self_report,",
+            "p01/2.jpg,p01,clinical,0,,",
+            "p02/1.jpg,p02,clinical,,,",
+            "../secret.jpg,p02,clinical,,,",
+            "p02/gone.jpg,p02,clinical,,,",
+            "p02/3.jpg,p02,clinical,,,",
+        ],
+        {
+            "p01/1.jpg": make_face_jpeg(seed=1),
+            "p01/2.jpg": make_jpeg(seed=2),
+            "p02/1.jpg": make_jpeg(seed=3),
+            "p02/3.jpg": make_jpeg(seed=2),
+        },
     )
     output = run(folder, manifest_path)
 

@@ -176,7 +176,9 @@ def test_it_reports_a_duplicate_and_keeps_one_copy(settings):
 def test_a_failure_while_saving_the_row_deletes_the_written_files(settings):
     patient = make_patient()
     with pytest.raises(ValidationError):
-        store_image(data=make_jpeg(seed=8), filename="a.jpg", patient=patient, uploaded_by=None, captured_at="not a date")
+        store_image(
+            data=make_jpeg(seed=8), filename="a.jpg", patient=patient, uploaded_by=None, captured_at="not a date"
+        )
 
     assert Image.objects.count() == 0
     assert stored_files(settings.MEDIA_ROOT) == []

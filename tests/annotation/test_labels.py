@@ -150,8 +150,19 @@ def test_anonymous_gets_401_and_outsider_403_on_post(image, outsider):
     assert not PainLabel.objects.exists()
 
 
-@pytest.mark.parametrize("payload", [{"nrs": -1}, {"nrs": 11}, {"nrs": 5.5}, {"nrs": "high"}, {}, {"nrs": None},
-                                     {"nrs": True}, {"nrs": 4, "kind": "guess"}])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"nrs": -1},
+        {"nrs": 11},
+        {"nrs": 5.5},
+        {"nrs": "high"},
+        {},
+        {"nrs": None},
+        {"nrs": True},
+        {"nrs": 4, "kind": "guess"},
+    ],
+)
 def test_the_api_rejects_bad_labels_with_a_clear_error_and_stores_nothing(image, clinician, payload):
     response = api_client_for(clinician).post(labels_url(image), {"kind": "observer", **payload}, format="json")
     assert response.status_code == 400

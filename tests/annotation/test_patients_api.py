@@ -13,7 +13,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_clinician_creates_a_patient_and_it_is_audit_logged(clinician):
-    response = api_client_for(clinician).post("/api/patients/", {"code": "CPD-0042", "cohort": "clinical"}, format="json")
+    response = api_client_for(clinician).post(
+        "/api/patients/", {"code": "CPD-0042", "cohort": "clinical"}, format="json"
+    )
     assert response.status_code == 201
     assert response.json()["code"] == "CPD-0042" and response.json()["consent"] == "not_recorded"
     assert AuditEvent.objects.filter(action="patient.create", actor=clinician).exists()
@@ -91,7 +93,9 @@ def test_anonymous_gets_401_and_outsider_403(outsider):
     make_patient("P001")
     for client, expected in ((api_client_for(None), 401), (api_client_for(outsider), 403)):
         assert client.get("/api/patients/").status_code == expected
-        assert client.post("/api/patients/", {"code": "P2", "cohort": "clinical"}, format="json").status_code == expected
+        assert (
+            client.post("/api/patients/", {"code": "P2", "cohort": "clinical"}, format="json").status_code == expected
+        )
         assert client.get("/api/patients/P001/").status_code == expected
         assert client.patch("/api/patients/P001/", {"consent": "withdrawn"}, format="json").status_code == expected
     assert Patient.objects.get().consent == Consent.GRANTED
@@ -129,7 +133,10 @@ def test_the_consent_buttons_withdraw_and_grant(client, clinician):
     assert b"Record consent as granted" in client.get("/patients/P001/").content
     client.post("/patients/P001/consent/", {"consent": "granted"})
     assert Patient.objects.get().consent == Consent.GRANTED
-    assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == ["consent.withdraw", "consent.grant"]
+    assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == [
+        "consent.withdraw",
+        "consent.grant",
+    ]
 
 
 def test_the_detail_page_shows_the_timeline_chart_and_table(client, clinician, clinician2):
@@ -154,12 +161,26 @@ def test_the_timeline_shows_model_assessments_as_level_ranges(client, clinician)
     patient = make_patient("P001")
     image = make_image(patient)
     version = ModelVersion.objects.create(
-        name="v1", training_run=TrainingRun.objects.create(), mode="head", data_manifest_sha256="0" * 64,
-        split_sha256="0" * 64, label_rule="self_report_first", seed=0, device="cpu", backbone="random-init",
-        weights_path="w.pt", weights_sha256="0" * 64,
+        name="v1",
+        training_run=TrainingRun.objects.create(),
+        mode="head",
+        data_manifest_sha256="0" * 64,
+        split_sha256="0" * 64,
+        label_rule="self_report_first",
+        seed=0,
+        device="cpu",
+        backbone="random-init",
+        weights_path="w.pt",
+        weights_sha256="0" * 64,
     )
-    Assessment.objects.create(image=image, patient=patient, model_version=version, level="severe", face_found=True,
-                              probabilities={"none": 0.1, "mild": 0.1, "moderate": 0.1, "severe": 0.7})
+    Assessment.objects.create(
+        image=image,
+        patient=patient,
+        model_version=version,
+        level="severe",
+        face_found=True,
+        probabilities={"none": 0.1, "mild": 0.1, "moderate": 0.1, "severe": 0.7},
+    )
     client.force_login(clinician)
     response = client.get("/patients/P001/")
     (model,) = response.context["chart"]["series"]

@@ -18,7 +18,9 @@ from tests.annotation.factories import make_patient
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="checks PostgreSQL plans: set DATABASE_URL=postgres://..."),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="checks PostgreSQL plans: set DATABASE_URL=postgres://..."
+    ),
 ]
 
 N_IMAGES = 5000

@@ -60,7 +60,11 @@ def test_anonymous_upload_gets_401_and_an_outsider_403(outsider):
     [
         ("notes.jpg", b"plain text pretending to be a photo" * 10, "not a readable image"),
         ("cut.jpg", make_jpeg(seed=2, width=200, height=150)[:1200], "truncated"),
-        ("drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "not a readable image"),
+        (
+            "drawing.svg",
+            b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+            "not a readable image",
+        ),
         ("page.html", b"<html><script>alert(1)</script></html>", "not a readable image"),
         ("bomb.png", make_bomb_png(), "pixels"),
         ("empty.jpg", b"", "empty"),
@@ -184,5 +188,11 @@ def test_image_metadata_by_role(clinician, outsider, admin_user):
 
 def test_the_image_endpoints_are_in_the_openapi_schema(clinician):
     schema = api_client_for(clinician).get("/api/schema/?format=json").json()
-    for path in ["/api/images/", "/api/images/{image_id}/", "/api/images/{image_id}/file/", "/api/images/bulk/", "/api/imports/{job_id}/"]:
+    for path in [
+        "/api/images/",
+        "/api/images/{image_id}/",
+        "/api/images/{image_id}/file/",
+        "/api/images/bulk/",
+        "/api/imports/{job_id}/",
+    ]:
         assert path in schema["paths"], path

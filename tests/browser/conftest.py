@@ -90,9 +90,7 @@ def page_for(browser, live_server) -> Iterator[Callable[[User], object]]:
         client.force_login(user)
         cookie = client.cookies[settings.SESSION_COOKIE_NAME]
         context = browser.new_context(base_url=live_server.url, **context_options)
-        context.add_cookies(
-            [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
-        )
+        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}])
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(15_000)

@@ -59,7 +59,9 @@ def write_y4m(pictures: list[PILImage.Image], path: Path, *, frame_rate: str = "
 
 def camera_browser(browser, video: Path):
     return browser.browser_type.launch(
-        executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"]
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"],
     )
 
 
@@ -67,8 +69,15 @@ def open_page(browser, live_server, user: User):
     client = Client()
     client.force_login(user)
     context = browser.new_context(base_url=live_server.url)
-    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                          "url": live_server.url}])
+    context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                "url": live_server.url,
+            }
+        ]
+    )
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.console_messages = []
@@ -98,13 +107,17 @@ def face_camera_page_for(face_camera_browser, live_server):
         page.context.close()
 
 
-def test_the_monitor_assesses_camera_frames_and_charts_them_without_storing(face_camera_page_for, clinician, production):
+def test_the_monitor_assesses_camera_frames_and_charts_them_without_storing(
+    face_camera_page_for, clinician, production
+):
     page = face_camera_page_for(clinician)
     page.goto("/monitor/", wait_until="domcontentloaded", timeout=60_000)
     page.fill("#monitor-interval", "1")
     page.click("#monitor-start")
     # Two assessments: a point per level each (the page's CSP forbids wait_for_function's eval).
-    page.locator("#monitor-timeline circle.point").nth(2 * len(LEVEL_NAMES) - 1).wait_for(state="attached", timeout=60_000)
+    page.locator("#monitor-timeline circle.point").nth(2 * len(LEVEL_NAMES) - 1).wait_for(
+        state="attached", timeout=60_000
+    )
     assert page.inner_text("#monitor-level") in LEVEL_NAMES
     assert page.locator("#monitor-timeline g.series").count() == len(LEVEL_NAMES)
     assert page.locator("#monitor-timeline circle.point").count() >= 2 * len(LEVEL_NAMES)
@@ -225,7 +238,9 @@ def test_stopping_the_monitor_clears_its_alert(face_camera_page_for, clinician, 
     assert page.inner_text("#monitor-streak") == "0"
 
 
-def test_assess_shows_no_face_in_view_for_a_photo_without_a_face(page_for, clinician, production, artifacts_dir, settings):
+def test_assess_shows_no_face_in_view_for_a_photo_without_a_face(
+    page_for, clinician, production, artifacts_dir, settings
+):
     settings.PAINSITE_SEVERE_ALERT_THRESHOLD = 0.0
     Patient.objects.create(code="P-002", cohort="clinical", consent="granted")
     buffer = io.BytesIO()
@@ -233,7 +248,9 @@ def test_assess_shows_no_face_in_view_for_a_photo_without_a_face(page_for, clini
     page = page_for(clinician)
     page.goto("/assess/", wait_until="domcontentloaded", timeout=60_000)
     page.fill("#assess-patient", "P-002")
-    page.set_input_files("#assess-file", files=[{"name": "wall.png", "mimeType": "image/png", "buffer": buffer.getvalue()}])
+    page.set_input_files(
+        "#assess-file", files=[{"name": "wall.png", "mimeType": "image/png", "buffer": buffer.getvalue()}]
+    )
     page.click("#assess-button")
     page.wait_for_selector("#assess-result:visible", timeout=60_000)
     assert page.inner_text("#result-level") == "no face in view"
@@ -255,7 +272,9 @@ def test_frames_without_a_face_neither_add_to_nor_break_the_run_of_severe_assess
     settings.PAINSITE_SEVERE_ALERT_THRESHOLD = 0.0
     face = astronaut().resize((320, 320))
     wall = astronaut().crop((250, 60, 512, 330)).resize((320, 320))
-    camera = camera_browser(browser, write_y4m([face, face, wall, wall], tmp_path / "face-and-wall.y4m", frame_rate="1:1"))
+    camera = camera_browser(
+        browser, write_y4m([face, face, wall, wall], tmp_path / "face-and-wall.y4m", frame_rate="1:1")
+    )
     try:
         page = open_page(camera, live_server, clinician)
         page.goto("/monitor/", wait_until="domcontentloaded", timeout=60_000)
@@ -269,7 +288,11 @@ def test_frames_without_a_face_neither_add_to_nor_break_the_run_of_severe_assess
             assessed, without_face = int(page.inner_text("#monitor-count")), int(page.inner_text("#monitor-no-face"))
             if assessed and walls_before_first_face is None:
                 walls_before_first_face = without_face
-            elif walls_before_first_face is not None and without_face > walls_before_first_face and assessed_before_wall is None:
+            elif (
+                walls_before_first_face is not None
+                and without_face > walls_before_first_face
+                and assessed_before_wall is None
+            ):
                 assessed_before_wall = assessed
             if assessed_before_wall is not None and assessed > assessed_before_wall:
                 break

@@ -35,8 +35,9 @@ def test_evaluate_both_pairs_two_versions_scored_on_different_test_sets(
     grown = take_test_snapshot(label_rule="self_report_first")
     evaluated_now(v2, grown)
 
-    with celery_worker(broker_url=test_broker_url, queues=("default",), log_dir=worker_log_dir,
-                       PAINSITE_BOOTSTRAP_RESAMPLES="200") as worker:
+    with celery_worker(
+        broker_url=test_broker_url, queues=("default",), log_dir=worker_log_dir, PAINSITE_BOOTSTRAP_RESAMPLES="200"
+    ) as worker:
         page = page_for(researcher, viewport={"width": 1280, "height": 900})
         page.goto(f"/results/compare/?a={v1.pk}&b={v2.pk}&cohort=combined")
         combined = page.locator('[data-cohort-panel="combined"]')

@@ -39,14 +39,29 @@ def test_the_chart_draws_its_legend_and_keeps_marks_at_one_time_apart(page_for, 
         record_label(image=image, rater=clinician, nrs=self_report, kind="self_report")
         record_label(image=image, rater=clinician2, nrs=observer, kind="observer")
     from tests.conftest import make_user
+
     record_label(image=first, rater=make_user("third", "clinician"), nrs=7, kind="observer")
     version = ModelVersion.objects.create(
-        name="v1", training_run=TrainingRun.objects.create(), mode="head", data_manifest_sha256="0" * 64,
-        split_sha256="0" * 64, label_rule="self_report_first", seed=0, device="cpu", backbone="random-init",
-        weights_path="w.pt", weights_sha256="0" * 64,
+        name="v1",
+        training_run=TrainingRun.objects.create(),
+        mode="head",
+        data_manifest_sha256="0" * 64,
+        split_sha256="0" * 64,
+        label_rule="self_report_first",
+        seed=0,
+        device="cpu",
+        backbone="random-init",
+        weights_path="w.pt",
+        weights_sha256="0" * 64,
     )
-    Assessment.objects.create(image=first, patient=patient, model_version=version, level="severe", face_found=True,
-                              probabilities={"none": 0.1, "mild": 0.1, "moderate": 0.1, "severe": 0.7})
+    Assessment.objects.create(
+        image=first,
+        patient=patient,
+        model_version=version,
+        level="severe",
+        face_found=True,
+        probabilities={"none": 0.1, "mild": 0.1, "moderate": 0.1, "severe": 0.7},
+    )
     page = page_for(clinician)
     page.goto(f"/patients/{patient.code}/", wait_until="domcontentloaded", timeout=60_000)
     chart = page.locator(".timeline-plot svg.plot-svg")

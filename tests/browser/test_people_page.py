@@ -42,6 +42,9 @@ def test_an_admin_adds_a_person_gives_a_role_to_a_waiting_account_and_resets_a_p
     nina.refresh_from_db()
     assert not nina.is_active
     assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == [
-        "user.create", "user.role_change", "user.password_reset", "user.deactivate",
+        "user.create",
+        "user.role_change",
+        "user.password_reset",
+        "user.deactivate",
     ]
     assert not [message for message in page.console_messages if message.startswith("pageerror")]

@@ -12,7 +12,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_a_researcher_switches_cohort_and_opens_a_comparison_with_roc_plots(page_for, researcher, artifacts_dir):
     test_set = make_test_set(patients_per_cohort=8, images_per_patient=5)
     older = make_model_version(
-        name="v1", predictions=make_predictions(test_set, skill=1.0, seed=1), created_by=researcher, backbone="random-init"
+        name="v1",
+        predictions=make_predictions(test_set, skill=1.0, seed=1),
+        created_by=researcher,
+        backbone="random-init",
     )
     newer = make_model_version(
         name="v2", predictions=make_predictions(test_set, skill=1.8, seed=2), cohorts=["clinical", "simulated"]

@@ -11,10 +11,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_the_versions_table_fits_a_1440_px_screen_without_sideways_scrolling(page_for, researcher, artifacts_dir):
     test_set = make_test_set(patients_per_cohort=8, images_per_patient=5)
-    make_model_version(name="v1", predictions=make_predictions(test_set, skill=1.0, seed=1), created_by=researcher,
-                       backbone="random-init")
-    make_model_version(name="v2", predictions=make_predictions(test_set, skill=1.8, seed=2),
-                       cohorts=["clinical", "simulated"])
+    make_model_version(
+        name="v1",
+        predictions=make_predictions(test_set, skill=1.0, seed=1),
+        created_by=researcher,
+        backbone="random-init",
+    )
+    make_model_version(
+        name="v2", predictions=make_predictions(test_set, skill=1.8, seed=2), cohorts=["clinical", "simulated"]
+    )
     page = page_for(researcher, viewport={"width": 1440, "height": 900})
     page.goto("/results/", wait_until="domcontentloaded", timeout=60_000)
     panel = page.locator('[data-cohort-panel="combined"]')

@@ -28,7 +28,10 @@ def test_a_clinician_uploads_several_files_and_sees_each_result(page_for, clinic
 
     expect(page.locator("#upload-results li[data-outcome]")).to_have_count(4)
     rows = {
-        row.locator(".upload-name").inner_text(): (row.get_attribute("data-outcome"), row.locator(".upload-status").inner_text())
+        row.locator(".upload-name").inner_text(): (
+            row.get_attribute("data-outcome"),
+            row.locator(".upload-status").inner_text(),
+        )
         for row in page.locator("#upload-results li").all()
     }
     assert rows["face.jpg"][0] == "stored" and "face found" in rows["face.jpg"][1]
@@ -41,5 +44,9 @@ def test_a_clinician_uploads_several_files_and_sees_each_result(page_for, clinic
     page.get_by_role("link", name=f"Image {Image.objects.get(face_box__isnull=False).pk}").click()
     page.wait_for_selector(".face-box")
     # The 409 and 400 answers above show up as "Failed to load resource"; script errors must not.
-    script_errors = [line for line in page.console_messages if line.startswith(("error", "pageerror")) and "Failed to load resource" not in line]
+    script_errors = [
+        line
+        for line in page.console_messages
+        if line.startswith(("error", "pageerror")) and "Failed to load resource" not in line
+    ]
     assert not script_errors

@@ -70,9 +70,17 @@ def test_the_api_docs_send_anonymous_visitors_to_log_in_and_refuse_accounts_with
 def test_debug_is_off_unless_asked_for_so_unknown_urls_get_the_normal_404_page(tmp_path, client, clinician):
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PAINSITE_", "SECRET_KEY", "DEBUG"))}
     probe = [sys.executable, "manage.py", "shell", "-c", "from django.conf import settings; print(settings.DEBUG)"]
-    default = subprocess.run(probe, cwd=ROOT, env={**clean, "PAINSITE_VAR_DIR": str(tmp_path)}, capture_output=True, text=True, check=False)
-    asked = subprocess.run(probe, cwd=ROOT, env={**clean, "PAINSITE_VAR_DIR": str(tmp_path), "DEBUG": "1"},
-                           capture_output=True, text=True, check=False)
+    default = subprocess.run(
+        probe, cwd=ROOT, env={**clean, "PAINSITE_VAR_DIR": str(tmp_path)}, capture_output=True, text=True, check=False
+    )
+    asked = subprocess.run(
+        probe,
+        cwd=ROOT,
+        env={**clean, "PAINSITE_VAR_DIR": str(tmp_path), "DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert (default.stdout.split()[-1], asked.stdout.split()[-1]) == ("False", "True"), default.stderr + asked.stderr
     client.force_login(clinician)
     response = client.get("/no-such-page/")

@@ -68,7 +68,10 @@ def test_an_admin_changes_a_role_and_staff_status_follows_the_admin_role(admin_c
     admin_client.post(reverse("person-role", args=[clinician.pk]), {"role": RESEARCHER})
     clinician.refresh_from_db()
     assert role_of(clinician) == RESEARCHER and not clinician.is_staff
-    changes = [(e.details["from"], e.details["to"]) for e in AuditEvent.objects.filter(action="user.role_change").order_by("id")]
+    changes = [
+        (e.details["from"], e.details["to"])
+        for e in AuditEvent.objects.filter(action="user.role_change").order_by("id")
+    ]
     assert changes == [(CLINICIAN, ADMIN), (ADMIN, RESEARCHER)]
 
 
@@ -94,7 +97,9 @@ def test_a_deactivated_account_cannot_log_in_and_can_be_reactivated(client, admi
     assert not client.login(username=clinician.username, password=PASSWORD)
     client.force_login(admin_user)
     client.post(reverse("person-active", args=[clinician.pk]), {"active": "1"})
-    actions = list(AuditEvent.objects.filter(object_id=str(clinician.pk)).order_by("id").values_list("action", flat=True))
+    actions = list(
+        AuditEvent.objects.filter(object_id=str(clinician.pk)).order_by("id").values_list("action", flat=True)
+    )
     assert actions == ["user.deactivate", "user.activate"]
 
 

@@ -33,7 +33,9 @@ def test_a_clinician_records_labels_but_cannot_train_promote_or_audit(clinician)
 
 
 def test_a_researcher_trains_and_views_results_but_cannot_promote(researcher):
-    assert researcher.has_perms(["modeling.add_trainingrun", "modeling.cancel_trainingrun", "modeling.view_modelversion"])
+    assert researcher.has_perms(
+        ["modeling.add_trainingrun", "modeling.cancel_trainingrun", "modeling.view_modelversion"]
+    )
     assert not researcher.has_perm("modeling.promote_modelversion")
     assert not researcher.has_perm("core.view_auditevent")
 

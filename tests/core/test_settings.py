@@ -54,8 +54,13 @@ def test_the_web_entry_point_loads_every_view_and_keeps_them_from_the_garbage_co
         "import gc, sys, painsite.wsgi; "
         "print(gc.get_freeze_count(), 'annotation.api_labeling' in sys.modules, 'modeling.api_training' in sys.modules)"
     )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**clean, "PAINSITE_VAR_DIR": str(tmp_path)},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**clean, "PAINSITE_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     frozen, labeling_loaded, training_loaded = result.stdout.split()
     assert int(frozen) > 100_000 and labeling_loaded == training_loaded == "True"

@@ -11,7 +11,7 @@ def test_s3_storage_is_configured_from_the_environment(tmp_path):
     """PAINSITE_STORAGE=s3 selects django-storages' private, signed-URL S3 backend."""
     code = (
         "import django; django.setup();"
-        "from django.core.files.storage import storages; s = storages[\"default\"];"
+        'from django.core.files.storage import storages; s = storages["default"];'
         "print(type(s).__module__, s.bucket_name, s.default_acl, s.querystring_auth, s.file_overwrite)"
     )
     result = subprocess.run(

@@ -19,7 +19,9 @@ def test_token_requests_are_limited_per_client_address(clinician, low_rates):
     client = api_client_for(None)
     credentials = {"username": clinician.username, "password": PASSWORD}
     for _ in range(2):
-        assert client.post("/api/auth/token/", credentials, format="json", REMOTE_ADDR="198.51.100.7").status_code == 200
+        assert (
+            client.post("/api/auth/token/", credentials, format="json", REMOTE_ADDR="198.51.100.7").status_code == 200
+        )
     refused = client.post("/api/auth/token/", credentials, format="json", REMOTE_ADDR="198.51.100.7")
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
     assert "throttled" in refused.json()["error"].lower()
@@ -45,7 +47,13 @@ def test_a_forwarded_for_header_written_by_the_client_does_not_reset_the_count(c
     client = api_client_for(None)
     credentials = {"username": clinician.username, "password": PASSWORD}
     codes = [
-        client.post("/api/auth/token/", credentials, format="json", REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR=f"10.0.0.{n}").status_code
+        client.post(
+            "/api/auth/token/",
+            credentials,
+            format="json",
+            REMOTE_ADDR="198.51.100.7",
+            HTTP_X_FORWARDED_FOR=f"10.0.0.{n}",
+        ).status_code
         for n in range(3)
     ]
     assert codes == [200, 200, 429]

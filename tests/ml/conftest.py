@@ -71,8 +71,15 @@ def feature_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_head(synthetic_data: SyntheticData, feature_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainedHead:
+def trained_head(
+    synthetic_data: SyntheticData, feature_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> TrainedHead:
     config = make_config()
-    result = train(config, synthetic_data.split("train"), synthetic_data.split("val"),
-                   work_dir=tmp_path_factory.mktemp("run"), cache_dir=feature_cache_dir)
+    result = train(
+        config,
+        synthetic_data.split("train"),
+        synthetic_data.split("val"),
+        work_dir=tmp_path_factory.mktemp("run"),
+        cache_dir=feature_cache_dir,
+    )
     return TrainedHead(synthetic_data, config, result, feature_cache_dir)

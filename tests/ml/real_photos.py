@@ -19,8 +19,20 @@ from skimage import data as skimage_data
 
 # Hand-checked on the photo: her face, brow to chin.
 ASTRONAUT_FACE = (166, 56, 116, 115)
-NO_FACE_PHOTOS = ("coffee", "chelsea", "rocket", "hubble_deep_field", "brick", "grass", "coins", "horse",
-                  "immunohistochemistry", "moon", "text", "page")
+NO_FACE_PHOTOS = (
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "brick",
+    "grass",
+    "coins",
+    "horse",
+    "immunohistochemistry",
+    "moon",
+    "text",
+    "page",
+)
 LFW_SIDE = 120
 LFW_MARGIN = 40
 

@@ -54,8 +54,9 @@ def rejections() -> Rejections:
     clustered = per_image = interval = 0
     for data_set in range(N_DATA_SETS):
         y, probabilities_a, probabilities_b, patients = clustered_null_data(rng)
-        result = metrics.compare_predictions(y, probabilities_a, probabilities_b, patients, ["no pain", "pain"],
-                                             n_bootstrap=N_RESAMPLES, seed=data_set)
+        result = metrics.compare_predictions(
+            y, probabilities_a, probabilities_b, patients, ["no pain", "pain"], n_bootstrap=N_RESAMPLES, seed=data_set
+        )
         entry = result["levels"]["pain"]
         assert entry["delong_p"] is not None and entry["delta_ci"] is not None
         clustered += entry["delong_p"] < ALPHA

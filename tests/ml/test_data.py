@@ -28,8 +28,11 @@ def make_manifest(folder: Path, rows: list[str], header: str = "path,patient,coh
 def test_it_reads_records_with_levels_hashes_and_face_boxes(tmp_path):
     first = make_image(tmp_path / "a" / "one.png")
     make_image(tmp_path / "a" / "two.png", colour=(1, 2, 3))
-    manifest = make_manifest(tmp_path, ["a/one.png,P1,clinical,0,", "a/two.png,P2,simulated,8,4 5 20 22"],
-                             header="path,patient,cohort,nrs,face_box")
+    manifest = make_manifest(
+        tmp_path,
+        ["a/one.png,P1,clinical,0,", "a/two.png,P2,simulated,8,4 5 20 22"],
+        header="path,patient,cohort,nrs,face_box",
+    )
     records = read_manifest(manifest, data_dir=tmp_path, levels=PainLevels.parse())
     assert [r.level for r in records] == [0, 3]
     assert [r.patient for r in records] == ["P1", "P2"]

@@ -152,7 +152,9 @@ def reference_clustered(y_true: np.ndarray, scores: np.ndarray, clusters: list[s
     return aurocs, covariance
 
 
-def make_clustered(n_patients: int = 25, seed: int = 0, *, ties: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def make_clustered(
+    n_patients: int = 25, seed: int = 0, *, ties: bool = True
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Patients with 1-6 images, a patient-level effect on both models' scores, mixed classes."""
     rng = np.random.default_rng(seed)
     sizes = rng.integers(1, 7, n_patients)

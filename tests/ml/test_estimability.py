@@ -24,11 +24,16 @@ def few_severe_patients(n_patients: int = 30, severe_patients: int = 4, seed: in
 
 def test_a_level_with_four_positive_patients_keeps_its_auroc_but_gets_no_interval():
     data = few_severe_patients(severe_patients=4)
-    result = metrics.evaluate_predictions(data.levels, data.nrs, data.probabilities, data.patients, LEVELS, n_bootstrap=200)
+    result = metrics.evaluate_predictions(
+        data.levels, data.nrs, data.probabilities, data.patients, LEVELS, n_bootstrap=200
+    )
     severe = result["levels"]["severe"]
     assert severe["auroc"] == pytest.approx(roc_auc_score(data.levels == 3, data.probabilities[:, 3]), abs=1e-9)
     assert severe["ci"] is None and severe["f1_ci"] is None
-    assert severe["ci_not_estimable"] == "too few patients for an interval: 4 with a positive case, at least 5 of each needed"
+    assert (
+        severe["ci_not_estimable"]
+        == "too few patients for an interval: 4 with a positive case, at least 5 of each needed"
+    )
     assert severe["f1_ci_not_estimable"] == severe["ci_not_estimable"]
     assert result["binary"]["nrs_ge_7"]["ci"] is None
     assert "4 with a positive case" in result["binary"]["nrs_ge_7"]["ci_not_estimable"]
@@ -42,7 +47,9 @@ def test_a_level_with_four_positive_patients_keeps_its_auroc_but_gets_no_interva
 
 def test_five_positive_patients_are_enough():
     data = few_severe_patients(severe_patients=5)
-    result = metrics.evaluate_predictions(data.levels, data.nrs, data.probabilities, data.patients, LEVELS, n_bootstrap=200)
+    result = metrics.evaluate_predictions(
+        data.levels, data.nrs, data.probabilities, data.patients, LEVELS, n_bootstrap=200
+    )
     assert result["levels"]["severe"]["ci"] is not None
     assert result["levels"]["severe"]["ci_not_estimable"] is None
 
@@ -50,8 +57,9 @@ def test_five_positive_patients_are_enough():
 def test_the_comparison_withholds_the_interval_and_the_p_value_of_such_a_level():
     data = few_severe_patients(severe_patients=4)
     other = make_predictions(n_patients=30, images_per_patient=5, seed=9, skill=0.5)
-    result = metrics.compare_predictions(data.levels, data.probabilities, other.probabilities, data.patients, LEVELS,
-                                         n_bootstrap=200)
+    result = metrics.compare_predictions(
+        data.levels, data.probabilities, other.probabilities, data.patients, LEVELS, n_bootstrap=200
+    )
     severe = result["levels"]["severe"]
     assert severe["delta_auroc"] is not None
     assert severe["delta_ci"] is None and severe["delong_p"] is None
@@ -64,15 +72,18 @@ def test_the_comparison_withholds_the_interval_and_the_p_value_of_such_a_level()
 
 def test_a_cohort_of_nine_patients_gets_no_interval_at_all():
     data = make_predictions(n_patients=9, images_per_patient=8, seed=2)
-    result = metrics.evaluate_predictions(data.levels, data.nrs, data.probabilities, data.patients, LEVELS, n_bootstrap=100)
+    result = metrics.evaluate_predictions(
+        data.levels, data.nrs, data.probabilities, data.patients, LEVELS, n_bootstrap=100
+    )
     flag = "too few patients for intervals: 9 test patients, at least 10 needed"
     assert result["ci_not_estimable"] == flag
     assert result["macro_auroc"] is not None and result["macro_auroc_ci"] is None
     for entry in result["levels"].values():
         assert entry["ci"] is None and entry["f1_ci"] is None
     assert {entry["ci_not_estimable"] for entry in result["levels"].values() if entry["auroc"] is not None} == {flag}
-    compared = metrics.compare_predictions(data.levels, data.probabilities, data.probabilities[::-1], data.patients,
-                                           LEVELS, n_bootstrap=100)
+    compared = metrics.compare_predictions(
+        data.levels, data.probabilities, data.probabilities[::-1], data.patients, LEVELS, n_bootstrap=100
+    )
     assert compared["ci_not_estimable"] == flag
     assert all(entry["delong_p"] is None and entry["delta_ci"] is None for entry in compared["levels"].values())
     assert_plain_json(result)
@@ -83,7 +94,9 @@ def test_a_perfectly_separating_level_gets_no_zero_width_interval():
     data = make_predictions(n_patients=20, images_per_patient=4, seed=3)
     probabilities = data.probabilities.copy()
     probabilities[:, 3] = np.where(data.levels == 3, 0.97, 0.01)
-    probabilities[:, :3] = (1 - probabilities[:, 3:]) * probabilities[:, :3] / probabilities[:, :3].sum(axis=1, keepdims=True)
+    probabilities[:, :3] = (
+        (1 - probabilities[:, 3:]) * probabilities[:, :3] / probabilities[:, :3].sum(axis=1, keepdims=True)
+    )
     result = metrics.evaluate_predictions(data.levels, data.nrs, probabilities, data.patients, LEVELS, n_bootstrap=100)
     severe = result["levels"]["severe"]
     assert severe["auroc"] == 1.0 and severe["ci"] is None

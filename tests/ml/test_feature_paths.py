@@ -36,8 +36,24 @@ skimage_data = pytest.importorskip("skimage.data")
 pytest.importorskip("onnxruntime")
 
 # scikit-image's bundled photographs (colour and greyscale), all offline.
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "hubble_deep_field",
-          "immunohistochemistry", "horse", "moon", "page", "colorwheel", "brick", "grass", "clock", "cell")
+PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "camera",
+    "coins",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "horse",
+    "moon",
+    "page",
+    "colorwheel",
+    "brick",
+    "grass",
+    "clock",
+    "cell",
+)
 MIN_COSINE = 0.995
 # The held-out parity set: the held-out test's data (data seed 1, faces drawn at 128 px, 64 px
 # crops) at 200 patients x 6 images, 40 test patients (240 images).
@@ -99,27 +115,55 @@ def test_a_head_trained_on_int8_features_ranks_held_out_patients_no_worse_than_f
     aurocs = {}
     for path in (FLOAT32, INT8_ONNXRUNTIME):
         cache = tmp_path / "cache"
-        result = train(make_config(feature_path=path), data.split("train"), data.split("val"),
-                       work_dir=tmp_path / path, cache_dir=cache)
+        result = train(
+            make_config(feature_path=path),
+            data.split("train"),
+            data.split("val"),
+            work_dir=tmp_path / path,
+            cache_dir=cache,
+        )
         assert result.feature_path == path
         model = load_model(result.weights_path, cache_dir=cache)
         assert model.feature_path == path
         probabilities = model.predict_records(test, cache_dir=cache)
-        metrics = evaluate_predictions([r.level for r in test], [r.nrs for r in test], probabilities,
-                                       [r.patient for r in test], model.level_names, n_bootstrap=200)
+        metrics = evaluate_predictions(
+            [r.level for r in test],
+            [r.nrs for r in test],
+            probabilities,
+            [r.patient for r in test],
+            model.level_names,
+            n_bootstrap=200,
+        )
         aurocs[path] = metrics["macro_auroc"]
     # The figures docs/ml.md quotes.
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "ml_feature_path_parity.json").write_text(json.dumps(
-        {"patients": PARITY_PATIENTS, "test_patients": len({r.patient for r in test}), "test_images": len(test),
-         "macro_auroc": aurocs, "gap": aurocs[INT8_ONNXRUNTIME] - aurocs[FLOAT32]}, indent=1))
+    (ARTIFACTS / "ml_feature_path_parity.json").write_text(
+        json.dumps(
+            {
+                "patients": PARITY_PATIENTS,
+                "test_patients": len({r.patient for r in test}),
+                "test_images": len(test),
+                "macro_auroc": aurocs,
+                "gap": aurocs[INT8_ONNXRUNTIME] - aurocs[FLOAT32],
+            },
+            indent=1,
+        )
+    )
     assert aurocs[INT8_ONNXRUNTIME] >= aurocs[FLOAT32] - MAX_AUROC_LOSS, aurocs
 
 
 def test_features_of_different_paths_go_to_different_cache_folders(synthetic_data, feature_cache_dir, tmp_path):
     records = synthetic_data.split("train")[:4]
-    results = {path: train(make_config(feature_path=path, epochs=1), records, synthetic_data.split("val")[:4],
-                           work_dir=tmp_path / path, cache_dir=feature_cache_dir) for path in (FLOAT32, INT8_ONNXRUNTIME)}
+    results = {
+        path: train(
+            make_config(feature_path=path, epochs=1),
+            records,
+            synthetic_data.split("val")[:4],
+            work_dir=tmp_path / path,
+            cache_dir=feature_cache_dir,
+        )
+        for path in (FLOAT32, INT8_ONNXRUNTIME)
+    }
     sha = results[FLOAT32].backbone_sha256[:16]
     folders = {p.name for p in (feature_cache_dir / sha).iterdir()}
     assert any(name.endswith("-float32") for name in folders)
@@ -129,11 +173,21 @@ def test_features_of_different_paths_go_to_different_cache_folders(synthetic_dat
 
 def test_a_model_trained_on_one_path_predicts_on_that_path(trained_head, tmp_path):
     data = trained_head.data
-    result = train(make_config(feature_path=INT8_ONNXRUNTIME), data.split("train"), data.split("val"),
-                   work_dir=tmp_path / "int8", cache_dir=trained_head.cache_dir)
+    result = train(
+        make_config(feature_path=INT8_ONNXRUNTIME),
+        data.split("train"),
+        data.split("val"),
+        work_dir=tmp_path / "int8",
+        cache_dir=trained_head.cache_dir,
+    )
     assert load_model(result.weights_path, cache_dir=trained_head.cache_dir).feature_path == INT8_ONNXRUNTIME
-    float32 = train(make_config(feature_path=FLOAT32), data.split("train"), data.split("val"),
-                    work_dir=tmp_path / "float32", cache_dir=trained_head.cache_dir)
+    float32 = train(
+        make_config(feature_path=FLOAT32),
+        data.split("train"),
+        data.split("val"),
+        work_dir=tmp_path / "float32",
+        cache_dir=trained_head.cache_dir,
+    )
     assert load_model(float32.weights_path).feature_path == FLOAT32
     # An explicit precision is obeyed: float32 features for the int8-trained head.
     assert load_model(result.weights_path, precision="float32").feature_path == FLOAT32
@@ -152,8 +206,11 @@ def test_auto_picks_int8_only_on_a_cpu_without_native_bf16_where_the_trial_finds
     forget_checks()
     if not torch_choice.uses_bf16:
         (entry,) = (tmp_path / "feature-path-checks").glob("*.json")
-        entry.write_text(entry.read_text().replace(f'"use_int8": {str(check["use_int8"]).lower()}',
-                                                   f'"use_int8": {str(not check["use_int8"]).lower()}'))
+        entry.write_text(
+            entry.read_text().replace(
+                f'"use_int8": {str(check["use_int8"]).lower()}', f'"use_int8": {str(not check["use_int8"]).lower()}'
+            )
+        )
         assert int8_check(tmp_path)["use_int8"] is not check["use_int8"]
     forget_checks()
 

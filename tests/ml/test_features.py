@@ -19,10 +19,21 @@ def make_extraction(records, cache_dir, **options):
     vgg, identity = load_backbone(init_seed=0, allow_download=False)
     choice = choose_device("cpu")
     preset = EvalPreset(IMAGE_SIZE)
-    cache = FeatureCache(cache_dir, backbone_sha256=identity.sha256, preprocessing=preset.version,
-                         precision=choice.precision) if cache_dir else None
-    features = extract_features(records, extractor=lambda: inference_extractor(FrozenFeatures(vgg), identity, choice),
-                                choice=choice, preset=preset, cache=cache, **options)
+    cache = (
+        FeatureCache(
+            cache_dir, backbone_sha256=identity.sha256, preprocessing=preset.version, precision=choice.precision
+        )
+        if cache_dir
+        else None
+    )
+    features = extract_features(
+        records,
+        extractor=lambda: inference_extractor(FrozenFeatures(vgg), identity, choice),
+        choice=choice,
+        preset=preset,
+        cache=cache,
+        **options,
+    )
     return features, cache, (vgg, identity, choice, preset)
 
 
@@ -68,8 +79,12 @@ def test_a_damaged_cache_entry_is_recomputed(synthetic_data, tmp_path):
 def test_an_unreadable_image_fails_naming_it_or_is_skipped_and_counted(synthetic_data, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
-    records = [*synthetic_data.records[:2], synthetic_data.records[2].__class__(
-        path=str(broken), sha256="ab" * 32, face_box=None, nrs=3, level=1, patient="X")]
+    records = [
+        *synthetic_data.records[:2],
+        synthetic_data.records[2].__class__(
+            path=str(broken), sha256="ab" * 32, face_box=None, nrs=3, level=1, patient="X"
+        ),
+    ]
     with pytest.raises(UnreadableImage, match="broken.jpg"):
         make_extraction(records, None)
     kept, _, _ = make_extraction(records, None, skip_unreadable=True)

@@ -25,8 +25,12 @@ from modeling.ml.gradcam import (
 def make_brightness_network() -> tuple[nn.Sequential, nn.Module]:
     """Two conv blocks that pass brightness through, and a head where class 1 means 'bright'."""
     features = nn.Sequential(
-        nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(2, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(3, 2, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(2, 2, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
     )
     with torch.no_grad():
         for conv in (features[0], features[3]):
@@ -134,7 +138,9 @@ def test_the_overlay_is_a_png_of_the_heatmap_size_that_colours_only_the_hot_regi
 VISIBLE = 40
 
 
-def blob_heatmap(shape: tuple[int, int], *, crop: tuple[int, int, int, int], centre: tuple[int, int], sigma: float) -> np.ndarray:
+def blob_heatmap(
+    shape: tuple[int, int], *, crop: tuple[int, int, int, int], centre: tuple[int, int], sigma: float
+) -> np.ndarray:
     """Grad-CAM as it looks on a face: a peak, faint heat over the rest of the crop, none outside."""
     height, width = shape
     rows, cols = np.mgrid[0:height, 0:width]
@@ -172,7 +178,10 @@ def photos_with_heat() -> dict[str, tuple[Image.Image, np.ndarray]]:
     x, y, w, h = ASTRONAUT_FACE
     synthetic = draw_face(make_identity(np.random.default_rng(3), "clinical"), 8, np.random.default_rng(3), size=224)
     return {
-        "astronaut": (astronaut(), blob_heatmap((512, 512), crop=ASTRONAUT_FACE, centre=(x + w // 2, y + h // 3), sigma=18)),
+        "astronaut": (
+            astronaut(),
+            blob_heatmap((512, 512), crop=ASTRONAUT_FACE, centre=(x + w // 2, y + h // 3), sigma=18),
+        ),
         "synthetic face": (synthetic, blob_heatmap((224, 224), crop=(40, 40, 150, 150), centre=(115, 150), sigma=20)),
     }
 

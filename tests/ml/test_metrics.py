@@ -37,7 +37,12 @@ def level_of(nrs: np.ndarray) -> np.ndarray:
 
 
 def make_predictions(
-    *, n_patients: int = 30, images_per_patient: int = 6, skill: float = 1.5, seed: int = 0, nrs_choices: list[int] | None = None
+    *,
+    n_patients: int = 30,
+    images_per_patient: int = 6,
+    skill: float = 1.5,
+    seed: int = 0,
+    nrs_choices: list[int] | None = None,
 ) -> Predictions:
     """A model whose probabilities lean towards the true level by ``skill``, on a few patients."""
     rng = np.random.default_rng(seed)
@@ -55,8 +60,13 @@ def make_predictions(
 
 def evaluate(predictions: Predictions, **kwargs) -> dict:
     return metrics.evaluate_predictions(
-        predictions.levels.tolist(), predictions.nrs.tolist(), predictions.probabilities.tolist(),
-        predictions.patients, LEVELS, n_bootstrap=kwargs.pop("n_bootstrap", N_RESAMPLES), **kwargs,
+        predictions.levels.tolist(),
+        predictions.nrs.tolist(),
+        predictions.probabilities.tolist(),
+        predictions.patients,
+        LEVELS,
+        n_bootstrap=kwargs.pop("n_bootstrap", N_RESAMPLES),
+        **kwargs,
     )
 
 
@@ -75,10 +85,14 @@ def test_point_metrics_equal_scikit_learns():
     data = make_predictions()
     result = evaluate(data)
     predicted = data.probabilities.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(data.levels, predicted, labels=[0, 1, 2, 3], zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        data.levels, predicted, labels=[0, 1, 2, 3], zero_division=0
+    )
     for level, name in enumerate(LEVELS):
         entry = result["levels"][name]
-        assert entry["auroc"] == pytest.approx(roc_auc_score(data.levels == level, data.probabilities[:, level]), abs=1e-9)
+        assert entry["auroc"] == pytest.approx(
+            roc_auc_score(data.levels == level, data.probabilities[:, level]), abs=1e-9
+        )
         assert entry["precision"] == pytest.approx(precision[level], abs=1e-9)
         assert entry["recall"] == pytest.approx(recall[level], abs=1e-9)
         assert entry["f1"] == pytest.approx(f1[level], abs=1e-9)
@@ -87,7 +101,9 @@ def test_point_metrics_equal_scikit_learns():
         roc_auc_score(data.levels, data.probabilities, multi_class="ovr", average="macro"), abs=1e-9
     )
     assert result["macro_f1"] == pytest.approx(f1_score(data.levels, predicted, average="macro"), abs=1e-9)
-    assert result["kappa_quadratic"] == pytest.approx(cohen_kappa_score(data.levels, predicted, weights="quadratic"), abs=1e-9)
+    assert result["kappa_quadratic"] == pytest.approx(
+        cohen_kappa_score(data.levels, predicted, weights="quadratic"), abs=1e-9
+    )
     assert result["mae_level"] == pytest.approx(mean_absolute_error(data.levels, predicted), abs=1e-9)
     assert result["confusion_matrix"] == confusion_matrix(data.levels, predicted).tolist()
     assert result["n_images"] == 180 and result["n_patients"] == 30
@@ -97,8 +113,12 @@ def test_binary_aurocs_score_nrs_thresholds_with_the_probability_of_the_levels_a
     data = make_predictions(seed=1)
     result = evaluate(data)
     moderate_or_severe = data.probabilities[:, 2] + data.probabilities[:, 3]
-    assert result["binary"]["nrs_ge_4"]["auroc"] == pytest.approx(roc_auc_score(data.nrs >= 4, moderate_or_severe), abs=1e-9)
-    assert result["binary"]["nrs_ge_7"]["auroc"] == pytest.approx(roc_auc_score(data.nrs >= 7, data.probabilities[:, 3]), abs=1e-9)
+    assert result["binary"]["nrs_ge_4"]["auroc"] == pytest.approx(
+        roc_auc_score(data.nrs >= 4, moderate_or_severe), abs=1e-9
+    )
+    assert result["binary"]["nrs_ge_7"]["auroc"] == pytest.approx(
+        roc_auc_score(data.nrs >= 7, data.probabilities[:, 3]), abs=1e-9
+    )
     assert result["binary"]["nrs_ge_7"]["unavailable"] is None
 
 
@@ -211,16 +231,25 @@ def test_roc_points_are_at_most_101_points_of_scikit_learns_curve_from_corner_to
 def test_binary_aurocs_need_level_ranges_that_do_not_split_a_threshold():
     data = make_predictions(seed=9)
     names = ["low", "middle", "high", "worst"]
-    without_ranges = metrics.evaluate_predictions(data.levels, data.nrs, data.probabilities, data.patients, names, n_bootstrap=50)
+    without_ranges = metrics.evaluate_predictions(
+        data.levels, data.nrs, data.probabilities, data.patients, names, n_bootstrap=50
+    )
     assert without_ranges["binary"]["nrs_ge_4"]["unavailable"] == "the NRS range of each level was not given"
     # none 0, mild 1-2, moderate 3-6, severe 7-10: NRS >= 4 falls inside moderate.
     nrs = np.array([{0: 0, 1: 2, 2: 5, 3: 8}[level] for level in data.levels])
     split = metrics.evaluate_predictions(
-        data.levels, nrs, data.probabilities, data.patients, LEVELS, n_bootstrap=50,
+        data.levels,
+        nrs,
+        data.probabilities,
+        data.patients,
+        LEVELS,
+        n_bootstrap=50,
         level_ranges=[(0, 0), (1, 2), (3, 6), (7, 10)],
     )
     assert "splits level 'moderate' (3-6)" in split["binary"]["nrs_ge_4"]["unavailable"]
-    assert split["binary"]["nrs_ge_7"]["auroc"] == pytest.approx(roc_auc_score(nrs >= 7, data.probabilities[:, 3]), abs=1e-9)
+    assert split["binary"]["nrs_ge_7"]["auroc"] == pytest.approx(
+        roc_auc_score(nrs >= 7, data.probabilities[:, 3]), abs=1e-9
+    )
 
 
 def test_it_rejects_predictions_that_do_not_fit_the_levels():
@@ -254,10 +283,18 @@ def test_a_fractional_median_nrs_rounds_half_up_like_the_level_mapping():
     nrs[halves] = 3.5  # the median of observer scores 3 and 4 is level moderate
     assert halves.any()
     result = metrics.evaluate_predictions(
-        data.levels, nrs, data.probabilities, data.patients, LEVELS, n_bootstrap=50, level_ranges=[(0, 0), (1, 3), (4, 6), (7, 10)]
+        data.levels,
+        nrs,
+        data.probabilities,
+        data.patients,
+        LEVELS,
+        n_bootstrap=50,
+        level_ranges=[(0, 0), (1, 3), (4, 6), (7, 10)],
     )
     moderate_or_severe = data.probabilities[:, 2] + data.probabilities[:, 3]
-    assert result["binary"]["nrs_ge_4"]["auroc"] == pytest.approx(roc_auc_score(data.levels >= 2, moderate_or_severe), abs=1e-9)
+    assert result["binary"]["nrs_ge_4"]["auroc"] == pytest.approx(
+        roc_auc_score(data.levels >= 2, moderate_or_severe), abs=1e-9
+    )
 
 
 def test_comparison_reports_b_minus_a_with_a_paired_interval_and_delong_p_value():
@@ -294,7 +331,9 @@ def test_comparison_reports_b_minus_a_with_a_paired_interval_and_delong_p_value(
 
 def test_a_model_compared_with_itself_differs_by_nothing():
     data = make_predictions(seed=11)
-    result = metrics.compare_predictions(data.levels, data.probabilities, data.probabilities, data.patients, LEVELS, n_bootstrap=100)
+    result = metrics.compare_predictions(
+        data.levels, data.probabilities, data.probabilities, data.patients, LEVELS, n_bootstrap=100
+    )
     for entry in result["levels"].values():
         assert entry["delta_auroc"] == 0.0 and entry["delta_f1"] == 0.0
         # Every resample differs by exactly 0: a zero-width interval is withheld, not shown as certain.
@@ -304,7 +343,9 @@ def test_a_model_compared_with_itself_differs_by_nothing():
 
 def test_comparison_marks_a_level_without_positive_cases_unavailable():
     data = make_predictions(seed=12, nrs_choices=[2, 5, 9])
-    result = metrics.compare_predictions(data.levels, data.probabilities, data.probabilities[::-1], data.patients, LEVELS, n_bootstrap=100)
+    result = metrics.compare_predictions(
+        data.levels, data.probabilities, data.probabilities[::-1], data.patients, LEVELS, n_bootstrap=100
+    )
     none = result["levels"]["none"]
     assert none["unavailable"] == "no positive cases in the test set"
     assert none["auroc_a"] is None and none["delta_ci"] is None and none["delong_p"] is None
@@ -314,7 +355,9 @@ def test_comparison_marks_a_level_without_positive_cases_unavailable():
 
 def test_kappa_is_null_when_truth_and_prediction_are_one_single_level():
     probabilities = np.tile([0.1, 0.1, 0.1, 0.7], (6, 1))
-    result = metrics.evaluate_predictions([3] * 6, [8] * 6, probabilities, ["P1", "P1", "P2", "P2", "P3", "P3"], LEVELS, n_bootstrap=50)
+    result = metrics.evaluate_predictions(
+        [3] * 6, [8] * 6, probabilities, ["P1", "P1", "P2", "P2", "P3", "P3"], LEVELS, n_bootstrap=50
+    )
     assert result["kappa_quadratic"] is None
     assert result["mae_level"] == 0.0
     assert result["levels"]["severe"]["f1"] == 1.0

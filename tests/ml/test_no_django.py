@@ -20,9 +20,17 @@ print(json.dumps({"modules": names, "django": sorted(k for k in sys.modules if k
 
 
 def test_no_module_of_modeling_ml_imports_django():
-    done = subprocess.run([sys.executable, "-c", PROGRAM], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert {"modeling.ml.training", "modeling.ml.predict", "modeling.ml.cli", "modeling.ml.features"} <= set(report["modules"])
+    assert {"modeling.ml.training", "modeling.ml.predict", "modeling.ml.cli", "modeling.ml.features"} <= set(
+        report["modules"]
+    )
     assert report["django"] == []

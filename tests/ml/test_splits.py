@@ -139,5 +139,7 @@ def test_it_needs_a_cohort_for_every_patient_when_cohorts_are_given():
 def test_the_same_image_under_two_patients_on_two_sides_is_leakage():
     twin = Record(path="/b.png", sha256="abc123def4567890", face_box=None, nrs=0, level=0, patient="P2")
     original = Record(path="/a.png", sha256="abc123def4567890", face_box=None, nrs=0, level=0, patient="P1")
-    with pytest.raises(PatientLeakage, match="the same image on more than one side of the split: sha256 abc123def456 in test, train"):
+    with pytest.raises(
+        PatientLeakage, match="the same image on more than one side of the split: sha256 abc123def456 in test, train"
+    ):
         check_no_leakage({"train": [original], "test": [twin]})

@@ -41,12 +41,14 @@ def test_a_head_model_learns_the_pain_levels_of_its_training_patients(trained_he
 def test_a_head_model_ranks_held_out_patients_well_above_chance(tmp_path):
     data = make_synthetic_data(tmp_path / "faces", HELD_OUT_PATIENTS)
     test = data.split("test")
-    result = train(make_config(), data.split("train"), data.split("val"), work_dir=tmp_path / "run",
-                   cache_dir=tmp_path / "cache")
+    result = train(
+        make_config(), data.split("train"), data.split("val"), work_dir=tmp_path / "run", cache_dir=tmp_path / "cache"
+    )
     model = load_model(result.weights_path, cache_dir=tmp_path / "cache")
     probabilities = model.predict_records(test, cache_dir=tmp_path / "cache")
-    metrics = evaluate_predictions([r.level for r in test], [r.nrs for r in test], probabilities,
-                                   [r.patient for r in test], model.level_names)
+    metrics = evaluate_predictions(
+        [r.level for r in test], [r.nrs for r in test], probabilities, [r.patient for r in test], model.level_names
+    )
     assert metrics["n_patients"] >= 50
     low, _ = metrics["macro_auroc_ci"]
     assert low > 0.5, f"macro AUROC {metrics['macro_auroc']:.3f}, 95% CI from {low:.3f}: not above chance"
@@ -64,8 +66,9 @@ def test_the_result_describes_the_run(trained_head):
 
 def test_a_warm_retrain_computes_no_features_and_gives_the_same_weights(trained_head, tmp_path):
     data = trained_head.data
-    again = train(trained_head.config, data.split("train"), data.split("val"), work_dir=tmp_path,
-                  cache_dir=trained_head.cache_dir)
+    again = train(
+        trained_head.config, data.split("train"), data.split("val"), work_dir=tmp_path, cache_dir=trained_head.cache_dir
+    )
     assert again.cache_misses == 0
     first = torch.load(trained_head.result.weights_path, weights_only=True)["head_state"]
     second = torch.load(again.weights_path, weights_only=True)["head_state"]
@@ -75,18 +78,27 @@ def test_a_warm_retrain_computes_no_features_and_gives_the_same_weights(trained_
 def test_resuming_from_a_checkpoint_gives_the_same_final_weights(trained_head, tmp_path):
     data = trained_head.data
     config = make_config(epochs=6, patience=100)
-    uninterrupted = train(config, data.split("train"), data.split("val"), work_dir=tmp_path / "a",
-                          cache_dir=trained_head.cache_dir)
+    uninterrupted = train(
+        config, data.split("train"), data.split("val"), work_dir=tmp_path / "a", cache_dir=trained_head.cache_dir
+    )
     events = []
 
     def stop_in_epoch_4() -> bool:
         return any(event.epoch == 4 for event in events)
 
     with pytest.raises(TrainingCancelled):
-        train(config, data.split("train"), data.split("val"), work_dir=tmp_path / "b", cache_dir=trained_head.cache_dir,
-              progress=events.append, should_stop=stop_in_epoch_4)
-    resumed = train(config, data.split("train"), data.split("val"), work_dir=tmp_path / "b",
-                    cache_dir=trained_head.cache_dir)
+        train(
+            config,
+            data.split("train"),
+            data.split("val"),
+            work_dir=tmp_path / "b",
+            cache_dir=trained_head.cache_dir,
+            progress=events.append,
+            should_stop=stop_in_epoch_4,
+        )
+    resumed = train(
+        config, data.split("train"), data.split("val"), work_dir=tmp_path / "b", cache_dir=trained_head.cache_dir
+    )
     assert resumed.resumed_from_epoch == 3
     a = torch.load(uninterrupted.weights_path, weights_only=True)["head_state"]
     b = torch.load(resumed.weights_path, weights_only=True)["head_state"]
@@ -97,8 +109,14 @@ def test_resuming_from_a_checkpoint_gives_the_same_final_weights(trained_head, t
 def test_progress_events_move_forward_and_end_at_one(trained_head, tmp_path):
     data = trained_head.data
     events = []
-    train(make_config(epochs=3, patience=100), data.split("train"), data.split("val"), work_dir=tmp_path,
-          cache_dir=trained_head.cache_dir, progress=events.append)
+    train(
+        make_config(epochs=3, patience=100),
+        data.split("train"),
+        data.split("val"),
+        work_dir=tmp_path,
+        cache_dir=trained_head.cache_dir,
+        progress=events.append,
+    )
     fractions = [event.fraction for event in events]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert {event.epoch for event in events} >= {1, 2, 3}
@@ -109,8 +127,14 @@ def test_progress_events_move_forward_and_end_at_one(trained_head, tmp_path):
 def test_the_last_progress_event_names_the_last_epoch_that_ran_when_early_stopping_ends_the_run(trained_head, tmp_path):
     data = trained_head.data
     events = []
-    result = train(make_config(epochs=60, patience=1), data.split("train"), data.split("val"), work_dir=tmp_path,
-                   cache_dir=trained_head.cache_dir, progress=events.append)
+    result = train(
+        make_config(epochs=60, patience=1),
+        data.split("train"),
+        data.split("val"),
+        work_dir=tmp_path,
+        cache_dir=trained_head.cache_dir,
+        progress=events.append,
+    )
     ran = len(result.history)
     assert ran < 60, "patience 1 over 60 epochs should stop early"
     assert result.best_epoch < ran
@@ -122,8 +146,13 @@ def test_a_corrupt_checkpoint_is_a_clear_error(trained_head, tmp_path):
     (tmp_path / CHECKPOINT_NAME).write_bytes(b"half a checkpoint")
     data = trained_head.data
     with pytest.raises(CheckpointError, match=CHECKPOINT_NAME):
-        train(make_config(epochs=2), data.split("train"), data.split("val"), work_dir=tmp_path,
-              cache_dir=trained_head.cache_dir)
+        train(
+            make_config(epochs=2),
+            data.split("train"),
+            data.split("val"),
+            work_dir=tmp_path,
+            cache_dir=trained_head.cache_dir,
+        )
 
 
 def test_unknown_mode_and_optimizer_list_the_valid_options():
@@ -135,22 +164,43 @@ def test_unknown_mode_and_optimizer_list_the_valid_options():
 
 def test_a_missing_image_fails_naming_it_or_is_skipped_with_a_count(trained_head, tmp_path):
     data = trained_head.data
-    missing = Record(path=str(tmp_path / "gone.jpg"), sha256="", face_box=None, nrs=2, level=1,
-                     patient=data.split("train")[0].patient)
+    missing = Record(
+        path=str(tmp_path / "gone.jpg"),
+        sha256="",
+        face_box=None,
+        nrs=2,
+        level=1,
+        patient=data.split("train")[0].patient,
+    )
     train_records = [*data.split("train"), missing]
     with pytest.raises(ValueError, match="gone.jpg"):
-        train(make_config(epochs=1), train_records, data.split("val"), work_dir=tmp_path / "a",
-              cache_dir=trained_head.cache_dir)
-    result = train(make_config(epochs=1, skip_unreadable=True), train_records, data.split("val"),
-                   work_dir=tmp_path / "b", cache_dir=trained_head.cache_dir)
+        train(
+            make_config(epochs=1),
+            train_records,
+            data.split("val"),
+            work_dir=tmp_path / "a",
+            cache_dir=trained_head.cache_dir,
+        )
+    result = train(
+        make_config(epochs=1, skip_unreadable=True),
+        train_records,
+        data.split("val"),
+        work_dir=tmp_path / "b",
+        cache_dir=trained_head.cache_dir,
+    )
     assert len(result.skipped_images) == 1 and "gone.jpg" in result.skipped_images[0]
 
 
 def test_a_patient_in_both_train_and_validation_is_refused(trained_head, tmp_path):
     data = trained_head.data
     with pytest.raises(PatientLeakage):
-        train(make_config(epochs=1), data.split("train"), data.split("train")[:2], work_dir=tmp_path,
-              cache_dir=trained_head.cache_dir)
+        train(
+            make_config(epochs=1),
+            data.split("train"),
+            data.split("train")[:2],
+            work_dir=tmp_path,
+            cache_dir=trained_head.cache_dir,
+        )
 
 
 def test_fine_tuning_loads_images_in_processes_on_cuda_only_unless_told(monkeypatch):
@@ -168,14 +218,15 @@ def test_fine_tuning_loads_images_in_processes_on_cuda_only_unless_told(monkeypa
 def test_fine_tuning_with_loading_processes_repeats_exactly(synthetic_data, tmp_path):
     records = synthetic_data.split("train")[:6]
     config = make_config(mode="finetune", epochs=1, image_size=32, batch_size=3, loader_workers=2, precision="float32")
-    weights = [train(config, records, synthetic_data.split("val")[:2], work_dir=tmp_path / name, cache_dir=None).weights_sha256
-               for name in ("first", "second")]
+    weights = [
+        train(config, records, synthetic_data.split("val")[:2], work_dir=tmp_path / name, cache_dir=None).weights_sha256
+        for name in ("first", "second")
+    ]
     assert weights[0] == weights[1]
 
 
 def _fine_tune_in_this_process(train_records, val_records, work_dir, answers) -> None:
-    config = make_config(mode="finetune", epochs=1, image_size=32, batch_size=3, loader_workers=2,
-                         precision="float32")
+    config = make_config(mode="finetune", epochs=1, image_size=32, batch_size=3, loader_workers=2, precision="float32")
     try:
         result = train(config, train_records, val_records, work_dir=work_dir, cache_dir=None)
         answers.put(("trained", loader_workers(config, choose_device("cpu", "float32")), result.weights_sha256))
@@ -189,8 +240,11 @@ def test_fine_tuning_in_a_daemonic_process_loads_its_images_itself(synthetic_dat
     # in its first parallel region.
     context = multiprocessing.get_context("spawn")
     answers = context.Queue()
-    child = context.Process(target=_fine_tune_in_this_process, daemon=True,
-                            args=(synthetic_data.split("train")[:6], synthetic_data.split("val")[:2], tmp_path, answers))
+    child = context.Process(
+        target=_fine_tune_in_this_process,
+        daemon=True,
+        args=(synthetic_data.split("train")[:6], synthetic_data.split("val")[:2], tmp_path, answers),
+    )
     child.start()
     outcome, workers, sha256 = answers.get(timeout=300)
     child.join(timeout=60)
@@ -200,8 +254,13 @@ def test_fine_tuning_in_a_daemonic_process_loads_its_images_itself(synthetic_dat
 
 def test_finetune_mode_trains_the_last_block_and_saves_the_full_network(synthetic_data, tmp_path):
     records = synthetic_data.split("train")[:6]
-    result = train(make_config(mode="finetune", epochs=1, image_size=32, batch_size=6), records, [],
-                   work_dir=tmp_path, cache_dir=None)
+    result = train(
+        make_config(mode="finetune", epochs=1, image_size=32, batch_size=6),
+        records,
+        [],
+        work_dir=tmp_path,
+        cache_dir=None,
+    )
     payload = torch.load(result.weights_path, weights_only=True)
     assert payload["mode"] == "finetune" and "model_state" in payload
     model = load_model(result.weights_path)

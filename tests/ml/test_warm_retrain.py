@@ -29,8 +29,9 @@ def as_in_a_fresh_process() -> None:
 
 def make_retrain(trained_head, work_dir: Path):
     data = trained_head.data
-    return train(trained_head.config, data.split("train"), data.split("val"), work_dir=work_dir,
-                 cache_dir=trained_head.cache_dir)
+    return train(
+        trained_head.config, data.split("train"), data.split("val"), work_dir=work_dir, cache_dir=trained_head.cache_dir
+    )
 
 
 def head_state(weights_path: str) -> dict[str, torch.Tensor]:

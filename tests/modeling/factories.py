@@ -39,7 +39,13 @@ def make_test_set(
             for _ in range(images_per_patient):
                 nrs = int(np.clip(centre + rng.integers(-1, 2), 0, 10))
                 images.append(
-                    {"image_id": image_id, "patient": f"{prefix}{p:03d}", "cohort": cohort, "nrs": nrs, "level": level_of(nrs)}
+                    {
+                        "image_id": image_id,
+                        "patient": f"{prefix}{p:03d}",
+                        "cohort": cohort,
+                        "nrs": nrs,
+                        "level": level_of(nrs),
+                    }
                 )
                 image_id += 1
     return images
@@ -122,7 +128,10 @@ def make_model_version(
         test_predictions=predictions,
         training_history=training_history
         if training_history is not None
-        else [{"epoch": e, "loss": 1.4 / e, "val_loss": 1.5 / e + 0.1, "val_macro_auroc": 0.6 + 0.05 * e} for e in range(1, 4)],
+        else [
+            {"epoch": e, "loss": 1.4 / e, "val_loss": 1.5 / e + 0.1, "val_macro_auroc": 0.6 + 0.05 * e}
+            for e in range(1, 4)
+        ],
         created_by=created_by,
     )
     record_evaluation(version, predictions, metrics, at_training=True)

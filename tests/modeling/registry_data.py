@@ -25,6 +25,14 @@ def make_model_version(name: str, *, stage: str = "candidate", requested_by: Use
         weights_path=f"/nonexistent/{name}.pt",
         weights_sha256="2" * 64,
         metrics={"clinical": {"n_images": 0, "n_patients": 0, "unavailable": "no clinical test images"}},
-        test_predictions=[{"image_id": 1, "patient": "C-1", "cohort": "clinical", "nrs": 3, "level": 1,
-                           "probabilities": [0.1, 0.6, 0.2, 0.1]}],
+        test_predictions=[
+            {
+                "image_id": 1,
+                "patient": "C-1",
+                "cohort": "clinical",
+                "nrs": 3,
+                "level": 1,
+                "probabilities": [0.1, 0.6, 0.2, 0.1],
+            }
+        ],
     )

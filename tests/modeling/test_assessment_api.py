@@ -175,8 +175,9 @@ def png_of(picture: PILImage.Image) -> bytes:
 def colour_bars_png() -> bytes:
     """Colour bars, as a camera with no one in front of it (or a test signal) shows."""
     bars = np.zeros((240, 320, 3), dtype=np.uint8)
-    for index, colour in enumerate([(255, 255, 255), (255, 255, 0), (0, 255, 255), (0, 255, 0),
-                                    (255, 0, 255), (255, 0, 0), (0, 0, 255), (0, 0, 0)]):
+    for index, colour in enumerate(
+        [(255, 255, 255), (255, 255, 0), (0, 255, 255), (0, 255, 0), (255, 0, 255), (255, 0, 0), (0, 0, 255), (0, 0, 0)]
+    ):
         bars[:, index * 40 : (index + 1) * 40] = colour
     return png_of(PILImage.fromarray(bars))
 
@@ -254,7 +255,9 @@ def test_a_researcher_can_assess_with_a_candidate_version(researcher, production
     jpeg = make_face_jpeg(seed=6)
     body = post_image(researcher, jpeg, model_version="v2").json()
     assert body["model_version"] == candidate.pk
-    np.testing.assert_allclose([body["probabilities"][n] for n in LEVEL_NAMES], ml_core_probabilities(other, jpeg), atol=1e-6)
+    np.testing.assert_allclose(
+        [body["probabilities"][n] for n in LEVEL_NAMES], ml_core_probabilities(other, jpeg), atol=1e-6
+    )
 
 
 def test_it_rejects_a_model_version_that_does_not_exist(researcher, production):
@@ -316,7 +319,9 @@ def test_the_suggestion_for_an_image_never_assessed_comes_from_its_stored_file(c
     body = suggestion(clinician, image.pk).json()
     with image.file.open("rb") as handle:
         picture = PILImage.open(handle).convert("RGB")
-    expected = load_model(tiny_model().weights_path).predict_image(picture, tuple(image.face_box) if image.face_box else None)
+    expected = load_model(tiny_model().weights_path).predict_image(
+        picture, tuple(image.face_box) if image.face_box else None
+    )
     np.testing.assert_allclose([body["probabilities"][n] for n in LEVEL_NAMES], expected, atol=1e-6)
     assert Assessment.objects.count() == 0
 

@@ -24,7 +24,9 @@ def make_dataset(clinician, clinician2):
     clinical = make_patient("P001")
     simulated = make_patient("S001", cohort="simulated")
     images = [
-        store_image(data=encode(make_face(seed=seed)), filename=f"{seed}.jpg", patient=patient, uploaded_by=clinician).image
+        store_image(
+            data=encode(make_face(seed=seed)), filename=f"{seed}.jpg", patient=patient, uploaded_by=clinician
+        ).image
         for seed, patient in ((1, clinical), (2, clinical), (3, simulated))
     ]
     record_label(image=images[0], rater=clinician, nrs=6, kind="self_report")
@@ -47,13 +49,30 @@ def snapshot() -> dict:
         "splits": sorted(SplitAssignment.objects.values_list("patient__code", "split", "seed")),
         "images": sorted(
             Image.objects.values_list(
-                "sha256", "patient__code", "width", "height", "face_box", "uploaded_at", "label_count", "observer_rater_count"
+                "sha256",
+                "patient__code",
+                "width",
+                "height",
+                "face_box",
+                "uploaded_at",
+                "label_count",
+                "observer_rater_count",
             )
         ),
-        "files": sorted(hashlib.sha256(default_storage.open(i.file.name).read()).hexdigest() for i in Image.objects.all()),
+        "files": sorted(
+            hashlib.sha256(default_storage.open(i.file.name).read()).hexdigest() for i in Image.objects.all()
+        ),
         "labels": sorted(
-            (sha_of[label.image_id], label.rater.username, label.nrs, label.kind, label.is_undo, label.is_retraction,
-             label.created_at, label.supersedes.created_at if label.supersedes else None)
+            (
+                sha_of[label.image_id],
+                label.rater.username,
+                label.nrs,
+                label.kind,
+                label.is_undo,
+                label.is_retraction,
+                label.created_at,
+                label.supersedes.created_at if label.supersedes else None,
+            )
             for label in PainLabel.objects.select_related("rater", "supersedes")
         ),  # fmt: skip
     }
@@ -68,7 +87,10 @@ def wipe_dataset(settings, tmp_path) -> None:
     # A new, empty media folder: the restore must bring every file back itself.
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "restored-media")}},
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "restored-media")},
+        },
     }
 
 

@@ -48,7 +48,12 @@ def test_stored_predictions_become_each_versions_first_evaluation_on_a_rebuilt_s
     predictions = make_predictions(test_set, seed=1)
     metrics = metrics_for(predictions, n_bootstrap=30)
     v1 = make_old_version(old_apps, "v1", predictions, metrics)
-    v2 = make_old_version(old_apps, "v2", make_predictions(test_set, seed=2), metrics_for(make_predictions(test_set, seed=2), n_bootstrap=30))
+    v2 = make_old_version(
+        old_apps,
+        "v2",
+        make_predictions(test_set, seed=2),
+        metrics_for(make_predictions(test_set, seed=2), n_bootstrap=30),
+    )
     unscored = make_old_version(old_apps, "v3", [], {})
 
     new_apps = migrate(AFTER)

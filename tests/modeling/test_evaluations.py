@@ -66,8 +66,9 @@ def test_identical_content_is_one_snapshot_and_a_new_label_makes_another(dataset
 def test_scoring_a_version_on_a_snapshot_stores_the_ml_cores_metrics_of_its_probabilities(version, settings):
     settings.PAINSITE_BOOTSTRAP_RESAMPLES = 50
     snapshot = take_test_snapshot(label_rule="self_report_first")
-    evaluation, queued = evaluations.request_evaluation(version=version, snapshot=snapshot, requested_by=None,
-                                                        enqueue=False)
+    evaluation, queued = evaluations.request_evaluation(
+        version=version, snapshot=snapshot, requested_by=None, enqueue=False
+    )
     assert queued and evaluation.status == EvaluationStatus.QUEUED
     assert evaluations.run_evaluation(evaluation.pk) == EvaluationStatus.SUCCEEDED
     evaluation.refresh_from_db()
@@ -75,9 +76,14 @@ def test_scoring_a_version_on_a_snapshot_stores_the_ml_cores_metrics_of_its_prob
     assert [p["image_id"] for p in evaluation.predictions] == [item["image_id"] for item in snapshot.images]
     rows = evaluation.predictions
     expected = evaluate_predictions(
-        np.array([p["level"] for p in rows]), np.array([p["nrs"] for p in rows], dtype=float),
-        np.array([p["probabilities"] for p in rows]), [p["patient"] for p in rows], LEVEL_NAMES,
-        n_bootstrap=50, seed=version.seed, level_ranges=[(0, 0), (1, 3), (4, 6), (7, 10)],
+        np.array([p["level"] for p in rows]),
+        np.array([p["nrs"] for p in rows], dtype=float),
+        np.array([p["probabilities"] for p in rows]),
+        [p["patient"] for p in rows],
+        LEVEL_NAMES,
+        n_bootstrap=50,
+        seed=version.seed,
+        level_ranges=[(0, 0), (1, 3), (4, 6), (7, 10)],
     )
     assert evaluation.metrics["combined"] == json.loads(json.dumps(expected))
     # A second delivery of the same task finds nothing to do.
@@ -178,9 +184,13 @@ def test_once_both_are_evaluated_on_one_snapshot_the_comparison_is_paired_on_it(
     by_image = {p["image_id"]: p for p in b.evaluations.get().predictions}
     rows = sorted(on_new.predictions, key=lambda p: p["image_id"])
     expected = compare_predictions(
-        np.array([p["level"] for p in rows]), np.array([p["probabilities"] for p in rows]),
-        np.array([by_image[p["image_id"]]["probabilities"] for p in rows]), np.array([p["patient"] for p in rows]),
-        LEVEL_NAMES, n_bootstrap=2000, seed=0,
+        np.array([p["level"] for p in rows]),
+        np.array([p["probabilities"] for p in rows]),
+        np.array([by_image[p["image_id"]]["probabilities"] for p in rows]),
+        np.array([p["patient"] for p in rows]),
+        LEVEL_NAMES,
+        n_bootstrap=2000,
+        seed=0,
     )
     for name in LEVEL_NAMES:
         assert body["levels"][name]["p_value"] == expected["levels"][name]["delong_p"]
@@ -211,9 +221,7 @@ def test_the_openapi_schema_documents_evaluations_snapshots_and_pairing(research
     assert {"p_value", "delta_ci"} <= set(components["LevelComparison"]["properties"])
 
 
-def test_a_version_whose_weights_are_gone_fails_with_the_reason_and_a_new_request_queues_it_again(
-    researcher, version
-):
+def test_a_version_whose_weights_are_gone_fails_with_the_reason_and_a_new_request_queues_it_again(researcher, version):
     ModelVersion.objects.filter(pk=version.pk).update(weights_path="/nonexistent/weights.pt")
     client = api_client_for(researcher)
     queued = client.post(evaluations_url(version), {"snapshot": "current"}, format="json").json()

@@ -77,8 +77,7 @@ def test_a_promotion_is_picked_up_by_the_next_request(clinician, admin_user):
     client = api_client_for(clinician)
     jpeg = make_face_jpeg(seed=3)
     before = assess(client, jpeg)
-    promote_model_version(version=second, actor=admin_user, reason="better severe-pain AUROC",
-                          confirm_random_init=True)
+    promote_model_version(version=second, actor=admin_user, reason="better severe-pain AUROC", confirm_random_init=True)
     after = assess(client, jpeg)
     assert (before["model_version"], after["model_version"]) == (first.pk, second.pk)
     assert not np.allclose(probabilities_of(before), probabilities_of(after))
@@ -119,8 +118,12 @@ def test_requests_during_a_production_switch_each_get_one_consistent_version(cli
         thread.start()
     try:
         for round_number in range(6):
-            promote_model_version(version=versions[round_number % 2], actor=admin_user, reason="switch back and forth",
-                                  confirm_random_init=True)
+            promote_model_version(
+                version=versions[round_number % 2],
+                actor=admin_user,
+                reason="switch back and forth",
+                confirm_random_init=True,
+            )
             # Let a few requests through under this version before switching again.
             wanted = len(answers) + 3
             for _ in range(3000):

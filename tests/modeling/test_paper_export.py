@@ -46,11 +46,18 @@ def test_the_csv_has_the_documented_header_and_the_stored_numbers_at_full_precis
     assert header[-11:-7] == ["macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high", "macro_f1"]
     assert header[-7:-4] == ["macro_auroc_n_levels", "macro_f1_n_levels", "ci_not_estimable"]
     assert header[-4:] == [
-        "test_snapshot", "test_snapshot_sha256", "train_targets_self_report", "train_targets_observer_median"
+        "test_snapshot",
+        "test_snapshot_sha256",
+        "train_targets_self_report",
+        "train_targets_observer_median",
     ]
     assert [(row["trained_on"], row["evaluated_on"]) for row in rows] == [
-        ("CPD-train", "CPD-test"), ("CPD-train", "SPD-test"), ("CPD-train", "CD-test"),
-        ("CD-train", "CPD-test"), ("CD-train", "SPD-test"), ("CD-train", "CD-test"),
+        ("CPD-train", "CPD-test"),
+        ("CPD-train", "SPD-test"),
+        ("CPD-train", "CD-test"),
+        ("CD-train", "CPD-test"),
+        ("CD-train", "SPD-test"),
+        ("CD-train", "CD-test"),
     ]
     severe = cd.metrics["clinical"]["levels"]["severe"]
     row = rows[3]
@@ -107,7 +114,9 @@ def test_latex_escapes_characters_that_would_break_the_fragment(client, research
     make_model_version(name="v3_b&c", cohorts=["simulated"])
     tex = download(client, researcher, "tex")
     assert "v3\\_b\\&c" in tex
-    assert latex_escape("100% {x} #1 ~ ^ \\") == r"100\% \{x\} \#1 \textasciitilde{} \textasciicircum{} \textbackslash{}"
+    assert (
+        latex_escape("100% {x} #1 ~ ^ \\") == r"100\% \{x\} \#1 \textasciitilde{} \textasciicircum{} \textbackslash{}"
+    )
 
 
 def test_by_default_each_trained_on_dataset_shows_its_production_version_or_else_its_newest(client, researcher):
@@ -116,8 +125,12 @@ def test_by_default_each_trained_on_dataset_shows_its_production_version_or_else
         name="v1", predictions=make_predictions(test_set, seed=1), stage=Stage.PRODUCTION
     )
     make_model_version(name="v2", predictions=make_predictions(test_set, seed=2))
-    older_cd = make_model_version(name="v3", predictions=make_predictions(test_set, seed=3), cohorts=["clinical", "simulated"])
-    newest_cd = make_model_version(name="v4", predictions=make_predictions(test_set, seed=4), cohorts=["clinical", "simulated"])
+    older_cd = make_model_version(
+        name="v3", predictions=make_predictions(test_set, seed=3), cohorts=["clinical", "simulated"]
+    )
+    newest_cd = make_model_version(
+        name="v4", predictions=make_predictions(test_set, seed=4), cohorts=["clinical", "simulated"]
+    )
     rows = list(csv.DictReader(io.StringIO(download(client, researcher, "csv"))))
     assert {row["version"] for row in rows} == {older_production.name, newest_cd.name}
     chosen = list(csv.DictReader(io.StringIO(download(client, researcher, "csv", version=[older_cd.pk]))))

@@ -35,7 +35,11 @@ def test_promoting_archives_the_previous_production_version(admin_user):
     services.promote_model_version(version=v2, actor=admin_user, reason="better severe AUROC")
     assert stages() == {"v1": "archived", "v2": "production"}
     events = list(PromotionEvent.objects.order_by("id").values_list("model_version__name", "from_stage", "to_stage"))
-    assert events == [("v1", "candidate", "production"), ("v1", "production", "archived"), ("v2", "candidate", "production")]
+    assert events == [
+        ("v1", "candidate", "production"),
+        ("v1", "production", "archived"),
+        ("v2", "candidate", "production"),
+    ]
     assert PromotionEvent.objects.filter(actor=admin_user).count() == 3
     audited = list(AuditEvent.objects.order_by("id").values_list("action", "details__name", "details__reason"))
     assert audited[-2:] == [
@@ -79,7 +83,9 @@ def test_the_api_promotes_for_admins_with_a_reason(admin_user):
 def test_non_admins_cannot_promote_through_the_api(request, who, expected):
     user = request.getfixturevalue(who) if who else None
     v1 = make_imagenet_version("v1")
-    response = api_client_for(user).post(reverse("api-model-version-promote", args=[v1.pk]), {"reason": "x"}, format="json")
+    response = api_client_for(user).post(
+        reverse("api-model-version-promote", args=[v1.pk]), {"reason": "x"}, format="json"
+    )
     assert response.status_code == expected
     assert stages() == {"v1": "candidate"}
 
@@ -162,8 +168,13 @@ def test_the_banner_costs_one_query_and_none_without_a_page(client, admin_user):
     client.get("/")
     with CaptureQueriesContext(connection) as captured:
         assert 'id="random-init-banner"' in client.get("/").content.decode()
-    assert sum("modeling_modelversion" in query["sql"] and '"backbone" = ' in query["sql"]
-               for query in captured.captured_queries) == 1
+    assert (
+        sum(
+            "modeling_modelversion" in query["sql"] and '"backbone" = ' in query["sql"]
+            for query in captured.captured_queries
+        )
+        == 1
+    )
     with CaptureQueriesContext(connection) as captured:
         client.get(reverse("api-model-versions"))
     assert not any('"backbone" = ' in query["sql"] for query in captured.captured_queries)

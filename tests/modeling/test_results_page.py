@@ -18,7 +18,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def two_versions(researcher):
     test_set = make_test_set()
-    weak = make_model_version(name="v1", predictions=make_predictions(test_set, skill=0.8, seed=1), created_by=researcher)
+    weak = make_model_version(
+        name="v1", predictions=make_predictions(test_set, skill=0.8, seed=1), created_by=researcher
+    )
     strong = make_model_version(
         name="v2", predictions=make_predictions(test_set, skill=2.5, seed=2), cohorts=["clinical", "simulated"]
     )
@@ -124,12 +126,19 @@ def test_the_page_for_50_versions_runs_a_fixed_number_of_queries_without_loading
     with django_assert_num_queries(10) as captured:
         response = client.get(reverse("results"))
     assert response.status_code == 200
-    assert read_cells(response.content.decode()).cells.keys() >= {("combined", str(v), "macro_auroc") for v in ModelVersion.objects.values_list("pk", flat=True)}
-    versions_query = next(query["sql"] for query in captured.captured_queries
-                          if "modeling_modelversion" in query["sql"] and '"backbone" = ' not in query["sql"])
+    assert read_cells(response.content.decode()).cells.keys() >= {
+        ("combined", str(v), "macro_auroc") for v in ModelVersion.objects.values_list("pk", flat=True)
+    }
+    versions_query = next(
+        query["sql"]
+        for query in captured.captured_queries
+        if "modeling_modelversion" in query["sql"] and '"backbone" = ' not in query["sql"]
+    )
     assert "test_predictions" not in versions_query
     assert "data_manifest" not in versions_query.replace("data_manifest_sha256", "")
-    evaluations_query = next(query["sql"] for query in captured.captured_queries if "FROM \"modeling_evaluation\"" in query["sql"])
+    evaluations_query = next(
+        query["sql"] for query in captured.captured_queries if 'FROM "modeling_evaluation"' in query["sql"]
+    )
     assert '"predictions"' not in evaluations_query and '"images"' not in evaluations_query
 
 
@@ -200,7 +209,9 @@ def test_the_comparison_says_so_and_shows_no_paired_test_when_test_images_differ
 def test_images_scored_against_different_labels_are_another_snapshot_and_not_paired(client, researcher):
     test_set = make_test_set()
     first = make_model_version(name="v1", predictions=make_predictions(test_set, seed=1))
-    relabelled = [{**image, "level": (image["level"] + 1) % 4} if image["image_id"] == 1 else image for image in test_set]
+    relabelled = [
+        {**image, "level": (image["level"] + 1) % 4} if image["image_id"] == 1 else image for image in test_set
+    ]
     second = make_model_version(name="v2", predictions=make_predictions(relabelled, seed=2))
     html = page(client, researcher, reverse("results-compare") + f"?a={first.pk}&b={second.pk}").content.decode()
     assert "were not evaluated on the same test images" in html
@@ -243,7 +254,11 @@ def test_admins_get_promote_buttons_and_researchers_do_not(client, researcher, a
 def test_the_version_detail_shows_provenance_training_curve_and_promotion_history(client, researcher, admin_user):
     version = make_model_version(name="v7", backbone="random-init", created_by=researcher)
     PromotionEvent.objects.create(
-        model_version=version, from_stage="candidate", to_stage="production", actor=admin_user, reason="best severe AUROC"
+        model_version=version,
+        from_stage="candidate",
+        to_stage="production",
+        actor=admin_user,
+        reason="best severe AUROC",
     )
     response = page(client, researcher, reverse("results-version", args=[version.pk]))
     html = response.content.decode()
@@ -263,7 +278,9 @@ def test_the_version_detail_shows_provenance_training_curve_and_promotion_histor
     assert html.count('class="plot-canvas"') == 3 * len(COHORTS) + 2
     assert "Loss per epoch" in html and "Validation macro AUROC per epoch" in html
     # The epoch table lists the stored history: training loss 1.4 / 3 and validation loss 0.6 in epoch 3.
-    assert '<td class="num">3</td><td class="num">0.467</td><td class="num">0.600</td><td class="num">0.750</td>' in html
+    assert (
+        '<td class="num">3</td><td class="num">0.467</td><td class="num">0.600</td><td class="num">0.750</td>' in html
+    )
 
 
 def test_the_version_detail_lists_each_levels_stored_metrics_in_level_order(client, researcher):

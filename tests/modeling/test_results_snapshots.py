@@ -91,8 +91,8 @@ def test_the_paper_exports_name_the_snapshot_and_where_training_targets_came_fro
     csv_text = client.get(reverse("results-paper"), {**query, "format": "csv"}).content.decode()
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     assert len(rows) == 6 and {row["test_snapshot"] for row in rows} == {str(snapshot.pk)}
-    assert {(row["version"], row["train_targets_self_report"], row["train_targets_observer_median"]) for row in rows} == {
-        ("v1", "", ""), ("v2", "113", "7")
-    }
+    assert {
+        (row["version"], row["train_targets_self_report"], row["train_targets_observer_median"]) for row in rows
+    } == {("v1", "", ""), ("v2", "113", "7")}
     page = client.get(reverse("results-paper"), query).content.decode()
     assert f"Test snapshot {snapshot.pk}" in page

@@ -19,8 +19,17 @@ def logged_in(client, user):
 
 
 def form_data(**overrides):
-    data = {"cohorts": ["clinical", "simulated"], "mode": "head", "epochs": 3, "lr": 0.001, "batch_size": 8,
-            "label_rule": "self_report_first", "seed": 1, "image_size": 64, "patience": 3}
+    data = {
+        "cohorts": ["clinical", "simulated"],
+        "mode": "head",
+        "epochs": 3,
+        "lr": 0.001,
+        "batch_size": 8,
+        "label_rule": "self_report_first",
+        "seed": 1,
+        "image_size": 64,
+        "patience": 3,
+    }
     return {**data, **overrides}
 
 
@@ -50,11 +59,14 @@ def test_posting_the_form_queues_a_run(client, researcher, clinician, django_cap
     assert f'data-progress-url="{reverse("training-run-progress", args=[run.pk])}"' in response.content.decode()
 
 
-def test_the_form_keeps_the_seed_of_the_researchers_last_run(client, researcher, clinician, django_capture_on_commit_callbacks):
+def test_the_form_keeps_the_seed_of_the_researchers_last_run(
+    client, researcher, clinician, django_capture_on_commit_callbacks
+):
     make_dataset(clinician, splits={"clinical": ["train", "val"]})
     with django_capture_on_commit_callbacks(execute=False):
-        response = logged_in(client, researcher).post(reverse("training"), form_data(cohorts=["clinical"], seed=4242),
-                                                      follow=True)
+        response = logged_in(client, researcher).post(
+            reverse("training"), form_data(cohorts=["clinical"], seed=4242), follow=True
+        )
     assert TrainingRun.objects.get().config["seed"] == 4242
     assert 'name="seed" value="4242"' in response.content.decode()
 
@@ -74,13 +86,24 @@ def test_a_second_run_is_refused_with_the_active_runs_number(client, researcher)
 
 def test_the_progress_endpoint_reports_the_run(client, researcher):
     run = TrainingRun.objects.create(
-        status=RunStatus.RUNNING, progress=0.45, epoch=2, loss=0.73, eta_seconds=12, message="epoch 2/3",
+        status=RunStatus.RUNNING,
+        progress=0.45,
+        epoch=2,
+        loss=0.73,
+        eta_seconds=12,
+        message="epoch 2/3",
         config={"epochs": 3},
     )
     response = logged_in(client, researcher).get(reverse("training-run-progress", args=[run.pk]))
     assert response["Cache-Control"] == "no-store"
     body = response.json()
-    assert (body["status"], body["progress"], body["epoch"], body["epochs"], body["loss"]) == ("running", 0.45, 2, 3, 0.73)
+    assert (body["status"], body["progress"], body["epoch"], body["epochs"], body["loss"]) == (
+        "running",
+        0.45,
+        2,
+        3,
+        0.73,
+    )
 
 
 def test_the_cancel_button_stops_a_queued_run(client, researcher):

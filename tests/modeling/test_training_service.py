@@ -23,7 +23,9 @@ def make_run(user, **config) -> TrainingRun:
 
 def test_it_fills_defaults_and_names_the_valid_options():
     config = clean_training_config({"cohorts": ["simulated"]})
-    assert config["cohorts"] == ["simulated"] and config["mode"] == "head" and config["label_rule"] == "self_report_first"
+    assert (
+        config["cohorts"] == ["simulated"] and config["mode"] == "head" and config["label_rule"] == "self_report_first"
+    )
     with pytest.raises(ValidationError) as error:
         clean_training_config({"mode": "turbo", "epochs": 0, "cohorts": ["dogs"], "colour": "red"})
     problems = error.value.message_dict

@@ -34,7 +34,7 @@ def test_the_version_page_counts_the_manifest_images_without_a_face(client, rese
     )
     client.force_login(researcher)
     html = client.get(reverse("results-version", args=[version.pk])).content.decode()
-    note = html[html.index('id="images-without-face"'):]
+    note = html[html.index('id="images-without-face"') :]
     assert "2 of 3" in note[: note.index("</div>")] and "whole image" in note[: note.index("</div>")]
 
 
@@ -45,5 +45,5 @@ def test_a_manifest_of_image_and_label_pairs_is_counted_too(client, researcher):
     ModelVersion.objects.filter(pk=version.pk).update(data_manifest={"images": [[image.pk, 5]]})
     client.force_login(researcher)
     html = client.get(reverse("results-version", args=[version.pk])).content.decode()
-    note = html[html.index('id="images-without-face"'):]
+    note = html[html.index('id="images-without-face"') :]
     assert "1 of 1" in note[: note.index("</div>")]

@@ -47,7 +47,9 @@ def tiny_model(head_hidden: int = 32, image_size: int = IMAGE_SIZE) -> TrainResu
             picture = draw_face(identity, nrs, rng, size=96)
             path = folder / f"p{patient}-{nrs}.jpg"
             picture.save(path, quality=90)
-            records.append(Record(str(path), sha256_file(path), detect_face(picture), nrs, levels.level_of(nrs), f"p{patient}"))
+            records.append(
+                Record(str(path), sha256_file(path), detect_face(picture), nrs, levels.level_of(nrs), f"p{patient}")
+            )
     config = TrainConfig(mode="head", epochs=2, image_size=image_size, batch_size=8, seed=0, head_hidden=head_hidden)
     train_records = [record for record in records if record.patient != "p3"]
     val_records = [record for record in records if record.patient == "p3"]

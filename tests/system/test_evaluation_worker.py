@@ -44,7 +44,9 @@ def test_a_version_trained_on_more_data_is_paired_with_the_previous_one_on_its_s
         trained = v2.evaluations.get(at_training=True)
         wait_for(
             lambda: Evaluation.objects.filter(
-                model_version=v1, snapshot=trained.snapshot, status__in=[EvaluationStatus.SUCCEEDED, EvaluationStatus.FAILED]
+                model_version=v1,
+                snapshot=trained.snapshot,
+                status__in=[EvaluationStatus.SUCCEEDED, EvaluationStatus.FAILED],
             ).exists(),
             timeout=180,
             message="the worker to score v1 on v2's snapshot",
@@ -59,9 +61,11 @@ def test_a_version_trained_on_more_data_is_paired_with_the_previous_one_on_its_s
     assert (first.snapshot.n_images, trained.snapshot.n_images) == (8, 16)
     assert len(rescored.predictions) == 16 and rescored.progress == 1.0
 
-    body = api_client_for(researcher).get(
-        reverse("api-model-versions-compare"), {"a": v1.pk, "b": v2.pk, "cohort": "combined"}
-    ).json()
+    body = (
+        api_client_for(researcher)
+        .get(reverse("api-model-versions-compare"), {"a": v1.pk, "b": v2.pk, "cohort": "combined"})
+        .json()
+    )
     assert body["paired"] is True and body["reason"] is None
     assert body["snapshot"]["id"] == trained.snapshot_id and body["snapshot"]["sha256"] == trained.snapshot.sha256
     assert (body["snapshot"]["n_images"], body["snapshot"]["n_patients"]) == (16, 4)

@@ -106,7 +106,9 @@ def test_a_run_started_while_the_broker_is_down_is_answered_and_sent_when_it_ret
 @pytest.mark.system
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="re-checks worker loss on PostgreSQL: set DATABASE_URL=postgres://...")
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="re-checks worker loss on PostgreSQL: set DATABASE_URL=postgres://..."
+)
 def test_a_worker_killed_mid_run_on_postgres_and_redis_is_resumed_once_and_a_late_duplicate_changes_nothing(
     researcher, clinician, worker_log_dir, settings
 ):
@@ -121,7 +123,9 @@ def test_a_worker_killed_mid_run_on_postgres_and_redis_is_resumed_once_and_a_lat
     broker.start()
     try:
         with celery_publishing_to(broker.url):
-            with celery_worker(broker_url=broker.url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV) as doomed:
+            with celery_worker(
+                broker_url=broker.url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV
+            ) as doomed:
                 run_id = start_run(researcher, **LONG_RUN)
                 first_task_id = run_row(run_id).celery_task_id
                 wait_for(lambda: run_row(run_id).epoch >= 2, timeout=180, interval=0.05, message="epoch 2")
@@ -131,11 +135,15 @@ def test_a_worker_killed_mid_run_on_postgres_and_redis_is_resumed_once_and_a_lat
             wait_for(lambda: services.reap_stale_runs() != [], timeout=30, message="the reaper to see the lost worker")
             seen_lost_after = time.monotonic() - killed_at
             assert run_row(run_id).status == RunStatus.QUEUED and run_row(run_id).celery_task_id != first_task_id
-            with celery_worker(broker_url=broker.url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV) as worker:
+            with celery_worker(
+                broker_url=broker.url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV
+            ) as worker:
                 wait_for(lambda: not run_row(run_id).is_active, timeout=240, message="the resumed run to end")
                 # The killed worker's delivery, arriving late (Redis redelivers unacknowledged tasks).
                 run_training.apply_async(args=[run_id], task_id=first_task_id, queue="training")
-                wait_for(lambda: worker.log().count("succeeded in") >= 2, timeout=60, message="the duplicate to be handled")
+                wait_for(
+                    lambda: worker.log().count("succeeded in") >= 2, timeout=60, message="the duplicate to be handled"
+                )
     finally:
         broker.stop()
     run = run_row(run_id)
@@ -182,7 +190,9 @@ def test_postgres_restarting_while_clinicians_label_answers_503_then_labeling_re
     assert set(report["statuses"]) <= {"201", "503"} and report["connection_errors"] == 0, report
     assert int(report["fault"]["during"].get("503", 0)) >= 1, report
     # Before it and after it, clinicians label.
-    assert int(report["fault"]["before"].get("201", 0)) >= 1 and int(report["fault"]["after"].get("201", 0)) >= 1, report
+    assert int(report["fault"]["before"].get("201", 0)) >= 1 and int(report["fault"]["after"].get("201", 0)) >= 1, (
+        report
+    )
     record("postgres_restart", {"load": report, "down_seconds": 2, "stopped_at_second": 4})
 
 
@@ -205,7 +215,10 @@ class ReadOnlyDisk(FileSystemStorage):
 def mount_small_disk(path) -> bool:
     """A 64 KiB tmpfs at `path`; False where this machine does not let the test mount one."""
     path.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], capture_output=True).returncode == 0
+    return (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], capture_output=True).returncode
+        == 0
+    )
 
 
 def break_disk(path, *, read_only: bool) -> None:

@@ -106,7 +106,11 @@ def test_no_upload_gets_a_5xx_and_a_refused_one_leaves_no_row_or_file(clinician,
     outcomes: dict[int, int] = {}
 
     @FUZZ
-    @given(body=upload_bodies, filename=st.sampled_from(HOSTILE_NAMES), patient_code=st.sampled_from(["P-fuzz", "P-fuzz", "nobody", "../P"]))
+    @given(
+        body=upload_bodies,
+        filename=st.sampled_from(HOSTILE_NAMES),
+        patient_code=st.sampled_from(["P-fuzz", "P-fuzz", "nobody", "../P"]),
+    )
     def upload(body: bytes, filename: str, patient_code: str) -> None:
         with isolated_example():
             images_before, events_before = Image.objects.count(), AuditEvent.objects.count()
@@ -144,7 +148,11 @@ json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
     st.text(max_size=20), st.sampled_from(["5", "05", "5.0", "1e1", " 7 ", "٣", "10", "11", "-0"]),
 )  # fmt: skip
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
 label_bodies = st.one_of(
     # Well-formed, in range or just outside it.
     st.fixed_dictionaries({"nrs": st.integers(-3, 14), "kind": st.sampled_from(LabelKind.values)}),
@@ -182,7 +190,11 @@ def test_no_label_body_gets_a_5xx_and_only_a_valid_score_is_stored(clinician, pa
                 assert rows[0].rater_id == clinician.pk  # never whoever the body names
             else:
                 assert rows == [] and response.json()["error"]
-            if isinstance(body, dict) and type(body.get("nrs")) is int and body.get("kind", "observer") in LabelKind.values:
+            if (
+                isinstance(body, dict)
+                and type(body.get("nrs")) is int
+                and body.get("kind", "observer") in LabelKind.values
+            ):
                 assert (response.status_code == 201) == (0 <= body["nrs"] <= 10), (body, response.json())
             if isinstance(body, dict) and isinstance(body.get("nrs"), (bool, float)):
                 assert response.status_code == 400
@@ -198,10 +210,17 @@ def test_a_label_body_that_is_not_json_gets_a_4xx_and_stores_nothing(clinician, 
     client = api_client_for(clinician)
 
     @FUZZ
-    @given(raw=st.binary(max_size=200), content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]))
+    @given(
+        raw=st.binary(max_size=200),
+        content_type=st.sampled_from(
+            ["application/json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+        ),
+    )
     def send(raw: bytes, content_type: str) -> None:
         with isolated_example():
-            response = client.generic("POST", reverse("api-image-labels", args=[image.pk]), raw, content_type=content_type)
+            response = client.generic(
+                "POST", reverse("api-image-labels", args=[image.pk]), raw, content_type=content_type
+            )
             assert response.status_code < 500, response.content[:300]
             if response.status_code != 201:
                 assert not PainLabel.objects.exists()
@@ -217,7 +236,8 @@ manifest_texts = st.one_of(
     st.text(max_size=300),
     st.lists(st.lists(manifest_cells, min_size=0, max_size=7), max_size=8).map(
         lambda rows: "\n".join(
-            ["filename,patient,cohort,nrs,kind,captured_at"] + [",".join(_csv_cell(cell) for cell in row) for row in rows]
+            ["filename,patient,cohort,nrs,kind,captured_at"]
+            + [",".join(_csv_cell(cell) for cell in row) for row in rows]
         )
     ),
 )
@@ -258,7 +278,9 @@ def _zip(manifest_text: str, members: dict[str, bytes]) -> bytes:
 
 archive_bodies = st.one_of(
     st.binary(max_size=1024),
-    manifest_texts.map(lambda text: _zip(text, {"face.jpg": VALID_JPEG, "../../escape.jpg": make_jpeg(seed=8), "evil.png": VALID_PNG})),
+    manifest_texts.map(
+        lambda text: _zip(text, {"face.jpg": VALID_JPEG, "../../escape.jpg": make_jpeg(seed=8), "evil.png": VALID_PNG})
+    ),
     manifest_texts.flatmap(lambda text: mutated(_zip(text, {"face.jpg": VALID_JPEG}))),
 )
 
@@ -272,7 +294,9 @@ def test_no_archive_gets_a_5xx_and_only_reported_images_are_stored_under_hash_na
     def bulk(body: bytes) -> None:
         with isolated_example():
             files_before = media_files()
-            response = client.post(reverse("api-images-bulk"), {"archive": _named(body, "../../upload.zip")}, format="multipart")
+            response = client.post(
+                reverse("api-images-bulk"), {"archive": _named(body, "../../upload.zip")}, format="multipart"
+            )
             outcomes[response.status_code] = outcomes.get(response.status_code, 0) + 1
             assert response.status_code < 500, response.content[:300]
             new_files = media_files() - files_before
@@ -294,7 +318,9 @@ def test_a_zip_member_name_never_becomes_a_storage_path(clinician):
     """Names that try to escape or to pick their storage path are either refused or stored by hash."""
     names = [name for name in HOSTILE_NAMES if "\x00" not in name]
     members = {name: make_jpeg(seed=20 + index) for index, name in enumerate(names)}
-    manifest_text = "filename,patient,cohort,consent\n" + "\n".join(f"{_csv_cell(name)},P-zip,clinical,granted" for name in names)
+    manifest_text = "filename,patient,cohort,consent\n" + "\n".join(
+        f"{_csv_cell(name)},P-zip,clinical,granted" for name in names
+    )
     response = api_client_for(clinician).post(
         reverse("api-images-bulk"), {"archive": _named(_zip(manifest_text, members), "set.zip")}, format="multipart"
     )
@@ -305,7 +331,10 @@ def test_a_zip_member_name_never_becomes_a_storage_path(clinician):
     stored = media_files()
     assert len(stored) == 2 * len(report["created"]) >= 2
     assert all(STORED_NAME.match(name) for name in stored), stored
-    assert not (Path(settings.MEDIA_ROOT).parent / "etc").exists() and not (Path(settings.MEDIA_ROOT).parent / "escape.jpg").exists()
+    assert (
+        not (Path(settings.MEDIA_ROOT).parent / "etc").exists()
+        and not (Path(settings.MEDIA_ROOT).parent / "escape.jpg").exists()
+    )
 
 
 def test_a_zip_cut_short_at_its_start_is_refused_not_a_server_error(clinician):

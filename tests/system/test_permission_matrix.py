@@ -259,7 +259,9 @@ def expectation_problem(endpoint: Endpoint, persona: str, method: str, response)
         return None if code == 401 else f"anonymous API call got {code}, expected 401"
     if persona == "anonymous":
         location = response.headers.get("Location", "")
-        return None if code == 302 and location.startswith("/accounts/login/") else f"anonymous page got {code} {location}"
+        return (
+            None if code == 302 and location.startswith("/accounts/login/") else f"anonymous page got {code} {location}"
+        )
     return None if code == 403 else f"{persona} got {code}, expected 403 (needs {minimum})"
 
 
@@ -287,7 +289,9 @@ def test_every_route_answers_each_role_and_method_as_the_table_says(people, obje
                 if problem:
                     problems.append(f"{method} {path} as {persona}: {problem}")
                 if audit_events and is_refusal(endpoint, response):
-                    problems.append(f"{method} {path} as {persona}: refused with {response.status_code} but wrote {audit_events} audit events")
+                    problems.append(
+                        f"{method} {path} as {persona}: refused with {response.status_code} but wrote {audit_events} audit events"
+                    )
     assert tried > 1500
     assert not problems, "\n".join(problems)
 
@@ -374,4 +378,6 @@ def test_a_withdrawn_patients_scores_and_raters_are_shown_to_admins_only(people,
         assert client_for(people[persona]).get(f"/api/labels/?patient={code}").json()["results"] == []
     response = call(people[ADMIN], "GET", f"/patients/{code}/")
     assert [(point["who"], point["nrs"]) for point in response.context["points"]] == [(rater, 6)]
-    assert [label["nrs"] for label in client_for(people[ADMIN]).get(f"/api/labels/?patient={code}").json()["results"]] == [6]
+    assert [
+        label["nrs"] for label in client_for(people[ADMIN]).get(f"/api/labels/?patient={code}").json()["results"]
+    ] == [6]

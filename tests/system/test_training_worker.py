@@ -105,12 +105,15 @@ def test_a_run_goes_through_the_training_worker_and_each_worker_takes_only_its_q
     call_command("evaluate", version.name)  # the stored metrics are what its predictions give
 
 
-def test_a_run_succeeds_on_a_training_worker_with_the_threads_pool(researcher, clinician, test_broker_url, worker_log_dir):
+def test_a_run_succeeds_on_a_training_worker_with_the_threads_pool(
+    researcher, clinician, test_broker_url, worker_log_dir
+):
     """docs/deploy.md starts GPU training workers with --pool threads: a prefork pool's task runs in
     a daemonic process, which may not start fine-tuning's image loading processes."""
     make_dataset(clinician)
-    with celery_worker(broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir,
-                       extra_args=("--pool", "threads")) as worker:
+    with celery_worker(
+        broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir, extra_args=("--pool", "threads")
+    ) as worker:
         run_id = start_run(researcher)["id"]
         wait_for(lambda: not run_row(run_id).is_active, timeout=240, message="the run to end")
         log = worker.log()
@@ -134,7 +137,9 @@ def test_cancel_stops_a_running_run_on_the_worker(researcher, clinician, test_br
     assert leftover_files(run_id) == [] and not artifacts.run_artifact_dir(run_id).exists()
 
 
-def test_a_cancel_while_the_run_is_evaluating_stops_the_evaluation(researcher, clinician, test_broker_url, worker_log_dir):
+def test_a_cancel_while_the_run_is_evaluating_stops_the_evaluation(
+    researcher, clinician, test_broker_url, worker_log_dir
+):
     """The evaluation after the last epoch (test predictions, bootstrap per cohort) stops at the
     next batch or cohort instead of running to its end first. Many resamples make it long."""
     make_dataset(clinician, splits={"clinical": ["train", "val", "test"]})

@@ -42,7 +42,9 @@ class Command(BaseCommand):
             f"{job.rejected_count} rejected, of {job.total_rows} rows."
         )
         for row in job.report["duplicates"]:
-            self.stdout.write(f"  duplicate  line {row['line']}: {row['filename']} is already image {row['existing_id']}")
+            self.stdout.write(
+                f"  duplicate  line {row['line']}: {row['filename']} is already image {row['existing_id']}"
+            )
         for row in job.report["rejected"]:
             self.stdout.write(f"  rejected   line {row['line']}: {row['filename']}: {row['reason']}")
         if job.status != ImportStatus.SUCCEEDED:

@@ -130,8 +130,9 @@ class Command(BaseCommand):
             self._seed_patient(planned, size=size, clinician=clinician, users=users, summary=summary)
         self._report(summary)
 
-    def _seed_patient(self, planned: PlannedPatient, *, size: int, clinician: User, users: dict[str, User],
-                      summary: Summary) -> None:
+    def _seed_patient(
+        self, planned: PlannedPatient, *, size: int, clinician: User, users: dict[str, User], summary: Summary
+    ) -> None:
         code = CODE_PREFIX + planned.code
         patient = Patient.objects.filter(code=code).first()
         if patient is None:
@@ -147,8 +148,14 @@ class Command(BaseCommand):
         for index in range(len(planned.nrs)):
             picture, expression = planned.render(index, size)
             captured_at = CAPTURE_START + timedelta(days=planned.number, hours=4 * index)
-            image = self._store(picture, patient=patient, filename=f"{code}-{index + 1:03d}.png",
-                                clinician=clinician, captured_at=captured_at, summary=summary)
+            image = self._store(
+                picture,
+                patient=patient,
+                filename=f"{code}-{index + 1:03d}.png",
+                clinician=clinician,
+                captured_at=captured_at,
+                summary=summary,
+            )
             summary.faces_found += image.face_box is not None
             already_labeled = set(PainLabel.objects.filter(image=image).values_list("rater__username", flat=True))
             for username, nrs, kind in plan_labels(planned, index, expression):
@@ -156,14 +163,27 @@ class Command(BaseCommand):
                     record_label(image=image, rater=users[username], nrs=nrs, kind=kind)
                     summary.labels_new += 1
 
-    def _store(self, picture: PILImage.Image, *, patient: Patient, filename: str, clinician: User,
-               captured_at: datetime, summary: Summary) -> Image:
+    def _store(
+        self,
+        picture: PILImage.Image,
+        *,
+        patient: Patient,
+        filename: str,
+        clinician: User,
+        captured_at: datetime,
+        summary: Summary,
+    ) -> Image:
         # PNG, so the stored JPEG is the first and only lossy encoding of the drawing.
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG", compress_level=1)
         try:
-            stored = store_image(data=buffer.getvalue(), filename=filename, patient=patient, uploaded_by=clinician,
-                                 captured_at=captured_at)
+            stored = store_image(
+                data=buffer.getvalue(),
+                filename=filename,
+                patient=patient,
+                uploaded_by=clinician,
+                captured_at=captured_at,
+            )
         except DuplicateImage as duplicate:
             summary.images_existing += 1
             return duplicate.existing_image

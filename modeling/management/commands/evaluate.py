@@ -29,17 +29,23 @@ class Command(BaseCommand):
         levels = PainLevels.parse(found.hyperparameters.get("levels") or found.data_manifest.get("pain_levels"))
         bootstrap = _stored_bootstrap(found.metrics)
         recomputed = metrics_by_cohort(
-            found.test_predictions, levels, seed=bootstrap.get("seed", found.seed),
+            found.test_predictions,
+            levels,
+            seed=bootstrap.get("seed", found.seed),
             n_bootstrap=bootstrap.get("resamples"),
         )
-        self.stdout.write(f"{found.name} ({found.stage}), backbone {found.backbone}, {len(found.test_predictions)} test images")
+        self.stdout.write(
+            f"{found.name} ({found.stage}), backbone {found.backbone}, {len(found.test_predictions)} test images"
+        )
         for cohort in EVALUATION_COHORTS:
             values = recomputed.get(cohort, {})
             if "unavailable" in values:
                 self.stdout.write(f"  {cohort}: {values['unavailable']}")
                 continue
-            self.stdout.write(f"  {cohort}: {values['n_images']} images, {values['n_patients']} patients, "
-                              f"macro AUROC {_fmt(values['macro_auroc'])}, macro F1 {_fmt(values['macro_f1'])}")
+            self.stdout.write(
+                f"  {cohort}: {values['n_images']} images, {values['n_patients']} patients, "
+                f"macro AUROC {_fmt(values['macro_auroc'])}, macro F1 {_fmt(values['macro_f1'])}"
+            )
             for name, level in values["levels"].items():
                 ci = level["ci"] and f"[{_fmt(level['ci'][0])}, {_fmt(level['ci'][1])}]"
                 self.stdout.write(f"    {name:>10}: AUROC {_fmt(level['auroc'])} {ci or ''}  F1 {_fmt(level['f1'])}")

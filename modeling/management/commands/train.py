@@ -23,8 +23,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--cohort", action="append", choices=COHORTS, dest="cohorts",
-                            help="repeat for both (default: both)")
+        parser.add_argument(
+            "--cohort", action="append", choices=COHORTS, dest="cohorts", help="repeat for both (default: both)"
+        )
         parser.add_argument("--mode", choices=MODES)
         parser.add_argument("--epochs", type=int)
         parser.add_argument("--lr", type=float)
@@ -35,8 +36,9 @@ class Command(BaseCommand):
         parser.add_argument("--patience", type=int)
         parser.add_argument("--user", help="username recorded as the requester (default: none, 'system')")
         parser.add_argument("--wait", action="store_true", help="print progress until the run ends")
-        parser.add_argument("--inline", action="store_true",
-                            help="train in this process, not on a worker (INLINE: no Celery involved)")
+        parser.add_argument(
+            "--inline", action="store_true", help="train in this process, not on a worker (INLINE: no Celery involved)"
+        )
 
     def handle(self, *args, wait: bool, inline: bool, user: str | None, **options) -> None:
         keys = ("cohorts", "mode", "epochs", "lr", "batch_size", "label_rule", "seed", "image_size", "patience")
@@ -49,7 +51,9 @@ class Command(BaseCommand):
         try:
             run = services.start_training(requested_by=requested_by, config=config, enqueue=not inline)
         except ValidationError as error:
-            raise CommandError("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items())) from None
+            raise CommandError(
+                "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items())
+            ) from None
         except services.TrainingAlreadyActive as conflict:
             raise CommandError(str(conflict)) from None
         self.stdout.write(f"training run {run.pk} queued: {run.config}")

@@ -21,11 +21,14 @@ class Command(BaseCommand):
         parser.add_argument("--role", required=True, help=f"one of: {', '.join(ROLES)}")
         parser.add_argument("--email", default="")
         source = parser.add_mutually_exclusive_group()
-        source.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+        source.add_argument(
+            "--password-stdin", action="store_true", help="read the password from the first line of stdin"
+        )
         source.add_argument("--generate-password", action="store_true", help="generate a password and print it once")
 
-    def handle(self, *args, username: str, role: str, email: str, password_stdin: bool,
-               generate_password: bool, **options) -> None:
+    def handle(
+        self, *args, username: str, role: str, email: str, password_stdin: bool, generate_password: bool, **options
+    ) -> None:
         if role not in ROLES:
             raise CommandError(f"unknown role {role!r}; valid roles: {', '.join(ROLES)}")
         if password_stdin:
