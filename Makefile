@@ -9,11 +9,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 VAR_DIR := $(or $(PAINSITE_VAR_DIR),var)
 
-.PHONY: run test install install-test browser migrate demo bench clean help
+.PHONY: run test lint install install-test browser migrate demo bench clean help
 
 help:
 	@echo "make run   - install, migrate, seed a synthetic demo, create demo users, start web + worker"
-	@echo "make test  - install and run the whole test suite (SQLite, or PostgreSQL via DATABASE_URL)"
+	@echo "make test  - install, check imports/lint/format, and run the whole test suite (SQLite, or PostgreSQL via DATABASE_URL)"
+	@echo "make lint  - only the import contracts (lint-imports), ruff check and ruff format --check"
 	@echo "make bench - run the benchmarks in bench/ (slow; results in bench/results/)"
 
 $(BIN)/python:
@@ -62,7 +63,13 @@ run: demo
 	@$(BIN)/python manage.py create_demo_users
 	$(BIN)/python manage.py runstack --host $(HOST) --port $(PORT)
 
-test: install-test browser
+# The layer rule and the import circles (.importlinter), lint and format (ruff.toml), then the suite.
+lint: install-test
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install-test browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Each benchmark prints its side-by-side ratios and writes bench/results/<name>.json;
