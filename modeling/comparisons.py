@@ -22,6 +22,7 @@ from modeling.results import (
     cohort_metrics,
     configured_level_names,
     is_available,
+    level_metrics,
     pain_level_names,
 )
 
@@ -30,10 +31,6 @@ COMPARISON_SEED = 0
 # Bump when the comparison's output changes shape, so cached entries from before are not reused.
 COMPARISON_CACHE_VERSION = 2
 COMPARISON_CACHE_SECONDS = 7 * 24 * 3600
-
-
-def _level(metrics: dict[str, Any], name: str) -> dict[str, Any]:
-    return metrics.get("levels", {}).get(name, {})
 
 
 def _side(version: ModelVersion, evaluation: Evaluation | None, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +78,7 @@ def compare_versions(a: ModelVersion, b: ModelVersion, cohort: str) -> dict[str,
         problem, paired = paired_test(evaluation_a, evaluation_b, cohort, level_names)
     levels = {}
     for name in level_names:
-        entry_a, entry_b = _level(metrics_a, name), _level(metrics_b, name)
+        entry_a, entry_b = level_metrics(metrics_a, name), level_metrics(metrics_b, name)
         pair = paired["levels"][name] if paired else {}
         levels[name] = {
             "auroc_a": entry_a.get("auroc"),

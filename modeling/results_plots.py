@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modeling.results import calibration, confusion, roc_curves
+from modeling.metric_views import calibration, confusion, roc_curves
 
 LEVEL_COLOURS = ["--level-none", "--level-mild", "--level-moderate", "--level-severe"]
 EXTRA_COLOURS = ["--okabe-purple", "--okabe-yellow", "--okabe-blue", "--okabe-black"]

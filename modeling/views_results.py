@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
-from modeling import comparisons, results, selectors
+from modeling import comparisons, metric_views, paper_table, results, selectors
 from modeling.models import ModelVersion, Stage, TestSnapshot
 from modeling.results_plots import (
     VERSION_STYLE,
@@ -69,32 +69,32 @@ def results_paper(request: HttpRequest) -> HttpResponse:
     if requested:
         chosen = [version for version in everything if str(version.pk) in requested]
     else:
-        chosen = results.default_paper_versions(everything)
+        chosen = paper_table.default_paper_versions(everything)
     level_names = results.level_names_of(chosen)
     # One snapshot for every row where the chosen versions share one, so the table is comparable.
     shared = selectors.snapshot_shared_by(chosen)
-    rows = results.paper_rows(chosen, selectors.shown_evaluations([version.pk for version in chosen], shared))
+    rows = paper_table.paper_rows(chosen, selectors.shown_evaluations([version.pk for version in chosen], shared))
     sources = selectors.target_sources([version.pk for version in chosen])
     for row in rows:
         row.target_sources = sources.get(row.version.pk)
 
     export = request.GET.get("format", "")
     if export:
-        if export not in results.PAPER_FORMATS:
+        if export not in paper_table.PAPER_FORMATS:
             return HttpResponse(
-                f"Unknown format {export!r}; choose one of: {', '.join(results.PAPER_FORMATS)}.",
+                f"Unknown format {export!r}; choose one of: {', '.join(paper_table.PAPER_FORMATS)}.",
                 status=400,
                 content_type="text/plain; charset=utf-8",
             )
-        content_type, extension, render_table = results.PAPER_FORMATS[export]
+        content_type, extension, render_table = paper_table.PAPER_FORMATS[export]
         response = HttpResponse(render_table(rows, level_names), content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="painsite-results.{extension}"'
         return response
 
     context = {
-        "rows": [(row, results.paper_cells(row, level_names)) for row in rows],
-        "header": results.paper_header(level_names),
-        "footnotes": results.paper_footnotes(rows),
+        "rows": [(row, paper_table.paper_cells(row, level_names)) for row in rows],
+        "header": paper_table.paper_header(level_names),
+        "footnotes": paper_table.paper_footnotes(rows),
         "versions": everything,
         "chosen_ids": {version.pk for version in chosen},
         "query": request.GET.urlencode() if requested else "",
@@ -141,7 +141,10 @@ def _comparison_section(a: ModelVersion, b: ModelVersion, cohort: str, shown: di
             cohort,
             "calibration",
         )
-        section["calibration_rows"] = [(a, results.calibration(metrics_a)), (b, results.calibration(metrics_b))]
+        section["calibration_rows"] = [
+            (a, metric_views.calibration(metrics_a)),
+            (b, metric_views.calibration(metrics_b)),
+        ]
     return section
 
 
@@ -175,7 +178,7 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
         section: dict[str, Any] = {"cohort": cohort, "label": results.COHORT_LABELS[cohort], "metrics": metrics}
         if results.is_available(metrics):
             label = results.COHORT_LABELS[cohort]
-            section["rows"] = results.level_rows(metrics)
+            section["rows"] = metric_views.level_rows(metrics)
             section["roc"] = _with_id(roc_levels_spec(metrics, f"ROC per pain level, {label}"), cohort, "roc")
             section["confusion"] = _with_id(confusion_spec(metrics, f"Confusion matrix, {label}"), cohort, "confusion")
             section["calibration"] = _with_id(
@@ -183,9 +186,9 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 cohort,
                 "calibration",
             )
-            section["calibration_table"] = results.calibration(metrics)
+            section["calibration_table"] = metric_views.calibration(metrics)
         sections.append(section)
-    history = results.training_curve(version)
+    history = metric_views.training_curve(version)
     evaluations = list(
         version.evaluations.select_related("snapshot")
         .defer("predictions", "snapshot__images")

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from modeling.models import Stage
-from modeling.results import latex_escape
+from modeling.paper_table import latex_escape
 from tests.modeling.factories import LEVEL_NAMES, make_model_version, make_predictions, make_test_set
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from modeling.results import PaperRow, format_interval, paper_cells, paper_csv
+from modeling.paper_table import PaperRow, paper_cells, paper_csv
+from modeling.results import format_interval
 from modeling.templatetags.results_format import signed_interval
 from tests.modeling.factories import (
     LEVEL_NAMES,
