@@ -84,6 +84,8 @@ def paper_footnotes(rows: Sequence[PaperRow]) -> list[str]:
     notes = []
     snapshots: dict[int, tuple[TestSnapshot, list[str]]] = {}
     for row in rows:
+        if row.snapshot is None:
+            continue
         names = snapshots.setdefault(row.snapshot.pk, (row.snapshot, []))[1]
         if row.version.name not in names:
             names.append(row.version.name)
