@@ -41,14 +41,15 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 from torchvision.models import vgg16  # noqa: E402
 
+from modeling.ml import backbone  # noqa: E402
 from modeling.ml import features as features_module  # noqa: E402
-from modeling.ml import network  # noqa: E402
+from modeling.ml.backbone import load_backbone  # noqa: E402
 from modeling.ml.config import TrainConfig  # noqa: E402
 from modeling.ml.data import load_image, read_manifest  # noqa: E402
 from modeling.ml.device import choose_device, configure_threads, cpu_supports_bf16  # noqa: E402
 from modeling.ml.features import compute_vectors, inference_extractor  # noqa: E402
 from modeling.ml.levels import PainLevels  # noqa: E402
-from modeling.ml.network import FrozenFeatures, load_backbone  # noqa: E402
+from modeling.ml.network import FrozenFeatures  # noqa: E402
 from modeling.ml.predict import load_model  # noqa: E402
 from modeling.ml.splits import assign_splits, patient_max_levels  # noqa: E402
 from modeling.ml.training import train  # noqa: E402
@@ -72,7 +73,7 @@ def peak_rss_gib() -> float:
 
 
 def drop_in_process_backbone() -> None:
-    network.forget_backbones()
+    backbone.forget_backbones()
     features_module.forget_inference_copies()
 
 
@@ -152,15 +153,15 @@ def cold_and_warm(records: list, splits: dict[str, str], scratch: Path, cache: P
     runs: dict[str, dict[str, Any]] = {}
     for name in ("cold", "warm"):
         drop_in_process_backbone()
-        built = network.vgg16_constructions
+        built = backbone.vgg16_constructions
         result, seconds = retrain(records, splits, scratch / name, cache, epochs)
-        built_by_retrain = network.vgg16_constructions - built
+        built_by_retrain = backbone.vgg16_constructions - built
         runs[name] = {
             "result": result,
             "seconds": seconds,
             "vgg16_constructions": built_by_retrain,
             "test_seconds": predict_test(result, test_records, cache),
-            "test_vgg16_constructions": network.vgg16_constructions - built - built_by_retrain,
+            "test_vgg16_constructions": backbone.vgg16_constructions - built - built_by_retrain,
         }
     cold, warm = runs["cold"], runs["warm"]
     weights_equal = cold["result"].weights_sha256 == warm["result"].weights_sha256

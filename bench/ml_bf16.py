@@ -29,9 +29,10 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from modeling.ml.backbone import load_backbone  # noqa: E402
 from modeling.ml.device import choose_device, configure_threads, cpu_supports_bf16  # noqa: E402
 from modeling.ml.features import compute_vectors  # noqa: E402
-from modeling.ml.network import FrozenFeatures, for_inference, load_backbone  # noqa: E402
+from modeling.ml.network import FrozenFeatures, for_inference  # noqa: E402
 
 
 def best_seconds(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:

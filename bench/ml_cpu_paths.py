@@ -40,6 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from annotation.faces import detect_face  # noqa: E402
+from modeling.ml.backbone import open_backbone  # noqa: E402
 from modeling.ml.device import _cpu_flags, cpu_supports_bf16  # noqa: E402
 from modeling.ml.feature_paths import (  # noqa: E402  # noqa: E402
     Int8Extractor,
@@ -49,7 +50,7 @@ from modeling.ml.feature_paths import (  # noqa: E402  # noqa: E402
     onnxruntime_version,
     quantize_int8,
 )
-from modeling.ml.network import FrozenFeatures, for_inference, open_backbone  # noqa: E402
+from modeling.ml.network import FrozenFeatures, for_inference  # noqa: E402
 from modeling.ml.transforms import EvalPreset  # noqa: E402
 from painsite.synthetic_faces import plan_patients  # noqa: E402
 

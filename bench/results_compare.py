@@ -46,8 +46,8 @@ from django.core.cache import cache  # noqa: E402
 
 from modeling.comparisons import COMPARISON_RESAMPLES, paired_comparison  # noqa: E402
 from modeling.evaluations import metrics_by_cohort, predict  # noqa: E402
+from modeling.ml import backbone  # noqa: E402
 from modeling.ml import features as features_module  # noqa: E402
-from modeling.ml import network  # noqa: E402
 from modeling.ml.config import TrainConfig  # noqa: E402
 from modeling.ml.data import read_manifest  # noqa: E402
 from modeling.ml.device import configure_threads  # noqa: E402
@@ -130,14 +130,14 @@ def reevaluation(scratch: Path, image_size: int) -> dict[str, Any]:
 
     def evaluate_once() -> tuple[float, int]:
         # As a fresh worker: no VGG16 kept in this process from before.
-        network.forget_backbones()
+        backbone.forget_backbones()
         features_module.forget_inference_copies()
-        built = network.vgg16_constructions
+        built = backbone.vgg16_constructions
         started = time.perf_counter()
         model = load_model(result.weights_path, cache_dir=cache_dir)
         predictions = predict(model, test)
         metrics_by_cohort(predictions, model.levels, seed=0, n_bootstrap=2000)
-        return time.perf_counter() - started, network.vgg16_constructions - built
+        return time.perf_counter() - started, backbone.vgg16_constructions - built
 
     cold_seconds, cold_built = evaluate_once()
     warm = [evaluate_once() for _ in range(REPEATS)]

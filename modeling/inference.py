@@ -22,9 +22,9 @@ from django.conf import settings
 from PIL import Image as PILImage
 
 from modeling.artifacts import feature_cache_dir, weights_file
+from modeling.ml.backbone import WeightsFileError
 from modeling.ml.data import FaceBox
 from modeling.ml.gradcam import grad_cam, overlay_base64, place_on_image
-from modeling.ml.network import WeightsFileError
 from modeling.ml.predict import LoadedModel, load_model
 from modeling.ml.transforms import face_crop_box
 from modeling.models import ModelVersion, Stage

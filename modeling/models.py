@@ -6,7 +6,7 @@ from django.db.models import Q
 
 from annotation.models import Image, Patient
 
-# modeling.ml.network.RANDOM_INIT, repeated so the models do not import torch.
+# modeling.ml.backbone.RANDOM_INIT, repeated so the models do not import torch.
 RANDOM_INIT_BACKBONE = "random-init"
 
 

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from modeling.ml.backbone import WeightsFileError
 from modeling.ml.config import TrainConfig
 from modeling.ml.data import Record
-from modeling.ml.network import WeightsFileError
 
 logger = logging.getLogger(__name__)
 

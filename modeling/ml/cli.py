@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from modeling.ml.backbone import WeightsFileError
 from modeling.ml.config import FEATURE_PATHS, MODES, OPTIMIZERS, PRECISIONS, TrainConfig
 from modeling.ml.data import Record, UnreadableImage, read_manifest
 from modeling.ml.levels import DEFAULT_LEVELS, PainLevels, whole_nrs
-from modeling.ml.network import WeightsFileError
 from modeling.ml.splits import (
     assign_splits,
     patient_cohorts,
@@ -156,10 +156,11 @@ def command_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def command_features(args: argparse.Namespace) -> dict[str, Any]:
+    from modeling.ml.backbone import load_backbone
     from modeling.ml.device import configure_threads
     from modeling.ml.feature_paths import choose_feature_path, path_extractor
     from modeling.ml.features import FeatureCache, extract_features
-    from modeling.ml.network import FrozenFeatures, load_backbone
+    from modeling.ml.network import FrozenFeatures
     from modeling.ml.transforms import EvalPreset
 
     records = _records(args)

@@ -35,9 +35,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from modeling.ml.backbone import BackboneIdentity
 from modeling.ml.device import DeviceChoice, _cpu_flags, choose_device
 from modeling.ml.features import inference_extractor
-from modeling.ml.network import BackboneIdentity, FrozenFeatures
+from modeling.ml.network import FrozenFeatures
 from modeling.ml.transforms import EvalPreset
 
 logger = logging.getLogger(__name__)

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from modeling.ml.backbone import BackboneIdentity
 from modeling.ml.data import Record, UnreadableImage, load_image
 from modeling.ml.device import DeviceChoice
-from modeling.ml.network import FEATURE_SIZE, BackboneIdentity, FrozenFeatures, for_inference
+from modeling.ml.network import FEATURE_SIZE, FrozenFeatures, for_inference
 from modeling.ml.transforms import EvalPreset
 
 # Image batch -> (N, 4096) features: a float32/bf16 `FrozenFeatures` copy or the int8 model.

@@ -19,22 +19,13 @@ import torch
 from PIL import Image
 from torchvision.models import vgg16
 
+from modeling.ml.backbone import Backbone, BackboneIdentity, WeightsFileError, backbone_for_identity
 from modeling.ml.data import FaceBox, Record, UnreadableImage, load_image, sha256_file
 from modeling.ml.device import DeviceChoice, choose_device, configure_threads
 from modeling.ml.feature_paths import INT8_ONNXRUNTIME, int8_choice, onnxruntime_version, path_extractor
 from modeling.ml.features import Extractor, FeatureCache, compute_vectors, extract_features
 from modeling.ml.levels import PainLevels
-from modeling.ml.network import (
-    Backbone,
-    BackboneIdentity,
-    FrozenFeatures,
-    PainHead,
-    PainNet,
-    WeightsFileError,
-    backbone_for_identity,
-    for_inference,
-    trainable_copy_for_finetune,
-)
+from modeling.ml.network import FrozenFeatures, PainHead, PainNet, for_inference, trainable_copy_for_finetune
 from modeling.ml.training import WEIGHTS_FORMAT
 from modeling.ml.transforms import EvalPreset
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from modeling.ml.backbone import RANDOM_INIT, Backbone, BackboneIdentity, open_backbone
 from modeling.ml.checkpoints import CHECKPOINT_NAME, CheckpointError, EpochState, data_fingerprint, save_atomically
 from modeling.ml.config import TrainConfig
 from modeling.ml.data import PainImageDataset, Record, check_readable
@@ -31,16 +32,7 @@ from modeling.ml.device import DeviceChoice, choose_device, configure_threads, i
 from modeling.ml.engine import Batch, Trainee, class_weights, fit, macro_auroc, make_optimizer
 from modeling.ml.feature_paths import choose_feature_path, path_extractor
 from modeling.ml.features import FeatureCache, extract_features
-from modeling.ml.network import (
-    RANDOM_INIT,
-    Backbone,
-    BackboneIdentity,
-    FrozenFeatures,
-    PainHead,
-    PainNet,
-    open_backbone,
-    trainable_copy_for_finetune,
-)
+from modeling.ml.network import FrozenFeatures, PainHead, PainNet, trainable_copy_for_finetune
 from modeling.ml.progress import Progress, Reporter, TrainingCancelled
 from modeling.ml.splits import check_no_leakage
 from modeling.ml.transforms import EvalPreset, FinetunePreset

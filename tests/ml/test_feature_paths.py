@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from modeling.ml.backbone import open_backbone
 from modeling.ml.config import TrainConfig
 from modeling.ml.device import choose_device
 from modeling.ml.feature_paths import (
@@ -25,7 +26,7 @@ from modeling.ml.feature_paths import (
     int8_model_path,
 )
 from modeling.ml.metrics import evaluate_predictions
-from modeling.ml.network import FrozenFeatures, open_backbone
+from modeling.ml.network import FrozenFeatures
 from modeling.ml.predict import load_model
 from modeling.ml.training import train
 from modeling.ml.transforms import EvalPreset

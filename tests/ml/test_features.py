@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from modeling.ml.backbone import load_backbone
 from modeling.ml.data import UnreadableImage, load_image
 from modeling.ml.device import choose_device
 from modeling.ml.features import FeatureCache, extract_features, inference_extractor
-from modeling.ml.network import FrozenFeatures, load_backbone
+from modeling.ml.network import FrozenFeatures
 from modeling.ml.transforms import EvalPreset
 
 from .conftest import IMAGE_SIZE

@@ -10,20 +10,17 @@ import pytest
 import torch
 from torch import nn
 
-from modeling.ml import network
-from modeling.ml.network import (
+from modeling.ml import backbone, network
+from modeling.ml.backbone import (
     RANDOM_INIT,
     BackboneIdentity,
-    CpuDropout,
-    FrozenFeatures,
-    PainHead,
-    PainNet,
     WeightsFileError,
     backbone_from_identity,
     load_backbone,
     read_imagenet_state,
     state_sha256,
 )
+from modeling.ml.network import CpuDropout, FrozenFeatures, PainHead, PainNet
 
 
 @pytest.fixture
@@ -46,18 +43,18 @@ def test_a_failed_download_says_so_on_stderr_and_leaves_stdout_to_the_json(monke
     """torch.hub announces a download on stdout; the command line prints its JSON there."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("PAINSITE_OFFLINE", raising=False)
-    monkeypatch.setattr(network, "_download_failed", False)
+    monkeypatch.setattr(backbone, "_download_failed", False)
 
     def unreachable(url, *args, **kwargs):
         sys.stdout.write(f'Downloading: "{url}"\n')
         raise urllib.error.URLError("unreachable in this test")
 
     monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", unreachable)
-    assert network.download_imagenet_weights() is None
+    assert backbone.download_imagenet_weights() is None
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "Downloading" in captured.err
-    assert network.download_imagenet_weights() is None  # tried once per process
+    assert backbone.download_imagenet_weights() is None  # tried once per process
     assert capsys.readouterr().err == ""
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from modeling.ml.backbone import WeightsFileError
 from modeling.ml.data import load_image
-from modeling.ml.network import WeightsFileError
 from modeling.ml.predict import load_model
 
 

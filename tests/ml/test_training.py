@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from modeling.ml.backbone import IMAGENET
 from modeling.ml.config import TrainConfig
 from modeling.ml.data import Record
 from modeling.ml.device import DeviceChoice, choose_device
 from modeling.ml.metrics import evaluate_predictions
-from modeling.ml.network import IMAGENET
 from modeling.ml.predict import load_model
 from modeling.ml.splits import PatientLeakage
 from modeling.ml.training import CHECKPOINT_NAME, CheckpointError, TrainingCancelled, loader_workers, macro_auroc, train

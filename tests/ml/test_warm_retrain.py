@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from modeling.ml import feature_paths, features, network
+from modeling.ml import backbone, feature_paths, features
+from modeling.ml.backbone import FINGERPRINTS_FOLDER, WeightsFileError, load_backbone, open_backbone
 from modeling.ml.data import load_image
-from modeling.ml.network import FINGERPRINTS_FOLDER, WeightsFileError, load_backbone, open_backbone
 from modeling.ml.predict import load_model
 from modeling.ml.training import train
 
@@ -22,7 +22,7 @@ from modeling.ml.training import train
 def as_in_a_fresh_process() -> None:
     """Forget the backbone, its fast copy and the fingerprints this process knows; the disk
     (feature cache and fingerprints) stays, as for a new worker process."""
-    network.forget_backbones()
+    backbone.forget_backbones()
     features.forget_inference_copies()
     feature_paths.forget_int8_models()
 
@@ -52,9 +52,9 @@ def assert_same_weights(first: str, second: str) -> None:
 
 def test_a_warm_retrain_never_builds_the_network_and_gives_bit_identical_weights(trained_head, tmp_path):
     as_in_a_fresh_process()
-    built_before = network.vgg16_constructions
+    built_before = backbone.vgg16_constructions
     again = make_retrain(trained_head, tmp_path)
-    assert network.vgg16_constructions == built_before
+    assert backbone.vgg16_constructions == built_before
     assert (again.cache_misses, again.backbone_sha256) == (0, trained_head.result.backbone_sha256)
     assert_same_weights(trained_head.result.weights_path, again.weights_path)
 
@@ -62,16 +62,16 @@ def test_a_warm_retrain_never_builds_the_network_and_gives_bit_identical_weights
 def test_predicting_cached_records_never_builds_the_network_until_an_image_needs_it(trained_head):
     records = trained_head.data.split("train")[:4]
     as_in_a_fresh_process()
-    built_before = network.vgg16_constructions
+    built_before = backbone.vgg16_constructions
     model = load_model(trained_head.result.weights_path, cache_dir=trained_head.cache_dir)
     from_cache = model.predict_records(records, cache_dir=trained_head.cache_dir)
-    assert network.vgg16_constructions == built_before
+    assert backbone.vgg16_constructions == built_before
     # A new image needs the network: built once, checked, and it agrees with the cache (within
     # bf16 rounding: the cached vector was computed in a batch of many, this one alone). On the
     # int8 path the int8 model stored beside the cache (keyed by the backbone's sha256) serves.
     single = model.predict_image(load_image(records[0].path), records[0].face_box)
     built = 0 if model.feature_path == feature_paths.INT8_ONNXRUNTIME else 1
-    assert network.vgg16_constructions == built_before + built
+    assert backbone.vgg16_constructions == built_before + built
     np.testing.assert_allclose(single, from_cache[0], atol=1e-3)
 
 
@@ -98,10 +98,10 @@ def test_a_damaged_fingerprint_is_detected_and_recomputed(trained_head, tmp_path
         content["source"]["init_seed"] = 7
         entry.write_text(json.dumps(content))
     as_in_a_fresh_process()
-    built_before = network.vgg16_constructions
-    backbone = open_backbone(init_seed=0, fingerprint_dir=tmp_path)
-    assert network.vgg16_constructions == built_before + 1
-    assert backbone.identity.sha256 == trained_head.result.backbone_sha256
+    built_before = backbone.vgg16_constructions
+    opened = open_backbone(init_seed=0, fingerprint_dir=tmp_path)
+    assert backbone.vgg16_constructions == built_before + 1
+    assert opened.identity.sha256 == trained_head.result.backbone_sha256
     assert json.loads(entry.read_text()) == json.loads(good)
 
 
@@ -127,8 +127,8 @@ def test_a_fingerprint_naming_another_backbone_fails_loudly_once_the_network_is_
 def test_a_backbone_built_before_any_fingerprint_folder_was_named_is_still_recorded(tmp_path):
     as_in_a_fresh_process()
     _, identity = load_backbone(init_seed=0)
-    built = network.vgg16_constructions
+    built = backbone.vgg16_constructions
     assert open_backbone(init_seed=0, fingerprint_dir=tmp_path).identity == identity
     as_in_a_fresh_process()
     assert open_backbone(init_seed=0, fingerprint_dir=tmp_path).identity == identity
-    assert network.vgg16_constructions == built
+    assert backbone.vgg16_constructions == built
