@@ -15,7 +15,7 @@ import numpy as np
 from django.core.cache import cache
 
 from modeling import selectors, snapshots
-from modeling.ml.metrics import compare_predictions
+from modeling.ml.comparison import compare_predictions
 from modeling.models import Evaluation, ModelVersion, TestSnapshot
 from modeling.results import (
     COHORT_LABELS,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from modeling.ml import delong, metrics
+from modeling.ml import comparison, delong
 
 N_DATA_SETS = 320
 N_PATIENTS = 60
@@ -54,7 +54,7 @@ def rejections() -> Rejections:
     clustered = per_image = interval = 0
     for data_set in range(N_DATA_SETS):
         y, probabilities_a, probabilities_b, patients = clustered_null_data(rng)
-        result = metrics.compare_predictions(
+        result = comparison.compare_predictions(
             y, probabilities_a, probabilities_b, patients, ["no pain", "pain"], n_bootstrap=N_RESAMPLES, seed=data_set
         )
         entry = result["levels"]["pain"]

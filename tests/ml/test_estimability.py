@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from modeling.ml import estimability, metrics
+from modeling.ml import comparison, estimability, metrics
 from modeling.ml.bootstrap import Interval
 
 from .test_metrics import LEVELS, assert_plain_json, make_predictions
@@ -57,7 +57,7 @@ def test_five_positive_patients_are_enough():
 def test_the_comparison_withholds_the_interval_and_the_p_value_of_such_a_level():
     data = few_severe_patients(severe_patients=4)
     other = make_predictions(n_patients=30, images_per_patient=5, seed=9, skill=0.5)
-    result = metrics.compare_predictions(
+    result = comparison.compare_predictions(
         data.levels, data.probabilities, other.probabilities, data.patients, LEVELS, n_bootstrap=200
     )
     severe = result["levels"]["severe"]
@@ -81,7 +81,7 @@ def test_a_cohort_of_nine_patients_gets_no_interval_at_all():
     for entry in result["levels"].values():
         assert entry["ci"] is None and entry["f1_ci"] is None
     assert {entry["ci_not_estimable"] for entry in result["levels"].values() if entry["auroc"] is not None} == {flag}
-    compared = metrics.compare_predictions(
+    compared = comparison.compare_predictions(
         data.levels, data.probabilities, data.probabilities[::-1], data.patients, LEVELS, n_bootstrap=100
     )
     assert compared["ci_not_estimable"] == flag

@@ -18,7 +18,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from modeling.ml import bootstrap, delong, metrics
+from modeling.ml import bootstrap, comparison, delong, metrics
 
 LEVELS = ["none", "mild", "moderate", "severe"]
 N_RESAMPLES = 300  # enough for the intervals' shape; the full 2,000 is exercised by the benchmark
@@ -300,7 +300,7 @@ def test_a_fractional_median_nrs_rounds_half_up_like_the_level_mapping():
 def test_comparison_reports_b_minus_a_with_a_paired_interval_and_delong_p_value():
     data = make_predictions(seed=10, skill=1.0)
     better = make_predictions(seed=10, skill=2.5)
-    result = metrics.compare_predictions(
+    result = comparison.compare_predictions(
         data.levels, data.probabilities, better.probabilities, data.patients, LEVELS, n_bootstrap=N_RESAMPLES, seed=3
     )
     for level, name in enumerate(LEVELS):
@@ -331,7 +331,7 @@ def test_comparison_reports_b_minus_a_with_a_paired_interval_and_delong_p_value(
 
 def test_a_model_compared_with_itself_differs_by_nothing():
     data = make_predictions(seed=11)
-    result = metrics.compare_predictions(
+    result = comparison.compare_predictions(
         data.levels, data.probabilities, data.probabilities, data.patients, LEVELS, n_bootstrap=100
     )
     for entry in result["levels"].values():
@@ -343,7 +343,7 @@ def test_a_model_compared_with_itself_differs_by_nothing():
 
 def test_comparison_marks_a_level_without_positive_cases_unavailable():
     data = make_predictions(seed=12, nrs_choices=[2, 5, 9])
-    result = metrics.compare_predictions(
+    result = comparison.compare_predictions(
         data.levels, data.probabilities, data.probabilities[::-1], data.patients, LEVELS, n_bootstrap=100
     )
     none = result["levels"]["none"]

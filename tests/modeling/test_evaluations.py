@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from annotation.services import record_label, withdraw_consent
 from modeling import evaluations
-from modeling.ml.metrics import compare_predictions, evaluate_predictions
+from modeling.ml.comparison import compare_predictions
+from modeling.ml.metrics import evaluate_predictions
 from modeling.models import Evaluation, EvaluationStatus, ModelVersion
 from modeling.models import TestSnapshot as Snapshot  # a "Test..." name would look like a test class to pytest
 from modeling.snapshots import snapshot_sha256, take_test_snapshot

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from modeling.api_results import ComparisonSerializer
-from modeling.ml.metrics import compare_predictions
+from modeling.ml.comparison import compare_predictions
 from modeling.models import ModelVersion, Stage
 from tests.conftest import api_client_for
 from tests.modeling.factories import LEVEL_NAMES, make_model_version, make_predictions, make_test_set

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
-from modeling.ml.metrics import compare_predictions
+from modeling.ml.comparison import compare_predictions
 from modeling.models import ModelVersion, PromotionEvent, Stage
 from modeling.results import COHORTS, results_table
 from tests.modeling.factories import LEVEL_NAMES, make_model_version, make_predictions, make_test_set, metrics_for
