@@ -50,7 +50,7 @@ def _validation_error(error: ValidationError) -> Response:
 @api_view(["GET", "HEAD", "POST"])
 @permission_classes(permission_classes_for(GET=VIEW_RUNS, POST=["modeling.add_trainingrun"]))
 def training_runs(request: Request) -> Response:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(selectors.training_runs(), request)
         return paginator.get_paginated_response(TrainingRunSerializer(page, many=True).data)

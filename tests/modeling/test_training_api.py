@@ -99,3 +99,11 @@ def test_clinicians_cannot_see_the_registry(clinician):
     make_model_version("v1")
     assert api_client_for(clinician).get(reverse("api-model-versions")).status_code == 403
     assert api_client_for(clinician).get(reverse("api-training-runs")).status_code == 403
+
+
+def test_a_head_request_on_the_run_list_reads_and_starts_nothing(researcher, small_dataset):
+    """HEAD is answered like GET: before, the list view took it for the POST that starts a run."""
+    response = api_client_for(researcher).head(reverse("api-training-runs"))
+    assert response.status_code == 200
+    assert not TrainingRun.objects.exists()
+    assert not AuditEvent.objects.filter(action="training.start").exists()
