@@ -94,11 +94,11 @@ def _evaluations_of(version: ModelVersion):
     operation_id="model_version_evaluations_list",
     tags=["model-versions"],
 )
-@api_view(["GET", "POST"])
+@api_view(["GET", "HEAD", "POST"])
 @permission_classes(permission_classes_for(GET=VIEW_VERSIONS, POST=ADD_EVALUATION))
 def model_version_evaluations(request: Request, pk: int) -> Response:
     version = get_object_or_404(selectors.model_versions_light(), pk=pk)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(_evaluations_of(version), request)
         return paginator.get_paginated_response(EvaluationSerializer(page, many=True).data)
@@ -132,7 +132,7 @@ def model_version_evaluations(request: Request, pk: int) -> Response:
     operation_id="test_snapshots_list",
     tags=["model-versions"],
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=VIEW_VERSIONS))
 def test_snapshots(request: Request) -> Response:
     paginator = PageNumberPagination()
