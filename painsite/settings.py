@@ -333,6 +333,8 @@ SPECTACULAR_SETTINGS = {
         "LabelKindEnum": "annotation.models.LabelKind",
         "StageEnum": "modeling.models.Stage",
         "RunStatusEnum": "modeling.models.RunStatus",
+        # Imports and evaluations share one set of statuses (queued, running, succeeded, failed).
+        "JobStatusEnum": "annotation.models.ImportStatus",
     },
 }
 
