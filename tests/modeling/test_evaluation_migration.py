@@ -15,7 +15,19 @@ from tests.modeling.factories import LEVEL_NAMES, LEVEL_RANGES, make_predictions
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("modeling", "0003_training_snapshot"), ("annotation", "0004_queue_partial_indexes")]
+# Forward again to every app's latest migration: stopping annotation at 0004 would leave the rest of
+# the session's tests (and their worker processes) a database without its later columns.
 AFTER = [("modeling", "0005_evaluations_from_stored_predictions")]
+
+
+def latest_everywhere():
+    return MigrationExecutor(connection).loader.graph.leaf_nodes()
+
+
+@pytest.fixture(autouse=True)
+def back_to_the_latest_migrations():
+    yield
+    migrate(latest_everywhere())
 
 
 def migrate(targets):
