@@ -57,7 +57,11 @@ def test_evaluate_both_pairs_two_versions_scored_on_different_test_sets(
     # Every level shows a ΔAUROC, and a p-value or the reason it is not estimable.
     rows = combined.locator("table.compare-table tbody tr[data-level]")
     assert rows.count() == 4
-    assert any(rows.nth(i).locator("td").nth(3).get_attribute("data-value") for i in range(4))
+    for i in range(4):
+        cells = rows.nth(i).locator("td")
+        assert cells.nth(2).get_attribute("data-value"), "no ΔAUROC"
+        p_cell = cells.nth(3)
+        assert p_cell.get_attribute("data-value") or "not estimable" in p_cell.inner_text(), p_cell.inner_text()
     page.locator("#compare-combined").scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts_dir / "results-evaluate-both.png"), full_page=True)
     problems = [m for m in page.console_messages if m.startswith("pageerror") or "Content Security Policy" in m]
