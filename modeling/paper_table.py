@@ -99,6 +99,11 @@ def paper_footnotes(rows: Sequence[PaperRow]) -> list[str]:
         if row.version.pk in seen:
             continue
         seen.add(row.version.pk)
+        if row.version.is_random_init:
+            notes.append(
+                f"{row.version.name} was trained on a random-init backbone (no ImageNet weights): its numbers are "
+                "not comparable with an ImageNet-pretrained VGG16's."
+            )
         train = (row.target_sources or {}).get("train")
         if not train:
             notes.append(f"Training targets of {row.version.name}: sources not recorded (trained before they were).")
@@ -121,6 +126,8 @@ def paper_csv(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
     header += ["macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high", "macro_f1"]
     header += ["macro_auroc_n_levels", "macro_f1_n_levels", "ci_not_estimable"]
     header += ["test_snapshot", "test_snapshot_sha256", "train_targets_self_report", "train_targets_observer_median"]
+    # A random-init backbone is flagged in every export: its numbers are not the study's VGG16's.
+    header += ["backbone"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
@@ -140,6 +147,7 @@ def paper_csv(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
         train = (row.target_sources or {}).get("train") or {}
         line += [row.snapshot.pk, row.snapshot.sha256] if row.snapshot is not None else ["", ""]
         line += [_csv_value(train.get("self_report")), _csv_value(train.get("observer_median"))]
+        line += [row.version.backbone]
         writer.writerow(line)
     return out.getvalue()
 
@@ -162,7 +170,8 @@ def _auroc_text(entry: dict[str, Any], dash: str) -> str:
 
 def paper_cells(row: PaperRow, level_names: Sequence[str], dash: str = "–") -> list[str]:
     m = row.metrics
-    cells = [row.trained_on, row.evaluated_on, row.version.name, f"{m['n_images']} ({m['n_patients']})"]
+    version = f"{row.version.name} (random-init backbone)" if row.version.is_random_init else row.version.name
+    cells = [row.trained_on, row.evaluated_on, version, f"{m['n_images']} ({m['n_patients']})"]
     for name in level_names:
         entry = level_metrics(m, name)
         cells += [_auroc_text(entry, dash), format_number(entry.get("f1")) if entry.get("support") else "n/a"]

@@ -43,9 +43,10 @@ def test_the_csv_has_the_documented_header_and_the_stored_numbers_at_full_precis
     header = list(rows[0])
     assert header[:5] == ["trained_on", "evaluated_on", "version", "n_images", "n_patients"]
     assert header[5:9] == ["none_auroc", "none_auroc_ci_low", "none_auroc_ci_high", "none_f1"]
-    assert header[-11:-7] == ["macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high", "macro_f1"]
-    assert header[-7:-4] == ["macro_auroc_n_levels", "macro_f1_n_levels", "ci_not_estimable"]
-    assert header[-4:] == [
+    assert header[-12:-8] == ["macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high", "macro_f1"]
+    assert header[-8:-5] == ["macro_auroc_n_levels", "macro_f1_n_levels", "ci_not_estimable"]
+    assert header[-1] == "backbone"
+    assert header[-5:-1] == [
         "test_snapshot",
         "test_snapshot_sha256",
         "train_targets_self_report",
@@ -151,3 +152,19 @@ def test_an_unknown_format_is_refused_by_name(client, researcher, study_versions
     response = client.get(reverse("results-paper"), {"format": "xlsx"})
     assert response.status_code == 400
     assert "csv, md, tex" in response.content.decode()
+
+
+def test_a_random_init_backbone_is_flagged_in_every_export(client, researcher):
+    test_set = make_test_set(patients_per_cohort=20, images_per_patient=3)
+    make_model_version(
+        name="v1", predictions=make_predictions(test_set, seed=1), cohorts=["clinical"], backbone="random-init"
+    )
+    make_model_version(
+        name="v2", predictions=make_predictions(test_set, skill=2.0, seed=2), cohorts=["clinical", "simulated"]
+    )
+    rows = list(csv.DictReader(io.StringIO(download(client, researcher, "csv"))))
+    assert {row["version"]: row["backbone"] for row in rows} == {"v1": "random-init", "v2": "vgg16-imagenet1k-v1"}
+    for export in ("md", "tex"):
+        text = download(client, researcher, export)
+        assert "v1 (random-init backbone)" in text and "v2 (random-init backbone)" not in text
+        assert "v1 was trained on a random-init backbone" in text.replace("\\", "")
