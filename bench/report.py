@@ -235,6 +235,14 @@ def render_reliability() -> str:
             f"{killed['status']} with **attempts = {killed['attempts']} and {killed['model_versions']} model "
             f"version** | {measured_by(killed)} | {on(killed)} |"
         )
+    for name, when in (("reliability_training_cancel_during_epochs.json", "while epochs run"),
+                       ("reliability_training_cancel_during_evaluation.json", "while the run evaluates")):  # fmt: skip
+        cancel = load(name)
+        if cancel:
+            rows.append(
+                f"| Cancelling a training run ({when}) | from the cancel request to the run's row saying cancelled: "
+                f"**{cancel['seconds_from_cancel_to_cancelled']} s** | {measured_by(cancel)} | {on(cancel)} |"
+            )
     for name in sorted(path.name for path in RESULTS.glob("suite_*.json")):
         suite = load(name)
         tests = suite["tests"]
