@@ -13,6 +13,7 @@ import csv
 import io
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -30,6 +31,17 @@ REQUIRED_COLUMNS = ("filename", "patient")
 NESTED_ARCHIVE_SUFFIXES = (".zip", ".jar", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".7z", ".rar", ".zst")
 NESTED_ARCHIVE_MAGIC = (b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"7z\xbc\xaf", b"Rar!", b"\x28\xb5\x2f\xfd")
 DEFAULT_MAX_MEMBERS = 20_000
+
+# What zipfile raises on a damaged archive, found by fuzzing mutated archives (tests/system/test_hostile_input.py).
+DAMAGED_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    NotImplementedError,
+    UnicodeDecodeError,
+)
 
 
 class ArchiveRejected(ValueError):
@@ -187,7 +199,9 @@ class SafeArchive:
     ) -> None:
         try:
             self._zip = zipfile.ZipFile(fileobj)
-        except (zipfile.BadZipFile, OSError, ValueError):
+        # A damaged directory can fail in any of these (a name that is not UTF-8, a version zipfile
+        # does not know, a record cut short).
+        except DAMAGED_ZIP_ERRORS:
             raise ArchiveRejected("the upload is not a readable ZIP archive") from None
         infos = self._zip.infolist()
         if len(infos) > max_members:
@@ -264,8 +278,9 @@ class SafeArchive:
                     size += len(chunk)
                     chunks.append(chunk)
         # ValueError: a damaged central directory can point a member before the archive's start
-        # ("negative seek value"), e.g. a ZIP with its first bytes cut off.
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, ValueError) as error:
+        # ("negative seek value"), e.g. a ZIP with its first bytes cut off; zlib.error: damaged
+        # deflate data; RuntimeError: a local header that says "encrypted" where the directory did not.
+        except (*DAMAGED_ZIP_ERRORS, zlib.error, RuntimeError) as error:
             raise MemberRejected(f"the member is damaged or uses an unsupported compression ({error})") from None
         if size > cap:
             if budget_is_tighter:
