@@ -36,8 +36,11 @@ def test_a_version_trained_on_more_data_is_paired_with_the_previous_one_on_its_s
     make_dataset(clinician)
     with celery_worker(broker_url=test_broker_url, queues=("default", "training"), log_dir=worker_log_dir) as worker:
         v1 = train(researcher)
-        add_patient("C-test-9", "clinical", "test", rater=clinician)
-        add_patient("S-test-9", "simulated", "test", rater=clinician)
+        # Eight new test patients make ten: enough for an interval and a p-value (at least 10
+        # patients, 5 with and 5 without each level; docs/metrics.md).
+        for number in range(9, 13):
+            add_patient(f"C-test-{number}", "clinical", "test", rater=clinician)
+            add_patient(f"S-test-{number}", "simulated", "test", rater=clinician)
         # A patient whose targets come from an observer's estimate, not a self-report.
         add_patient("C-train-9", "clinical", "train", rater=clinician, kind="observer")
         v2 = train(researcher)
@@ -58,8 +61,8 @@ def test_a_version_trained_on_more_data_is_paired_with_the_previous_one_on_its_s
     assert "Task modeling.tasks.run_evaluation[" in log
     first = v1.evaluations.get(at_training=True)
     assert first.snapshot_id != trained.snapshot_id
-    assert (first.snapshot.n_images, trained.snapshot.n_images) == (8, 16)
-    assert len(rescored.predictions) == 16 and rescored.progress == 1.0
+    assert (first.snapshot.n_images, trained.snapshot.n_images) == (8, 40)
+    assert len(rescored.predictions) == 40 and rescored.progress == 1.0
 
     body = (
         api_client_for(researcher)
@@ -68,10 +71,11 @@ def test_a_version_trained_on_more_data_is_paired_with_the_previous_one_on_its_s
     )
     assert body["paired"] is True and body["reason"] is None
     assert body["snapshot"]["id"] == trained.snapshot_id and body["snapshot"]["sha256"] == trained.snapshot.sha256
-    assert (body["snapshot"]["n_images"], body["snapshot"]["n_patients"]) == (16, 4)
-    assert body["n_images"] == 16
+    assert (body["snapshot"]["n_images"], body["snapshot"]["n_patients"]) == (40, 10)
+    assert body["n_images"] == 40
     levels = body["levels"].values()
-    assert any(level["p_value"] is not None for level in levels)
+    # The patient-clustered p-value and the paired interval, on the grown test set.
+    assert any(level["p_value"] is not None and level["delta_ci"] is not None for level in levels)
     for level in levels:
         # The ML core may find an interval not estimable on so few patients: then it says why.
         assert level["delta_ci"] is None or len(level["delta_ci"]) == 2
