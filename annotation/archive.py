@@ -83,6 +83,10 @@ class Manifest:
 
 def parse_manifest(text: str) -> Manifest:
     """Rows a data set's manifest.csv describes; each unusable row becomes a RowProblem."""
+    # No text field of ours can hold a NUL (PostgreSQL refuses it in text and JSON), and a
+    # manifest with one is binary data, not CSV.
+    if "\x00" in text:
+        raise ArchiveRejected(f"{MANIFEST_NAME} contains NUL characters: it is not a CSV text file")
     reader = csv.DictReader(io.StringIO(text))
     header = [name.strip().lower() for name in (reader.fieldnames or [])]
     missing = [name for name in REQUIRED_COLUMNS if name not in header]

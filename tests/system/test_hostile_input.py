@@ -373,3 +373,13 @@ def test_mutated_archives_are_refused_by_name_never_with_another_error():
         except ArchiveRejected:
             outcomes["refused"] += 1
     assert outcomes["read"] and outcomes["refused"], outcomes
+
+
+def test_a_manifest_with_a_nul_character_is_refused_before_anything_is_stored(clinician):
+    """PostgreSQL refuses NUL in text and JSON: such a manifest was a 500 there, and is binary data anyway."""
+    archive = _zip("filename,patient,cohort\na.jpg,P-\x00,clinical\n", {"a.jpg": make_jpeg(seed=5)})
+    response = api_client_for(clinician).post(
+        reverse("api-images-bulk"), {"archive": _named(archive, "nul.zip")}, format="multipart"
+    )
+    assert response.status_code == 400 and "NUL" in response.json()["error"]
+    assert not Image.objects.exists() and not ImportJob.objects.exists()

@@ -149,8 +149,9 @@ def test_a_cancel_while_the_run_is_evaluating_stops_the_evaluation(
     researcher, clinician, test_broker_url, worker_log_dir
 ):
     """The evaluation after the last epoch (test predictions, bootstrap per cohort) stops at the
-    next batch or cohort instead of running to its end first. Many resamples make it long."""
-    make_dataset(clinician, splits={"clinical": ["train", "val", "test"]})
+    next batch or cohort instead of running to its end first. Many resamples make it long; ten
+    test patients make the intervals estimable, so the bootstrap runs at all."""
+    make_dataset(clinician, splits={"clinical": ["train", "val"] + ["test"] * 10})
     env = {**RECOVERY_ENV, "PAINSITE_BOOTSTRAP_RESAMPLES": "400000"}
     with celery_worker(broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir, **env) as worker:
         run_id = start_run(researcher)["id"]
