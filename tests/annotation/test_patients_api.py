@@ -156,23 +156,12 @@ def test_the_detail_page_shows_the_timeline_chart_and_table(client, clinician, c
 
 
 def test_the_timeline_shows_model_assessments_as_level_ranges(client, clinician):
-    from modeling.models import Assessment, ModelVersion, TrainingRun
+    from modeling.models import Assessment
+    from tests.modeling.registry_data import make_model_version
 
     patient = make_patient("P001")
     image = make_image(patient)
-    version = ModelVersion.objects.create(
-        name="v1",
-        training_run=TrainingRun.objects.create(),
-        mode="head",
-        data_manifest_sha256="0" * 64,
-        split_sha256="0" * 64,
-        label_rule="self_report_first",
-        seed=0,
-        device="cpu",
-        backbone="random-init",
-        weights_path="w.pt",
-        weights_sha256="0" * 64,
-    )
+    version = make_model_version("v1")
     Assessment.objects.create(
         image=image,
         patient=patient,

@@ -30,8 +30,9 @@ def test_a_clinician_searches_patients_by_code_and_the_pages_keep_the_search(pag
 
 def test_the_chart_draws_its_legend_and_keeps_marks_at_one_time_apart(page_for, clinician, clinician2, artifacts_dir):
     from annotation.services import record_label
-    from modeling.models import Assessment, ModelVersion, TrainingRun
+    from modeling.models import Assessment
     from tests.annotation.factories import make_image
+    from tests.modeling.registry_data import make_model_version
 
     patient = make_patient("P-chart")
     first, second = make_image(patient), make_image(patient)
@@ -41,19 +42,7 @@ def test_the_chart_draws_its_legend_and_keeps_marks_at_one_time_apart(page_for, 
     from tests.conftest import make_user
 
     record_label(image=first, rater=make_user("third", "clinician"), nrs=7, kind="observer")
-    version = ModelVersion.objects.create(
-        name="v1",
-        training_run=TrainingRun.objects.create(),
-        mode="head",
-        data_manifest_sha256="0" * 64,
-        split_sha256="0" * 64,
-        label_rule="self_report_first",
-        seed=0,
-        device="cpu",
-        backbone="random-init",
-        weights_path="w.pt",
-        weights_sha256="0" * 64,
-    )
+    version = make_model_version("v1")
     Assessment.objects.create(
         image=first,
         patient=patient,
