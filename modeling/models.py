@@ -71,6 +71,10 @@ class TrainingRun(models.Model):
     # Seconds spent inside the ML core (training, prediction, metrics), to measure orchestration
     # overhead: the run's wall time minus this.
     ml_seconds = models.FloatField(null=True, blank=True)
+    # Frozen features the run computed, and found cached (by an earlier run or as images arrived,
+    # modeling/feature_backlog.py); head mode only.
+    features_computed = models.PositiveIntegerField(null=True, blank=True)
+    features_cached = models.PositiveIntegerField(null=True, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -280,3 +284,25 @@ class Assessment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.level} by {self.model_version} on image {self.image_id}"
+
+
+class PendingFeatures(models.Model):
+    """An image whose frozen features a `default` worker has still to compute (modeling/feature_backlog.py).
+
+    A row is claimed by one worker for a while (`claimed_until`) and deleted once the features are
+    cached, so the backlog is worked through in order, never twice, and what a killed worker had
+    claimed comes back when its claim runs out."""
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="+")
+    queued_at = models.DateTimeField(auto_now_add=True)
+    claimed_by = models.CharField(max_length=64, blank=True, default="")
+    claimed_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "pending features"
+
+    def __str__(self) -> str:
+        return f"features of image {self.image_id}"

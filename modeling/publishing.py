@@ -66,6 +66,9 @@ def publish(run, attempt, images, result, config, predictions, metrics, ml_secon
             locked.heartbeat_at = timezone.now()
             locked.history = result.history
             locked.ml_seconds = ml_seconds
+            if config.mode == "head":
+                locked.features_computed = result.cache_misses
+                locked.features_cached = result.cache_hits
             resumed = f" (resumed from epoch {result.resumed_from_epoch})" if result.resumed_from_epoch else ""
             locked.message = f"finished: {version.name}{warning}{resumed}"
             locked.save(
@@ -77,6 +80,8 @@ def publish(run, attempt, images, result, config, predictions, metrics, ml_secon
                     "heartbeat_at",
                     "history",
                     "ml_seconds",
+                    "features_computed",
+                    "features_cached",
                     "message",
                 ]
             )

@@ -109,6 +109,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "id", "status", "progress", "epoch", "epochs", "loss", "message", "eta_seconds",
             "model_version", "model_version_name", "error", "config", "queue", "cancel_requested",
             "attempts", "requested_by", "created_at", "started_at", "finished_at", "heartbeat_at",
+            "features_computed", "features_cached",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_ready
 
-from modeling import evaluations, services, training_runner
+from modeling import evaluations, feature_backlog, services, training_runner
 
 
 @shared_task(bind=True, name=services.RUN_TRAINING_TASK)
@@ -33,3 +34,17 @@ def run_evaluation(evaluation_id: int) -> dict[str, object]:
     """Score a model version on a test snapshot (the `default` queue: a head-mode version's
     features are cached, so this takes seconds)."""
     return {"evaluation": evaluation_id, "status": evaluations.run_evaluation(evaluation_id)}
+
+
+@shared_task(name=feature_backlog.COMPUTE_PENDING_FEATURES_TASK)
+def compute_pending_features() -> dict[str, object]:
+    """Compute the frozen features of images stored since the last time (the `default` queue;
+    sent when images arrive, when a worker starts and by Celery beat; see feature_backlog.py)."""
+    return feature_backlog.work_through_backlog().as_dict()
+
+
+@worker_ready.connect
+def _work_through_backlog_after_a_restart(sender=None, **kwargs) -> None:
+    """A worker that starts picks up what a stopped one left on the backlog."""
+    if feature_backlog.enabled() and feature_backlog.pending_count():
+        feature_backlog.kick(force=True)

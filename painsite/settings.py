@@ -393,9 +393,20 @@ PAINSITE_TRAINING_HEARTBEAT_SECONDS = envfloat("PAINSITE_TRAINING_HEARTBEAT_SECO
 PAINSITE_TRAINING_STALE_SECONDS = envfloat("PAINSITE_TRAINING_STALE_SECONDS", "120")
 PAINSITE_TRAINING_MAX_ATTEMPTS = envint("PAINSITE_TRAINING_MAX_ATTEMPTS", "3")
 PAINSITE_REAPER_INTERVAL_SECONDS = envfloat("PAINSITE_REAPER_INTERVAL_SECONDS", "30")
+# Features as images arrive (modeling/feature_backlog.py): a `default` worker computes each new
+# image's frozen features, so the next head-mode retrain finds them cached.
+PAINSITE_FEATURES_ON_ARRIVAL = envbool("PAINSITE_FEATURES_ON_ARRIVAL", "1")
+PAINSITE_FEATURES_CLAIM_SECONDS = envfloat("PAINSITE_FEATURES_CLAIM_SECONDS", "600")
+PAINSITE_FEATURES_YIELD_SECONDS = envfloat("PAINSITE_FEATURES_YIELD_SECONDS", "60")
+PAINSITE_FEATURES_KICK_SECONDS = envfloat("PAINSITE_FEATURES_KICK_SECONDS", "300")
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-training-runs": {
         "task": "modeling.tasks.reap_stale_runs",
         "schedule": PAINSITE_REAPER_INTERVAL_SECONDS,
     },
 }
+if PAINSITE_FEATURES_ON_ARRIVAL:
+    CELERY_BEAT_SCHEDULE["compute-pending-features"] = {
+        "task": "modeling.tasks.compute_pending_features",
+        "schedule": PAINSITE_FEATURES_KICK_SECONDS,
+    }

@@ -210,6 +210,10 @@ def worker_environment(broker_url: str, **extra: str) -> dict[str, str]:
         "PAINSITE_MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "PAINSITE_DATA_DIR": str(settings.PAINSITE_DATA_DIR),
         "PYTHONUNBUFFERED": "1",
+        # A worker computes new images' features only where a test asks for it
+        # (tests/system/test_features_on_arrival.py): elsewhere it would compete with the
+        # training or the timing a test is about.
+        "PAINSITE_FEATURES_ON_ARRIVAL": "0",
     }
     env.update(extra)
     return env

@@ -54,6 +54,7 @@ __all__ = [
     "loader_workers",
     "macro_auroc",
     "train",
+    "warm_feature_cache",
 ]
 
 
@@ -140,6 +141,68 @@ def train(
     last_epoch = result.history[-1]["epoch"] if result.history else 0
     reporter.report(fraction=1.0, epoch=last_epoch, message=f"training finished, best epoch {result.best_epoch}")
     return result
+
+
+@dataclass
+class WarmedCache:
+    """What `warm_feature_cache` did: vectors computed now, found cached, and images it could not read."""
+
+    computed: int
+    cached: int
+    skipped: list[str] = field(default_factory=list)
+    feature_path: str = ""
+
+
+def warm_feature_cache(
+    config: TrainConfig,
+    records: Sequence[Record],
+    *,
+    cache_dir: str | os.PathLike[str],
+    should_stop: Callable[[], bool] | None = None,
+    batch_size: int | None = None,
+) -> WarmedCache:
+    """Compute and cache the frozen features a head-mode run with `config` will ask for: the same
+    backbone, preprocessing and feature path, so that run finds them cached. Vectors already
+    cached are not computed again; unreadable images are skipped and listed. `should_stop` is
+    asked before each batch; when it says stop, the batches done so far stay cached."""
+    configure_threads()
+    choice = choose_feature_path(config.device, config.precision, config.feature_path, state_dir=cache_dir)
+    vgg = open_backbone(init_seed=config.seed, fingerprint_dir=cache_dir)
+    identity = vgg.identity
+    preset = EvalPreset(config.image_size)
+    cache = FeatureCache(
+        cache_dir, backbone_sha256=identity.sha256, preprocessing=preset.version, precision=choice.cache_tag
+    )
+    size = batch_size or config.extract_batch_size
+    computed = cached = 0
+    skipped: list[str] = []
+    extractor = None
+
+    def build() -> Callable[[torch.Tensor], torch.Tensor]:
+        return path_extractor(choice, lambda: FrozenFeatures(vgg.build()), identity, config.image_size, cache_dir)
+
+    def once() -> Callable[[torch.Tensor], torch.Tensor]:
+        nonlocal extractor
+        if extractor is None:
+            extractor = build()
+        return extractor
+
+    for start in range(0, len(records), size):
+        if should_stop is not None and should_stop():
+            break
+        features = extract_features(
+            records[start : start + size],
+            extractor=once,
+            choice=choice,
+            preset=preset,
+            cache=cache,
+            batch_size=size,
+            skip_unreadable=True,
+        )
+        computed += features.misses - len(features.skipped)
+        cached += features.hits
+        skipped += features.skipped
+    return WarmedCache(computed=computed, cached=cached, skipped=skipped, feature_path=choice.path)
 
 
 def _weights_payload(
