@@ -1,15 +1,26 @@
 """Bulk imports: a ZIP archive (browser or API) or a data set folder (`manage.py import_images`).
 
 Every import is an ImportJob row. The manifest is checked before the job exists, so a broken
-archive is refused at once; the images are then imported row by row through `store_image`, and
-each row ends up in exactly one list of the report: created, duplicates or rejected (with the
-reason). One bad row never stops the good ones.
+archive is refused at once; the images are then imported row by row, and each row ends up in
+exactly one list of the report: created, duplicates or rejected (with the reason). One bad row
+never stops the good ones.
+
+The CPU work of a row (decode, re-encode, sha256, face detection, thumbnail: `process_image`)
+touches neither the database nor the storage, so PAINSITE_IMPORT_WORKERS threads do it for the
+next rows while this thread stores the current one (`store_processed_image`: consent, duplicate
+check, files, row, audit event), strictly in manifest order. Threads, not processes: Pillow and
+OpenCV release the GIL in that work (bench/import_rate.py measures both), a thread shares no
+database connection, and a Celery prefork worker, whose processes are daemonic, may start threads
+but not processes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -33,7 +44,14 @@ from annotation.archive import (
     parse_manifest,
     safe_member_path,
 )
-from annotation.intake import DuplicateImage, ImageRejected, store_image
+from annotation.intake import (
+    DuplicateImage,
+    ImageRejected,
+    ProcessedImage,
+    process_image,
+    require_consent,
+    store_processed_image,
+)
 from annotation.models import Consent, ImportJob, ImportStatus, Patient
 from annotation.services import PatientError, create_patient, record_label
 from painsite.core.services import record_event
@@ -45,7 +63,15 @@ PROGRESS_EVERY_SECONDS = 2.0
 # Files zip tools add on their own; not worth a line in the report.
 TOOL_LITTER = ("__MACOSX/", ".DS_Store", "Thumbs.db")
 
+# Rows processed ahead of the one being stored, per worker thread: enough to keep every thread busy
+# while a row is stored, few enough that the decoded images waiting in memory stay a handful.
+LOOKAHEAD_PER_WORKER = 2
+
 ReadFile = Callable[[str], bytes]
+# What reading and the CPU work made of a row: the image ready to store, or the error that stopped
+# it, raised when the row's turn comes (MemberRejected and ImageRejected reject the row; anything
+# else, such as ArchiveRejected, stops the import there, after the rows before it are stored).
+RowWork = ProcessedImage | Exception
 
 
 @dataclass
@@ -110,15 +136,16 @@ def start_archive_import(*, archive: IO[bytes], size: int, source_name: str, act
     return job
 
 
-def import_folder(*, folder: Path, manifest_path: Path, actor: User) -> ImportJob:
-    """Import a data set folder (CPD/SPD style) described by a manifest CSV, right away."""
+def import_folder(*, folder: Path, manifest_path: Path, actor: User, workers: int | None = None) -> ImportJob:
+    """Import a data set folder (CPD/SPD style) described by a manifest CSV, right away, with
+    `workers` threads processing images (default PAINSITE_IMPORT_WORKERS; 1 does it all in turn)."""
     try:
         manifest_text = manifest_path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise ArchiveRejected(f"cannot read the manifest {manifest_path}: {error}") from None
     manifest = parse_manifest(manifest_text)
     job = _create_job(source_name=str(folder)[-255:], manifest=manifest, actor=actor, unlisted=[])
-    return _run(job, manifest, _folder_reader(folder))
+    return _run(job, manifest, _folder_reader(folder), workers=workers)
 
 
 def run_import_job(*, job_id: int) -> ImportJob:
@@ -166,7 +193,10 @@ def _run_archive(job: ImportJob, archive: IO[bytes]) -> ImportJob:
         return _run(job, manifest, read)
 
 
-def _run(job: ImportJob, manifest: Manifest, read_file: ReadFile) -> ImportJob:
+def _run(job: ImportJob, manifest: Manifest, read_file: ReadFile, workers: int | None = None) -> ImportJob:
+    workers = settings.PAINSITE_IMPORT_WORKERS if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"an import needs at least 1 worker, not {workers}")
     job.status = ImportStatus.RUNNING
     job.started_at = job.started_at or timezone.now()
     job.save(update_fields=["status", "started_at"])
@@ -175,14 +205,16 @@ def _run(job: ImportJob, manifest: Manifest, read_file: ReadFile) -> ImportJob:
     patients: dict[str, Patient] = {}
     last_saved = time.monotonic()
     try:
-        for index, row in enumerate(manifest.rows):
-            if index < already_done:
-                continue
-            _import_row(row, read_file, job.created_by, patients, report)
-            job.processed_rows += 1
-            if job.processed_rows % PROGRESS_EVERY_ROWS == 0 or time.monotonic() - last_saved > PROGRESS_EVERY_SECONDS:
-                _save_progress(job, report)
-                last_saved = time.monotonic()
+        with closing(_processed_in_order(manifest.rows[already_done:], read_file, workers)) as processed:
+            for row, work in processed:
+                _import_row(row, work, job.created_by, patients, report)
+                job.processed_rows += 1
+                if (
+                    job.processed_rows % PROGRESS_EVERY_ROWS == 0
+                    or time.monotonic() - last_saved > PROGRESS_EVERY_SECONDS
+                ):
+                    _save_progress(job, report)
+                    last_saved = time.monotonic()
     except ArchiveRejected as error:
         _save_progress(job, report)
         return _fail(job, str(error))
@@ -203,14 +235,73 @@ def _run(job: ImportJob, manifest: Manifest, read_file: ReadFile) -> ImportJob:
     return job
 
 
+def _processed_in_order(
+    rows: Sequence[ManifestRow], read_file: ReadFile, workers: int
+) -> Iterator[tuple[ManifestRow, RowWork]]:
+    """Each row with its processed image (or its problem), in manifest order. With more than one
+    worker, up to LOOKAHEAD_PER_WORKER rows per worker are processed ahead on a thread pool.
+
+    Files are read here, on the calling thread (a ZIP archive is one open file), and a problem is
+    handed over with its row rather than raised, so every row's outcome is reported in turn, as if
+    the rows were done one after another."""
+    if workers == 1:
+        for row in rows:
+            yield row, _process_row(row, read_file)
+        return
+    pending: deque[tuple[ManifestRow, Future[RowWork]]] = deque()
+    upcoming = iter(rows)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import")
+    try:
+        while True:
+            while len(pending) < workers * LOOKAHEAD_PER_WORKER:
+                row = next(upcoming, None)
+                if row is None:
+                    break
+                data = _read_row(row, read_file)
+                pending.append((row, pool.submit(_process_bytes, row, data)))
+            if not pending:
+                return
+            row, future = pending.popleft()
+            yield row, future.result()
+    finally:
+        # A stopped import (error, crash) drops the rows it had not started; the next run redoes them.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _process_row(row: ManifestRow, read_file: ReadFile) -> RowWork:
+    return _process_bytes(row, _read_row(row, read_file))
+
+
+def _read_row(row: ManifestRow, read_file: ReadFile) -> bytes | Exception:
+    try:
+        return read_file(row.filename)
+    except Exception as problem:  # noqa: BLE001 - raised again in the row's turn (_import_row)
+        return problem
+
+
+def _process_bytes(row: ManifestRow, data: bytes | Exception) -> RowWork:
+    if isinstance(data, Exception):
+        return data
+    try:
+        return process_image(data=data, filename=row.filename)
+    except Exception as problem:  # noqa: BLE001 - raised again in the row's turn (_import_row)
+        return problem
+
+
 def _import_row(
-    row: ManifestRow, read_file: ReadFile, actor: User | None, patients: dict[str, Patient], report: ImportReport
+    row: ManifestRow, work: RowWork, actor: User | None, patients: dict[str, Patient], report: ImportReport
 ) -> None:
     where = {"line": row.line, "filename": row.filename}
     try:
+        # The same order of refusals as store_image: patient, file, consent, image, duplicate.
         patient = _patient_for(row, actor, patients)
-        stored = store_image(
-            data=read_file(row.filename),
+        if isinstance(work, Exception) and not isinstance(work, ImageRejected):
+            raise work
+        require_consent(patient=patient, filename=row.filename)
+        if isinstance(work, ImageRejected):
+            raise work
+        stored = store_processed_image(
+            processed=work,
             filename=row.filename,
             patient=patient,
             uploaded_by=actor,

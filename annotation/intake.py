@@ -26,7 +26,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import ImageCms, ImageOps, UnidentifiedImageError
 
-from annotation.faces import detect_face
+from annotation.faces import FaceBox, detect_face
 from annotation.models import Consent, Image, Patient
 from painsite.core.services import record_event
 
@@ -117,6 +117,38 @@ def prepare_image(*, data: bytes, filename: str) -> PreparedImage:
         width=picture.width,
         height=picture.height,
         picture=picture,
+    )
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    """An upload ready to store: the stored JPEG, its face box and thumbnail. Computing it touches
+    neither the database nor the storage, so a bulk import computes the next rows' on other threads
+    while it stores this one."""
+
+    jpeg: bytes
+    sha256: str
+    width: int
+    height: int
+    face_box: FaceBox | None
+    thumbnail: bytes
+
+
+def process_image(*, data: bytes, filename: str) -> ProcessedImage:
+    """prepare_image, face detection and thumbnail: all the CPU work of an intake, nothing stored.
+    Raises ImageRejected if unusable."""
+    prepared = prepare_image(data=data, filename=filename)
+    return _finish_processing(prepared)
+
+
+def _finish_processing(prepared: PreparedImage) -> ProcessedImage:
+    return ProcessedImage(
+        jpeg=prepared.jpeg,
+        sha256=prepared.sha256,
+        width=prepared.width,
+        height=prepared.height,
+        face_box=detect_face(prepared.picture),
+        thumbnail=make_thumbnail(prepared.picture),
     )
 
 
@@ -224,27 +256,46 @@ def store_image(
     """
     require_consent(patient=patient, filename=filename)
     prepared = prepare_image(data=data, filename=filename)
-    # Cheap early answer for the common case; the unique constraint below settles races.
-    existing = Image.objects.filter(sha256=prepared.sha256).first()
-    if existing is not None:
-        raise DuplicateImage(existing)
-    face_box = detect_face(prepared.picture)
-    thumbnail = make_thumbnail(prepared.picture)
+    # Cheap early answer for the common case, before face detection is spent on a known picture.
+    _refuse_duplicate(prepared.sha256)
+    return store_processed_image(
+        processed=_finish_processing(prepared),
+        filename=filename,
+        patient=patient,
+        uploaded_by=uploaded_by,
+        captured_at=captured_at,
+    )
+
+
+def store_processed_image(
+    *,
+    processed: ProcessedImage,
+    filename: str,
+    patient: Patient,
+    uploaded_by: User | None,
+    captured_at: datetime | None = None,
+) -> StoredImage:
+    """Store an image that process_image prepared: the storing half of store_image, with the same
+    consent check, duplicate answer and guarantee that a failure leaves no row and no file."""
+    require_consent(patient=patient, filename=filename)
+    # The unique constraint below settles races.
+    _refuse_duplicate(processed.sha256)
+    face_box = processed.face_box
 
     # Names come from the content hash, never from the user's file name.
     month = timezone.now().strftime("%Y/%m")
     written: list[str] = []
     try:
-        written.append(_save_file(f"images/{month}/{prepared.sha256}.jpg", prepared.jpeg))
-        written.append(_save_file(f"thumbnails/{month}/{prepared.sha256}.jpg", thumbnail))
+        written.append(_save_file(f"images/{month}/{processed.sha256}.jpg", processed.jpeg))
+        written.append(_save_file(f"thumbnails/{month}/{processed.sha256}.jpg", processed.thumbnail))
         with transaction.atomic():
             image = Image.objects.create(
                 patient=patient,
                 file=written[0],
                 thumbnail=written[1],
-                sha256=prepared.sha256,
-                width=prepared.width,
-                height=prepared.height,
+                sha256=processed.sha256,
+                width=processed.width,
+                height=processed.height,
                 face_box=list(face_box) if face_box else None,
                 captured_at=captured_at,
                 uploaded_by=uploaded_by,
@@ -253,11 +304,11 @@ def store_image(
                 actor=uploaded_by,
                 action="image.upload",
                 target=image,
-                details={"patient": patient.code, "sha256": prepared.sha256, "face_found": face_box is not None},
+                details={"patient": patient.code, "sha256": processed.sha256, "face_found": face_box is not None},
             )
     except IntegrityError:
         _delete_files(written)
-        existing = Image.objects.filter(sha256=prepared.sha256).first()
+        existing = Image.objects.filter(sha256=processed.sha256).first()
         if existing is not None:
             raise DuplicateImage(existing) from None
         raise
@@ -265,6 +316,12 @@ def store_image(
         _delete_files(written)
         raise
     return StoredImage(image=image)
+
+
+def _refuse_duplicate(sha256: str) -> None:
+    existing = Image.objects.filter(sha256=sha256).first()
+    if existing is not None:
+        raise DuplicateImage(existing)
 
 
 def _save_file(name: str, data: bytes) -> str:

@@ -80,6 +80,39 @@ def render_results_index() -> str:
     return "\n".join(rows) + "\n"
 
 
+def render_import_rate() -> str:
+    result = load("import_rate.json")
+    if result is None or "parallel" not in result:
+        return missing("import_rate.json", ".venv/bin/python bench/import_rate.py")
+    sequential, parallel = result["sequential"], result["parallel"]
+    stages = result["stage_ms_per_image"]
+    pure = result["cpu_part_images_per_second"]
+    lines = [
+        (
+            f"{cpu(result)}, {load_average(result)}, measured {result['measured_at'][:16].replace('T', ' ')} UTC; "
+            f"{result['images']} images × {result['rounds']} rounds per mode, alternating; {result['database']}."
+        ),
+        "",
+        "| import | workers | images/s (wall) | images per CPU second | vs sequential |",
+        "|---|---|---|---|---|",
+        (f"| sequential | 1 | {sequential['images_per_second']} | {sequential['images_per_cpu_second']} | 1.00× |"),
+        (
+            f"| parallel (threads) | {parallel['workers']} | **{parallel['images_per_second']}** "
+            f"| {parallel['images_per_cpu_second']} | **{result['parallel_to_sequential']:.2f}×** |"
+        ),
+        "",
+        (
+            f"CPU part alone ({pure['images']} images, images/s): one after another {pure['one_after_another']}, "
+            f"{pure['workers']} threads {pure['threads']}, {pure['workers']} spawned processes {pure['processes']}. "
+            f"Per image: face detection {ms(stages['face_detection'])}, decode + re-encode "
+            f"{ms(stages['decode_reencode'])}, thumbnail {ms(stages['thumbnail'])}; faces found "
+            f"{result['faces_found_fraction']:.0%}. Target {result['target_images_per_second']:.0f} images/s: "
+            f"{'met' if result['meets_target'] else '**not met**'} by the parallel import."
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render_queue() -> str:
     result = load("queue.json")
     if result is None or "planned_steps" not in json.dumps(result):
@@ -261,6 +294,7 @@ def render_reliability() -> str:
 
 RENDERERS: dict[str, Callable[[], str]] = {
     "results_index": render_results_index,
+    "import_rate": render_import_rate,
     "queue": render_queue,
     "assess": render_assess,
     "reliability": render_reliability,

@@ -241,6 +241,13 @@ PAINSITE_MAX_ARCHIVE_BYTES = envint("PAINSITE_MAX_ARCHIVE_BYTES", str(2 * 1024 *
 # Archives up to this size import during the request; larger ones go to a background task.
 PAINSITE_IMPORT_INLINE_MAX_ROWS = envint("PAINSITE_IMPORT_INLINE_MAX_ROWS", "25")
 PAINSITE_IMPORT_INLINE_MAX_BYTES = envint("PAINSITE_IMPORT_INLINE_MAX_BYTES", str(25 * 1024 * 1024))
+# Threads that decode, re-encode and search faces for the next rows of a bulk import while its own
+# thread stores them in turn (annotation/bulk_import.py); 1 does everything on that one thread.
+# Default: the CPUs this process may use.
+PAINSITE_IMPORT_WORKERS = envint(
+    "PAINSITE_IMPORT_WORKERS",
+    str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1),
+)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

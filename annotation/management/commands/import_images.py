@@ -25,15 +25,27 @@ class Command(BaseCommand):
         parser.add_argument(
             "--user", required=True, help="username recorded as uploader and as the rater of imported scores"
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help=(
+                "threads that decode, re-encode and search faces for the next images while the import stores "
+                "them in manifest order (default: PAINSITE_IMPORT_WORKERS, the CPUs available; "
+                "1 imports one image after another). The report is the same either way."
+            ),
+        )
 
-    def handle(self, *args, folder: Path, manifest: Path, user: str, **options) -> None:
+    def handle(self, *args, folder: Path, manifest: Path, user: str, workers: int | None, **options) -> None:
+        if workers is not None and workers < 1:
+            raise CommandError(f"--workers must be 1 or more, not {workers}")
         if not folder.is_dir():
             raise CommandError(f"{folder} is not a folder")
         actor = User.objects.filter(username=user).first()
         if actor is None:
             raise CommandError(f"no user named {user!r}")
         try:
-            job = import_folder(folder=folder, manifest_path=manifest, actor=actor)
+            job = import_folder(folder=folder, manifest_path=manifest, actor=actor, workers=workers)
         except ArchiveRejected as rejected:
             raise CommandError(str(rejected)) from None
 
