@@ -292,7 +292,35 @@ def render_reliability() -> str:
     return "\n".join(rows) + "\n"
 
 
+def render_time_to_table() -> str:
+    runs = [(name, load(name)) for name in ("time_to_table_features_off.json", "time_to_table.json")]
+    runs = [(name, result) for name, result in runs if result is not None]
+    if not runs:
+        return missing("time_to_table.json", ".venv/bin/python bench/time_to_table.py")
+    rows = [
+        "| run | features as images arrive | images | import | train | table | total | target | "
+        "features computed by train / cached | CPU, load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in runs:
+        phases = result["phase_seconds"]
+        scale = "" if result["full_size"] else " **(scaled down: partial)**"
+        computed, cached = result.get("train_features_computed"), result.get("train_features_cached")
+        rows.append(
+            f"| `{name}` {result['measured_at'][:16].replace('T', ' ')} UTC "
+            f"| {'on' if result.get('features_on_arrival') else 'off'} | {result['images']:,}{scale} "
+            f"| {phases['import']:.0f} s | {phases['train']:.0f} s | {phases['table']:.0f} s "
+            f"| **{result['total_seconds']:.0f} s** | < {result['target_seconds']:.0f} s ({result['target_kind']}): "
+            f"{'met' if result['meets_target'] else '**not met**'} "
+            f"| {'–' if computed is None else f'{computed:,} / {cached:,}'} | {cpu(result)}, {load_average(result)} |"
+        )
+    backbones = sorted({result["backbone"] for _, result in runs})
+    rows += ["", f"Backbone: {', '.join(backbones)} (random-init: no ImageNet weights on that machine)."]
+    return "\n".join(rows) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "time_to_table": render_time_to_table,
     "results_index": render_results_index,
     "import_rate": render_import_rate,
     "queue": render_queue,
