@@ -6,7 +6,7 @@ Training targets are made from these scores by the label rules (modeling/label_r
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import NamedTuple
 
@@ -32,25 +32,34 @@ def next_image_for(user: User, *, skip: Iterable[int] = (), for_update: bool = F
     `for_update` locks the row found, passing over rows another transaction holds, for a caller
     that reserves it in the same transaction (annotation.services.reserve_next_image).
     """
+    for reason, step in queue_steps(user, skip=skip, for_update=for_update):
+        image = step.first()
+        if image is not None:
+            image.queue_reason = reason
+            return image
+    return None
+
+
+def queue_steps(
+    user: User, *, skip: Iterable[int] = (), for_update: bool = False
+) -> Iterator[tuple[str, QuerySet[Image]]]:
+    """The queue's steps in the order they are asked, each with its images in queue order."""
     candidates = (
         Image.objects.filter(patient__consent=Consent.GRANTED)
         .filter(Q(reserved_until__isnull=True) | Q(reserved_until__lte=timezone.now()) | Q(reserved_by=user))
-        .exclude(pk__in=list(skip))
         .select_related("patient")
         .order_by("id")
     )
+    skip = list(skip)
+    if skip:
+        candidates = candidates.exclude(pk__in=skip)
     if for_update:
         candidates = candidates.select_for_update(skip_locked=True, of=("self",))
     # Nobody holds a score on a never-labeled image, the user included: no label lookup needed.
-    image = candidates.filter(label_count=0).first()
-    if image is not None:
-        image.queue_reason = QUEUE_UNLABELED
-        return image
+    yield QUEUE_UNLABELED, candidates.filter(label_count=0)
+    # Built only when the first step found nothing: building a queryset costs CPU too.
     rated_by_user = PainLabel.objects.current().filter(image=OuterRef("pk"), rater=user)
-    image = candidates.filter(observer_rater_count=1).filter(~Exists(rated_by_user)).first()
-    if image is not None:
-        image.queue_reason = QUEUE_SECOND_OBSERVER
-    return image
+    yield QUEUE_SECOND_OBSERVER, candidates.filter(observer_rater_count=1).filter(~Exists(rated_by_user))
 
 
 def current_labels(image: Image) -> list[PainLabel]:
