@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from annotation.models import Consent, Image
 from annotation.selectors import QUEUE_SECOND_OBSERVER, QUEUE_UNLABELED, next_image_for
@@ -162,6 +166,32 @@ def test_the_api_returns_the_next_image_with_what_the_page_needs(patient, clinic
     assert "face_box" in body
     assert body["file_url"] == f"/api/images/{image.pk}/file/"
     assert body["reason"] == "unlabeled"
+
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+
+
+def statements(captured: CaptureQueriesContext) -> list[str]:
+    """The SQL statements a request ran, without the transaction control around them."""
+    return [query["sql"] for query in captured.captured_queries if not query["sql"].startswith(TRANSACTION_CONTROL)]
+
+
+def test_a_labeling_step_takes_at_most_eleven_statements(patient, clinician):
+    """GET the next image and POST its score with an API token, as the labeling clients do."""
+    for _ in range(3):
+        make_image(patient)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinician).key}")
+    with CaptureQueriesContext(connection) as asked:
+        offered = client.get("/api/queue/next/")
+    with CaptureQueriesContext(connection) as scored:
+        saved = client.post(f"/api/images/{offered.json()['id']}/labels/", {"nrs": 5}, format="json")
+    assert (offered.status_code, saved.status_code) == (200, 201)
+    # The token with its user, the user's permissions, the queue step, the reservation.
+    assert len(statements(asked)) <= 4, statements(asked)
+    # The token with its user, the permissions, the image lock, the rater's chain head, the label,
+    # the image's counters with the reservation's release in one UPDATE, the audit event.
+    assert len(statements(scored)) <= 7, statements(scored)
 
 
 def test_the_api_answers_204_when_the_queue_is_empty(clinician):
