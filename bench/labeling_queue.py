@@ -212,21 +212,10 @@ def fill(n_images: int, rater_ids: list[int], shape: dict[str, float], seed: int
 def explain_queue(user) -> dict[str, float]:
     """Execution time of the queue's two steps inside PostgreSQL, for one bench user."""
     from django.db import connection
-    from django.db.models import Exists, OuterRef, Q
-    from django.utils import timezone
 
-    from annotation.models import Consent, Image, PainLabel
+    from annotation.selectors import queue_steps
 
-    candidates = (
-        Image.objects.filter(patient__consent=Consent.GRANTED)
-        .filter(Q(reserved_until__isnull=True) | Q(reserved_until__lte=timezone.now()) | Q(reserved_by=user))
-        .order_by("id")
-    )
-    rated = PainLabel.objects.current().filter(image=OuterRef("pk"), rater=user)
-    steps = {
-        "unlabeled_step": candidates.filter(label_count=0)[:1],
-        "second_observer_step": candidates.filter(observer_rater_count=1).filter(~Exists(rated))[:1],
-    }
+    steps = {f"{reason}_step": step[:1] for reason, step in queue_steps(user)}
     timings = {}
     for name, queryset in steps.items():
         sql, params = queryset.query.sql_with_params()
@@ -305,17 +294,19 @@ def stop_server(server: subprocess.Popen) -> None:
         server.wait()
 
 
-def worker_cpu_seconds(master_pid: int) -> float:
-    """CPU time (user + system) used so far by gunicorn's worker processes, from /proc."""
-    total = 0
+def worker_cpu_seconds(master_pid: int) -> tuple[float, float]:
+    """CPU time used so far by gunicorn's worker processes, from /proc: (user, system) seconds."""
+    user = system = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         if int(fields[1]) == master_pid:  # fields[1] is the parent pid
-            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
+            user += int(fields[11])  # utime, in clock ticks
+            system += int(fields[12])  # stime
+    ticks = os.sysconf("SC_CLK_TCK")
+    return user / ticks, system / ticks
 
 
 def request(port: int, method: str, path: str, token: str, body: dict | None = None) -> tuple[int, bytes]:
@@ -490,8 +481,16 @@ def main() -> dict:
                     measured = run_clients(port, tokens, args.steps, args.warmup, args.seconds, think)
                     # Warm-up steps are included: every step the workers served costs CPU.
                     served = measured["steps"] + args.warmup * len(tokens)
-                    measured["server_cpu_ms_per_step"] = round(
-                        1000 * (worker_cpu_seconds(server.pid) - cpu_before) / served, 2
+                    user, system = (
+                        1000 * (after - before) / served
+                        for after, before in zip(worker_cpu_seconds(server.pid), cpu_before)
+                    )
+                    # System time is the kernel working for the workers: sockets, and each sync
+                    # worker woken for every new connection.
+                    measured.update(
+                        server_cpu_ms_per_step=round(user + system, 2),
+                        server_user_cpu_ms_per_step=round(user, 2),
+                        server_system_cpu_ms_per_step=round(system, 2),
                     )
                     measured.update(fill_seconds=fill_seconds, queue_sql=plan)
                     data["loads"][load] = measured
@@ -501,7 +500,8 @@ def main() -> dict:
                         f"{measured['planned_steps']} steps{partial}, p50 {measured['p50_ms']} ms, "
                         f"p95 {measured['p95_ms']} ms (GET p50 {measured['get_p50_ms']} ms, POST p50 "
                         f"{measured['post_p50_ms']} ms), {measured['steps_per_second']} steps/s, server CPU "
-                        f"{measured['server_cpu_ms_per_step']} ms/step, on an image another client scored "
+                        f"{measured['server_cpu_ms_per_step']} ms/step (user {measured['server_user_cpu_ms_per_step']}, "
+                        f"system {measured['server_system_cpu_ms_per_step']}), on an image another client scored "
                         f"{measured['share_on_an_image_another_client_scored']}, errors {measured['error_count']}, "
                         f"queue SQL {plan}",
                         flush=True,
