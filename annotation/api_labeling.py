@@ -22,7 +22,7 @@ from annotation import services
 from annotation.agreement import agreement_report
 from annotation.image_access import may_view_image, visible_label_history
 from annotation.models import Consent, Image, PainLabel
-from annotation.selectors import next_image_for, patients_with_counts
+from annotation.selectors import patients_with_counts
 from annotation.serializers import (
     ConsentSerializer,
     LabelCreateSerializer,
@@ -99,12 +99,15 @@ def patient_detail(request: Request, code: str) -> Response:
 @extend_schema(
     parameters=[OpenApiParameter("skip", str, description="comma-separated image ids passed over this session")],
     responses={200: QueueItemSerializer, 204: OpenApiResponse(description="the queue is empty")},
+    description="The image is reserved for the caller for PAINSITE_QUEUE_RESERVATION_SECONDS (120 by default): "
+    "other clinicians' queues pass it over until the caller scores it, skips it (sends its id in `skip`) or "
+    "the reservation ends. Asking again returns the same image.",
 )
 @api_view(["GET", "HEAD"])
 @permission_classes(permission_classes_for(GET=["annotation.add_painlabel"]))
 def queue_next(request: Request) -> Response:
     skipped = [int(part) for part in request.query_params.get("skip", "").split(",") if part.strip().isdigit()]
-    image = next_image_for(request.user, skip=skipped[-MAX_SKIPPED:])
+    image = services.reserve_next_image(rater=request.user, skip=skipped[-MAX_SKIPPED:])
     if image is None:
         return Response(status=204)
     return Response(QueueItemSerializer(image).data)

@@ -86,6 +86,12 @@ class Image(models.Model):
     # recorded, so "never labeled first" is an index scan, not a count over 150,000 labels.
     label_count = models.PositiveIntegerField(default=0)
     observer_rater_count = models.PositiveIntegerField(default=0)
+    # The labeling queue hands an image to one clinician at a time: until `reserved_until` it is
+    # left out of everyone else's queue (annotation.services.reserve_next_image).
+    reserved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    reserved_until = models.DateTimeField(null=True, blank=True)
 
     objects = ImageQuerySet.as_manager()
 
@@ -99,6 +105,7 @@ class Image(models.Model):
             models.Index(fields=["id"], condition=Q(label_count=0), name="image_unlabeled_idx"),
             models.Index(fields=["id"], condition=Q(observer_rater_count=1), name="image_one_observer_idx"),
             models.Index(fields=["patient", "uploaded_at"], name="image_patient_time_idx"),
+            models.Index(fields=["reserved_by"], condition=Q(reserved_by__isnull=False), name="image_reserved_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="image_size_positive"),

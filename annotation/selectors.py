@@ -6,55 +6,60 @@ Training targets are made from these scores by the label rules (modeling/label_r
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import NamedTuple
 
 from django.contrib.auth.models import User
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from annotation.models import Consent, Image, PainLabel, Patient
 
 QUEUE_UNLABELED = "unlabeled"
 QUEUE_SECOND_OBSERVER = "second_observer"
-QUEUE_SPREAD = 8
 
 
-def next_image_for(user: User, *, skip: Iterable[int] = ()) -> Image | None:
+def next_image_for(user: User, *, skip: Iterable[int] = (), for_update: bool = False) -> Image | None:
     """The next image `user` should label, or None when their queue is empty.
 
     Never-labeled images come first, then images with exactly one observer score (they need a
-    second rater for agreement); images the user holds a score on and images of patients who
-    withdrew consent are left out; `skip` holds ids the user passed over this session. Each step
-    is an index range scan on a partial index, so the cost does not grow with the number of
-    images or labels.
+    second rater for agreement); images the user holds a score on, images of patients who
+    withdrew consent and images reserved for another clinician (until the reservation ends) are
+    left out; `skip` holds ids the user passed over this session. Each step is an index range
+    scan on a partial index, so the cost does not grow with the number of images or labels.
 
-    Within a step each user starts at their own slot among the oldest QUEUE_SPREAD images, so
-    clinicians labeling at the same time get different images instead of all scoring (and
-    queueing for the row lock of) the same one.
+    `for_update` locks the row found, passing over rows another transaction holds, for a caller
+    that reserves it in the same transaction (annotation.services.reserve_next_image).
     """
+    for reason, step in queue_steps(user, skip=skip, for_update=for_update):
+        image = step.first()
+        if image is not None:
+            image.queue_reason = reason
+            return image
+    return None
+
+
+def queue_steps(
+    user: User, *, skip: Iterable[int] = (), for_update: bool = False
+) -> Iterator[tuple[str, QuerySet[Image]]]:
+    """The queue's steps in the order they are asked, each with its images in queue order."""
     candidates = (
         Image.objects.filter(patient__consent=Consent.GRANTED)
-        .exclude(pk__in=list(skip))
+        .filter(Q(reserved_until__isnull=True) | Q(reserved_until__lte=timezone.now()) | Q(reserved_by=user))
         .select_related("patient")
         .order_by("id")
     )
+    skip = list(skip)
+    if skip:
+        candidates = candidates.exclude(pk__in=skip)
+    if for_update:
+        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
     # Nobody holds a score on a never-labeled image, the user included: no label lookup needed.
-    image = _at_users_slot(candidates.filter(label_count=0), user)
-    if image is not None:
-        image.queue_reason = QUEUE_UNLABELED
-        return image
+    yield QUEUE_UNLABELED, candidates.filter(label_count=0)
+    # Built only when the first step found nothing: building a queryset costs CPU too.
     rated_by_user = PainLabel.objects.current().filter(image=OuterRef("pk"), rater=user)
-    image = _at_users_slot(candidates.filter(observer_rater_count=1).filter(~Exists(rated_by_user)), user)
-    if image is not None:
-        image.queue_reason = QUEUE_SECOND_OBSERVER
-    return image
-
-
-def _at_users_slot(step: QuerySet[Image], user: User) -> Image | None:
-    slot = user.pk % QUEUE_SPREAD
-    oldest = list(step[: slot + 1])
-    return oldest[slot % len(oldest)] if oldest else None
+    yield QUEUE_SECOND_OBSERVER, candidates.filter(observer_rater_count=1).filter(~Exists(rated_by_user))
 
 
 def current_labels(image: Image) -> list[PainLabel]:

@@ -9,13 +9,17 @@ Image (label_count, observer_rater_count) follow from the chain heads alone.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from annotation.models import RECORDABLE_CONSENT, Cohort, Consent, Image, LabelKind, PainLabel, Patient
+from annotation.selectors import next_image_for
 from painsite.core.services import record_event
 
 NRS_MIN, NRS_MAX = 0, 10
@@ -52,7 +56,9 @@ def validate_kind(kind: object) -> str:
 
 
 def _chain_head(*, image_id: int, rater: User) -> PainLabel | None:
-    return PainLabel.objects.filter(image_id=image_id, rater=rater, superseded_by__isnull=True).first()
+    # Rows are only ever appended at the head of a chain, so the head is the pair's newest row:
+    # an index lookup, no join to find the row nothing supersedes.
+    return PainLabel.objects.filter(image_id=image_id, rater=rater).order_by("-id").first()
 
 
 def _standing_kind(head: PainLabel | None) -> str | None:
@@ -62,19 +68,52 @@ def _standing_kind(head: PainLabel | None) -> str | None:
     return head.kind
 
 
-def _update_queue_counts(*, image_id: int, before: str | None, after: str | None) -> None:
-    """Move Image's counters from the rater's old standing score to the new one.
+def _update_queue_state(*, image: Image, rater: User, before: str | None, after: str | None) -> None:
+    """Move Image's counters from the rater's old standing score to the new one, and end the
+    rater's reservation of the image, in one UPDATE.
 
     F() expressions make the change relative, so two raters labeling the same image at the same
-    moment both count; the caller also holds the image row lock, so the chain read is current.
+    moment both count; the caller also holds the image row lock, so the chain read and
+    `image.reserved_by_id` are current.
     """
+    changes = {}
     label_delta = (after is not None) - (before is not None)
     observer_delta = (after == LabelKind.OBSERVER) - (before == LabelKind.OBSERVER)
     if label_delta or observer_delta:
-        Image.objects.filter(pk=image_id).update(
+        changes.update(
             label_count=F("label_count") + label_delta,
             observer_rater_count=F("observer_rater_count") + observer_delta,
         )
+    if image.reserved_by_id is not None and image.reserved_by_id == rater.pk:
+        changes.update(reserved_by=None, reserved_until=None)
+    if changes:
+        Image.objects.filter(pk=image.pk).update(**changes)
+
+
+def reserve_next_image(*, rater: User, skip: Iterable[int] = ()) -> Image | None:
+    """Hand `rater` the next image of their queue (annotation.selectors.next_image_for) and reserve
+    it for them for PAINSITE_QUEUE_RESERVATION_SECONDS; None when their queue is empty.
+
+    While the reservation lasts, other clinicians' queues pass the image over, so clinicians
+    labeling at the same time spread over the backlog instead of scoring the same image. Asking
+    again hands back the same image (the queue keeps the rater's own reservation). Recording the
+    rater's score releases the image (record_label), and so does skipping it: the images in
+    `skip` that the rater holds return to the others' queues at once.
+    """
+    skip = list(skip)
+    with transaction.atomic():
+        if skip:
+            Image.objects.filter(reserved_by=rater, pk__in=skip).update(reserved_by=None, reserved_until=None)
+        # The row lock (passing over rows being handed to someone else at this moment) keeps two
+        # clinicians asking at once from both reserving one image; SQLite's immediate
+        # transaction serialises the whole hand-out instead.
+        image = next_image_for(rater, skip=skip, for_update=True)
+        if image is None:
+            return None
+        until = timezone.now() + timedelta(seconds=settings.PAINSITE_QUEUE_RESERVATION_SECONDS)
+        Image.objects.filter(pk=image.pk).update(reserved_by=rater, reserved_until=until)
+    image.reserved_by, image.reserved_until = rater, until
+    return image
 
 
 def _lock_image(image_id: int) -> Image:
@@ -100,7 +139,7 @@ def record_label(*, image: Image | int, rater: User, nrs: int, kind: str) -> Pai
             )
         previous = _chain_head(image_id=locked.pk, rater=rater)
         label = PainLabel.objects.create(image=locked, rater=rater, nrs=nrs, kind=kind, supersedes=previous)
-        _update_queue_counts(image_id=locked.pk, before=_standing_kind(previous), after=kind)
+        _update_queue_state(image=locked, rater=rater, before=_standing_kind(previous), after=kind)
         record_event(
             actor=rater,
             action="label.create",
@@ -152,7 +191,7 @@ def undo_last_label(*, rater: User) -> PainLabel | None:
             is_undo=True,
             is_retraction=not restores,
         )
-        _update_queue_counts(image_id=locked.pk, before=target.kind, after=previous.kind if restores else None)
+        _update_queue_state(image=locked, rater=rater, before=target.kind, after=previous.kind if restores else None)
         record_event(
             actor=rater,
             action="label.undo",

@@ -113,6 +113,16 @@ def render_import_rate() -> str:
     return "\n".join(lines) + "\n"
 
 
+def server_cpu(measured: dict) -> str:
+    text = ms(measured["server_cpu_ms_per_step"])
+    if "server_system_cpu_ms_per_step" in measured:
+        text += (
+            f" ({measured['server_user_cpu_ms_per_step']:.1f} user + "
+            f"{measured['server_system_cpu_ms_per_step']:.1f} system)"
+        )
+    return text
+
+
 def render_queue() -> str:
     result = load("queue.json")
     if result is None or "planned_steps" not in json.dumps(result):
@@ -127,18 +137,22 @@ def render_queue() -> str:
         "",
         (
             "| images | never labeled | load | steps done / planned | p50 step | p95 step | GET p50 | POST p50 | steps/s "
-            "| server CPU per step | queue SQL (unlabeled / second observer) |"
+            "| server CPU per step | on an image another client scored | queue SQL (unlabeled / second observer) |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size, data in sorted(result["sizes"].items(), key=lambda item: int(item[0])):
         for load_name, m in data["loads"].items():
             done = f"{m['steps']} / {m['planned_steps']}" + (" **partial**" if m["partial"] else "")
             sql = m.get("queue_sql", {})
+            shared = m.get("share_on_an_image_another_client_scored")
+            shared_text = (
+                "not counted" if shared is None else f"{shared:.1%} ({m['steps_on_an_image_another_client_scored']})"
+            )
             lines.append(
                 f"| {int(size):,} | {data['shape']['never_labeled']:.0%} | {load_name.replace('_', ' ')} | {done} "
                 f"| {ms(m['p50_ms'])} | {ms(m['p95_ms'])} | {ms(m['get_p50_ms'])} | {ms(m['post_p50_ms'])} "
-                f"| {m['steps_per_second']} | {ms(m['server_cpu_ms_per_step'])} "
+                f"| {m['steps_per_second']} | {server_cpu(m)} | {shared_text} "
                 f"| {sql.get('unlabeled_step_ms', '–')} / {sql.get('second_observer_step_ms', '–')} ms |"
             )
     targets = result["targets"]
@@ -152,6 +166,50 @@ def render_queue() -> str:
             f"p50 largest / smallest size = {result['p50_ratio_large_to_small'][load_name]} "
             f"(target ≤ {targets['p50_ratio_at_most']}): {verdict[ratio_met]}."
         )
+    if "server_cpu_met" in targets:
+        largest = max(result["sizes"], key=int)
+        figure = result["sizes"][largest]["loads"]["saturated"]["server_cpu_ms_per_step"]
+        verdict = {True: "met", False: "**not met**", None: "not judged (partial run)"}
+        lines.append(
+            f"- web-worker CPU per step at {int(largest):,} images, saturated: {ms(figure)} "
+            f"(target ≤ {targets['server_cpu_ms_per_step_at_most']:.0f} ms): {verdict[targets['server_cpu_met']]}."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_labeling_step_cpu() -> str:
+    result = load("labeling_step_cpu.json")
+    if result is None:
+        return missing("labeling_step_cpu.json", ".venv/bin/python bench/labeling_step_cpu.py")
+    # The same script run on the code before the leaner step (its own defaults: a new database
+    # connection per request), when that file is there.
+    before = load("labeling_step_cpu_before.json")
+    runs = [("now", result)] + ([("before", before)] if before else [])
+    lines = []
+    for name, run in runs:
+        settings = run["settings"]
+        lines.append(
+            f"- {name}: {cpu(run)}, {load_average(run)}, measured {run['measured_at'][:16].replace('T', ' ')} UTC; "
+            f"{settings['steps']} steps, database connections kept {settings['conn_max_age']} s "
+            f"(health checks {'on' if settings['conn_health_checks'] else 'off'}): "
+            f"**{ms(run['cpu_ms_per_step'])} of CPU per step**."
+        )
+    header = " | ".join(name for name, _run in runs)
+    lines += ["", f"| part of the step | {header} |", "|---|" + "---|" * len(runs)]
+    for section in ("cpu_ms_per_step_by_part", "cpu_ms_per_step_across_parts"):
+        if section == "cpu_ms_per_step_across_parts":
+            lines += ["", f"| across those parts | {header} |", "|---|" + "---|" * len(runs)]
+        for part in result[section]:
+            lines.append(f"| {part} | " + " | ".join(ms(run[section].get(part)) for _name, run in runs) + " |")
+    lines.append("")
+    for request in result["statements_per_request"]:
+        counts = [
+            f"{name}: {len(run['statements_per_request'][request]['statements'])} SQL statements "
+            f"(+ {run['statements_per_request'][request]['transaction_control']} transaction control)"
+            for name, run in runs
+            if request in run["statements_per_request"]
+        ]
+        lines.append(f"- `{request}`: " + "; ".join(counts) + ".")
     return "\n".join(lines) + "\n"
 
 
@@ -324,6 +382,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "results_index": render_results_index,
     "import_rate": render_import_rate,
     "queue": render_queue,
+    "labeling_step_cpu": render_labeling_step_cpu,
     "assess": render_assess,
     "reliability": render_reliability,
 }

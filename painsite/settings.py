@@ -127,10 +127,15 @@ TEMPLATES = [
 # progress, heartbeats), so SQLite runs in WAL mode with a busy timeout and takes its write lock
 # at the start of each transaction: neither side ever sees "database is locked".
 SQLITE_PATH = VAR_DIR / "painsite.sqlite3"
+DATABASE_URL = os.getenv("DATABASE_URL", f"sqlite:///{SQLITE_PATH}")
+# A server database keeps each web process's connection open for DATABASE_CONN_MAX_AGE seconds
+# instead of opening one per request (a labeling step spent more CPU connecting than working).
+# CONN_HEALTH_CHECKS (below) tests a kept connection at the start of each request, so one broken
+# by a database restart is replaced there instead of failing the request.
 DATABASES = {
     "default": dj_database_url.parse(
-        os.getenv("DATABASE_URL", f"sqlite:///{SQLITE_PATH}"),
-        conn_max_age=envint("DATABASE_CONN_MAX_AGE", "0"),
+        DATABASE_URL,
+        conn_max_age=envint("DATABASE_CONN_MAX_AGE", "0" if DATABASE_URL.startswith("sqlite") else "600"),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -167,6 +172,11 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 AUTHENTICATION_BACKENDS = ["painsite.core.auth.LockoutBackend", "painsite.core.auth.RolePermissionBackend"]
+# The labeling queue reserves the image it hands a clinician for this long, so clinicians
+# labeling at the same time get different images; labeling or skipping it releases it sooner.
+PAINSITE_QUEUE_RESERVATION_SECONDS = envint("PAINSITE_QUEUE_RESERVATION_SECONDS", "120")
+if PAINSITE_QUEUE_RESERVATION_SECONDS < 0:
+    raise ImproperlyConfigured("PAINSITE_QUEUE_RESERVATION_SECONDS must be 0 (no reservation) or more seconds")
 PAINSITE_LOGIN_FAILURE_LIMIT = envint("PAINSITE_LOGIN_FAILURE_LIMIT", "5")
 PAINSITE_LOGIN_LOCKOUT_SECONDS = envint("PAINSITE_LOGIN_LOCKOUT_SECONDS", "900")
 # django-axes: failures count per (username, client address) pair, so failures from elsewhere

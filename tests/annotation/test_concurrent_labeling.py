@@ -1,4 +1,4 @@
-"""Two clinicians labeling the same images at the same time lose no label (PostgreSQL)."""
+"""Clinicians labeling at the same time lose no label and are handed different images (PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pytest
 from django.db import connection, connections
 
 from annotation.models import Image, PainLabel
-from annotation.services import record_label
+from annotation.services import record_label, reserve_next_image
+from painsite.core.roles import CLINICIAN
 from tests.annotation.factories import make_image, make_patient
+from tests.conftest import make_user
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -71,3 +73,32 @@ def test_one_clinician_in_two_tabs_keeps_a_single_chain(clinician):
     assert [label.supersedes_id for label in chain] == [None] + [label.pk for label in chain[:-1]]
     image.refresh_from_db()
     assert (image.label_count, image.observer_rater_count) == (1, 1)
+
+
+def test_clinicians_asking_at_the_same_moment_are_handed_different_images():
+    patient = make_patient("P001")
+    images = [make_image(patient) for _ in range(12)]
+    raters = [make_user(f"rater{number}", CLINICIAN) for number in range(8)]
+    barrier = threading.Barrier(len(raters))
+    handed: dict[str, int | None] = {}
+    errors: list[BaseException] = []
+
+    def ask(rater) -> None:
+        try:
+            barrier.wait(timeout=30)
+            image = reserve_next_image(rater=rater)
+            handed[rater.username] = image.pk if image else None
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=ask, args=(rater,)) for rater in raters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert len(set(handed.values())) == len(raters) and set(handed.values()) <= {image.pk for image in images}
+    reserved = dict(Image.objects.filter(reserved_by__isnull=False).values_list("reserved_by__username", "pk"))
+    assert reserved == handed

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from annotation.models import Consent
-from annotation.selectors import QUEUE_SECOND_OBSERVER, QUEUE_SPREAD, QUEUE_UNLABELED, next_image_for
-from annotation.services import undo_last_label, withdraw_consent
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from annotation.models import Consent, Image
+from annotation.selectors import QUEUE_SECOND_OBSERVER, QUEUE_UNLABELED, next_image_for
+from annotation.services import record_label, reserve_next_image, undo_last_label, withdraw_consent
 from painsite.core.roles import CLINICIAN
 from tests.annotation.factories import make_image, make_label, make_patient
 from tests.conftest import api_client_for, make_user
@@ -30,11 +37,56 @@ def test_never_labeled_images_come_first(patient, clinician, clinician2):
 
 
 def test_clinicians_labeling_at_the_same_time_get_different_images(patient):
-    images = [make_image(patient) for _ in range(QUEUE_SPREAD + 2)]
-    raters = [make_user(f"rater{number}", CLINICIAN) for number in range(QUEUE_SPREAD)]
-    served = [next_image_for(rater) for rater in raters]
-    assert len(set(served)) == QUEUE_SPREAD and set(served) <= set(images[:QUEUE_SPREAD])
-    assert [next_image_for(rater) for rater in raters] == served  # each rater's place is stable
+    images = [make_image(patient) for _ in range(10)]
+    raters = [make_user(f"rater{number}", CLINICIAN) for number in range(8)]
+    served = [reserve_next_image(rater=rater) for rater in raters]
+    assert served == images[:8]
+    assert [reserve_next_image(rater=rater) for rater in raters] == served  # each rater keeps their image
+
+
+def test_a_reservation_lasts_the_configured_time(patient, clinician, settings):
+    settings.PAINSITE_QUEUE_RESERVATION_SECONDS = 90
+    image = make_image(patient)
+    before = timezone.now()
+    assert reserve_next_image(rater=clinician) == image
+    image.refresh_from_db()
+    assert image.reserved_by == clinician
+    assert before + timedelta(seconds=90) <= image.reserved_until <= timezone.now() + timedelta(seconds=90)
+
+
+def test_an_expired_reservation_puts_the_image_back_in_every_queue(patient, clinician, clinician2):
+    image = make_image(patient)
+    assert reserve_next_image(rater=clinician) == image
+    assert reserve_next_image(rater=clinician2) is None  # nothing else is left: the queue waits for it
+    Image.objects.filter(pk=image.pk).update(reserved_until=timezone.now() - timedelta(seconds=1))
+    assert reserve_next_image(rater=clinician2) == image
+
+
+def test_a_reserved_image_gets_its_second_score_after_the_first(patient, clinician, clinician2):
+    image = make_image(patient)
+    assert reserve_next_image(rater=clinician) == image
+    record_label(image=image, rater=clinician, nrs=4, kind="observer")
+    image.refresh_from_db()
+    assert (image.reserved_by, image.reserved_until) == (None, None)
+    offered = reserve_next_image(rater=clinician2)
+    assert (offered, offered.queue_reason) == (image, QUEUE_SECOND_OBSERVER)
+
+
+def test_another_raters_score_leaves_the_reservation_alone(patient, clinician, clinician2):
+    image = make_image(patient)
+    reserve_next_image(rater=clinician)
+    record_label(image=image, rater=clinician2, nrs=4, kind="observer")
+    image.refresh_from_db()
+    assert image.reserved_by == clinician
+
+
+def test_skipping_releases_the_reservation(patient, clinician, clinician2):
+    first, second = make_image(patient), make_image(patient)
+    assert reserve_next_image(rater=clinician) == first
+    assert reserve_next_image(rater=clinician, skip=[first.pk]) == second
+    assert reserve_next_image(rater=clinician2) == first
+    assert reserve_next_image(rater=clinician, skip=[first.pk, second.pk]) is None
+    assert Image.objects.get(pk=second.pk).reserved_by is None
 
 
 def test_then_images_needing_a_second_observer(patient, clinician, clinician2, researcher):
@@ -92,6 +144,14 @@ def test_the_queue_query_count_does_not_depend_on_the_data(patient, clinician, c
         assert next_image_for(clinician) is not None
 
 
+def test_handing_out_an_image_takes_two_statements(patient, clinician, django_assert_num_queries):
+    make_image(patient)
+    # The transaction's begin and end (or savepoint and release), the queue step's
+    # SELECT ... FOR UPDATE and the reserving UPDATE.
+    with django_assert_num_queries(4):
+        assert reserve_next_image(rater=clinician) is not None
+
+
 # API --------------------------------------------------------------------------------------------
 
 
@@ -106,6 +166,32 @@ def test_the_api_returns_the_next_image_with_what_the_page_needs(patient, clinic
     assert "face_box" in body
     assert body["file_url"] == f"/api/images/{image.pk}/file/"
     assert body["reason"] == "unlabeled"
+
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+
+
+def statements(captured: CaptureQueriesContext) -> list[str]:
+    """The SQL statements a request ran, without the transaction control around them."""
+    return [query["sql"] for query in captured.captured_queries if not query["sql"].startswith(TRANSACTION_CONTROL)]
+
+
+def test_a_labeling_step_takes_at_most_eleven_statements(patient, clinician):
+    """GET the next image and POST its score with an API token, as the labeling clients do."""
+    for _ in range(3):
+        make_image(patient)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinician).key}")
+    with CaptureQueriesContext(connection) as asked:
+        offered = client.get("/api/queue/next/")
+    with CaptureQueriesContext(connection) as scored:
+        saved = client.post(f"/api/images/{offered.json()['id']}/labels/", {"nrs": 5}, format="json")
+    assert (offered.status_code, saved.status_code) == (200, 201)
+    # The token with its user, the user's permissions, the queue step, the reservation.
+    assert len(statements(asked)) <= 4, statements(asked)
+    # The token with its user, the permissions, the image lock, the rater's chain head, the label,
+    # the image's counters with the reservation's release in one UPDATE, the audit event.
+    assert len(statements(scored)) <= 7, statements(scored)
 
 
 def test_the_api_answers_204_when_the_queue_is_empty(clinician):

@@ -11,9 +11,9 @@ import json
 
 import pytest
 from django.db import connection
-from django.db.models import Exists, OuterRef
 
-from annotation.models import Consent, Image, PainLabel
+from annotation.models import Image
+from annotation.selectors import QUEUE_SECOND_OBSERVER, QUEUE_UNLABELED, queue_steps
 from tests.annotation.factories import make_patient
 
 pytestmark = [
@@ -57,14 +57,15 @@ def labeled_backlog():
     return patient
 
 
-def test_an_empty_unlabeled_step_reads_no_images(labeled_backlog):
-    step = Image.objects.filter(patient__consent=Consent.GRANTED, label_count=0).order_by("id")[:1]
-    assert image_rows_read(step) == 0
+def steps_for(user) -> dict[str, object]:
+    return dict(queue_steps(user))
+
+
+def test_an_empty_unlabeled_step_reads_no_images(labeled_backlog, clinician):
+    assert image_rows_read(steps_for(clinician)[QUEUE_UNLABELED][:1]) == 0
 
 
 def test_the_second_observer_step_reads_only_images_that_need_one(labeled_backlog, clinician):
     last = Image.objects.order_by("-id").first()
     Image.objects.filter(pk=last.pk).update(observer_rater_count=1)
-    rated = PainLabel.objects.current().filter(image=OuterRef("pk"), rater=clinician)
-    step = Image.objects.filter(patient__consent=Consent.GRANTED, observer_rater_count=1).filter(~Exists(rated))
-    assert image_rows_read(step.order_by("id")[:1]) == 1
+    assert image_rows_read(steps_for(clinician)[QUEUE_SECOND_OBSERVER][:1]) == 1

@@ -83,3 +83,31 @@ def test_a_development_installation_makes_its_own_secret_key_once_readable_only_
     assert (first / "secret_key").stat().st_mode & 0o777 == 0o600
     assert read_setting("SECRET_KEY", second) != key
     assert "development-only-key" not in (ROOT / "painsite" / "settings.py").read_text()
+
+
+def database_settings(tmp_path, **env: str) -> list[str]:
+    result = run_manage(
+        "shell", "-c",
+        "from django.conf import settings; db = settings.DATABASES['default']; "
+        "print(db['CONN_MAX_AGE'], db.get('CONN_HEALTH_CHECKS', False))",
+        PAINSITE_VAR_DIR=str(tmp_path), **env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()[-1].split()  # the shell first says what it imported
+
+
+def test_postgresql_connections_are_kept_open_and_checked_by_default(tmp_path):
+    assert database_settings(tmp_path, DATABASE_URL="postgres://painsite@db.example.org/painsite") == ["600", "True"]
+    assert database_settings(
+        tmp_path, DATABASE_URL="postgres://painsite@db.example.org/painsite", DATABASE_CONN_MAX_AGE="0"
+    ) == ["0", "True"]
+
+
+def test_sqlite_opens_a_connection_per_request_by_default(tmp_path):
+    assert database_settings(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3") == ["0", "False"]
+
+
+def test_a_negative_queue_reservation_is_refused(tmp_path):
+    result = run_manage("check", PAINSITE_QUEUE_RESERVATION_SECONDS="-5", PAINSITE_VAR_DIR=str(tmp_path))
+    assert result.returncode != 0
+    assert "PAINSITE_QUEUE_RESERVATION_SECONDS must be 0" in result.stderr
