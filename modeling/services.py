@@ -21,10 +21,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from modeling import selectors
-from modeling.artifacts import remove_run_files
+from modeling.artifacts import remove_run_files, run_work_dir
 from modeling.ml.levels import PainLevels
 from modeling.ml.splits import assign_splits
 from modeling.models import (
+    ACTIVE_STATUSES,
     ModelVersion,
     PromotionEvent,
     RunStatus,
@@ -278,7 +279,24 @@ def reap_stale_runs(*, now=None) -> list[ReapedRun]:
         outcome = _reap(run_id, stale_before)
         if outcome is not None:
             reaped.append(outcome)
+    remove_ended_runs_work_folders()
     return reaped + send_unsent_runs()
+
+
+def remove_ended_runs_work_folders() -> list[int]:
+    """Remove the checkpoints of runs that ended. A run removes its own when it publishes, but a
+    worker stopped between the commit and that removal leaves them behind."""
+    folder = run_work_dir(0).parent
+    try:
+        names = [entry.name for entry in folder.iterdir() if entry.is_dir() and entry.name.isdigit()]
+    except FileNotFoundError:
+        return []
+    ids = {int(name) for name in names}
+    active = set(TrainingRun.objects.filter(pk__in=ids, status__in=ACTIVE_STATUSES).values_list("pk", flat=True))
+    ended = sorted(ids - active)
+    for run_id in ended:
+        remove_run_files(run_id, keep_artifacts=True)
+    return ended
 
 
 def _reap(run_id: int, stale_before) -> ReapedRun | None:

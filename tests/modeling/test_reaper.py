@@ -84,3 +84,21 @@ def test_the_management_command_reaps(settings, capsys):
     run = make_running_run(seconds_since_heartbeat=61)
     call_command("reap_stale_runs")
     assert f"run {run.pk}: failed" in capsys.readouterr().out
+
+
+def test_the_reaper_removes_checkpoints_a_stopped_worker_left_after_its_run_ended(settings):
+    """A worker stopped between a run's commit and the removal of its work folder leaves the
+    checkpoints behind; the reaper removes them, and keeps those of queued and running runs."""
+    ended = TrainingRun.objects.create(status=RunStatus.SUCCEEDED)
+    waiting = TrainingRun.objects.create(status=RunStatus.QUEUED, queue="other", celery_task_id="sent")
+    running = make_running_run(seconds_since_heartbeat=1, queue="third")
+    for run in (ended, waiting, running):
+        folder = artifacts.run_work_dir(run.pk)
+        folder.mkdir(parents=True)
+        (folder / "checkpoint.pt").write_bytes(b"an epoch")
+    published = artifacts.run_artifact_dir(ended.pk) / "weights.pt"
+    published.parent.mkdir(parents=True)
+    published.write_bytes(b"weights")
+    assert services.reap_stale_runs() == []
+    assert not artifacts.run_work_dir(ended.pk).exists() and published.exists()
+    assert artifacts.run_work_dir(waiting.pk).exists() and artifacts.run_work_dir(running.pk).exists()

@@ -193,6 +193,9 @@ def test_a_worker_killed_mid_run_is_detected_and_the_run_resumes_from_its_checkp
         sent_again_after = time.monotonic() - killed_at
         with celery_worker(broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV):
             wait_for(lambda: not run_row(run_id).is_active, timeout=240, message="the resumed run to end")
+            # The run removes its checkpoints just after its commit: stopping the worker in
+            # between would leave them (the reaper's sweep would then remove them).
+            wait_for(lambda: leftover_files(run_id) == [], timeout=60, message="the run's checkpoints to go")
     run = run_row(run_id)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.attempts == 2
