@@ -69,8 +69,11 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two test processes by default (PYTEST_WORKERS=0: one), each taking whole files: most tests
+# keep one core busy, and tests that wait on workers, servers or the browser overlap.
+PYTEST_WORKERS ?= 2
 test: install-test browser lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 # Each benchmark prints its side-by-side ratios and writes bench/results/<name>.json;
 # bench/report.py then renders the measured tables of docs/benchmarks.md and docs/reliability.md
