@@ -342,8 +342,10 @@ def render_reliability() -> str:
             f"{tests['errors']} errors, {tests['skipped']} skipped in {suite['wall_seconds'] / 60:.1f} min, with "
             f"{suite['load_processes']} spinning processes of `bench/busy.py` started alongside (1-min load average mean "
             f"{suite['load_average_1m']['mean']}, max {suite['load_average_1m']['max']}) | "
-            f"`bench/suite_under_load.py --name {suite['name']}` | {suite['database']} + {suite['broker']}; "
-            f"{cpu(suite)}; {suite['measured_at'][:10]} |"
+            f"`bench/suite_under_load.py --name {suite['name']}"
+            f"{' -- ' + ' '.join(suite['pytest_args']) if suite.get('pytest_args') else ''}` | "
+            f"{suite['database']} + {suite['broker']}; {cpu(suite)}; {suite['measured_at'][:10]}"
+            f"{', commit ' + suite['commit'] if suite.get('commit') else ''} |"
         )
     if len(rows) == 2:
         return "_No reliability results yet: run `bench/suite_under_load.py` (it sets PAINSITE_RESULTS_DIR)._\n"

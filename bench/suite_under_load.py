@@ -53,6 +53,10 @@ def main() -> int:
         "broker": scheme("CELERY_BROKER_URL", "sqla+sqlite (embedded)"),
         "load_processes": args.load_processes,
         "require_browser": os.environ.get("PAINSITE_REQUIRE_BROWSER") == "1",
+        "pytest_args": args.pytest_args,
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
     }
     started = time.monotonic()
     suite = subprocess.Popen(

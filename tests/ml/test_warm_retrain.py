@@ -61,6 +61,11 @@ def test_a_warm_retrain_never_builds_the_network_and_gives_bit_identical_weights
 
 def test_predicting_cached_records_never_builds_the_network_until_an_image_needs_it(trained_head):
     records = trained_head.data.split("train")[:4]
+    # What a worker keeps on disk beside the cache (the int8 model on that path) is there, whatever
+    # other tests sharing this session's cache did to it; then a new process starts.
+    load_model(trained_head.result.weights_path, cache_dir=trained_head.cache_dir).predict_image(
+        load_image(records[0].path), records[0].face_box
+    )
     as_in_a_fresh_process()
     built_before = backbone.vgg16_constructions
     model = load_model(trained_head.result.weights_path, cache_dir=trained_head.cache_dir)
