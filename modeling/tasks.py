@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
 
 from modeling import evaluations, feature_backlog, services, training_runner
 
@@ -39,8 +40,16 @@ def run_evaluation(evaluation_id: int) -> dict[str, object]:
 @shared_task(name=feature_backlog.COMPUTE_PENDING_FEATURES_TASK)
 def compute_pending_features() -> dict[str, object]:
     """Compute the frozen features of images stored since the last time (the `default` queue;
-    sent when images arrive, when a worker starts and by Celery beat; see feature_backlog.py)."""
-    return feature_backlog.work_through_backlog().as_dict()
+    sent when images arrive, when a worker starts and by Celery beat; see feature_backlog.py).
+
+    One task does at most PAINSITE_FEATURES_BATCHES_PER_TASK batches and then sends itself again,
+    behind whatever else waits on the queue: an import or an evaluation never waits for a whole
+    backlog."""
+    report = feature_backlog.work_through_backlog(max_batches=settings.PAINSITE_FEATURES_BATCHES_PER_TASK)
+    more = not report.yielded and report.batches > 0 and feature_backlog.pending_count() > 0
+    if more:
+        feature_backlog.kick(force=True)
+    return {**report.as_dict(), "more_pending": more}
 
 
 @worker_ready.connect

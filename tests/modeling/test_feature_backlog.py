@@ -124,3 +124,19 @@ def test_the_cached_features_are_where_a_default_run_looks(clinician):
     config = feature_backlog.default_train_config()
     assert config.mode == "head" and config.image_size == settings.PAINSITE_TRAINING_IMAGE_SIZE
     assert config.feature_path == settings.PAINSITE_FEATURE_PATH and config.seed == settings.PAINSITE_TRAINING_SEED
+
+
+def test_one_task_does_a_bounded_share_and_sends_itself_again_for_the_rest(clinician, settings):
+    from modeling.tasks import compute_pending_features
+
+    settings.PAINSITE_FEATURES_BATCHES_PER_TASK = 1
+    make_dataset(clinician)
+    PendingFeatures.objects.filter(pk__in=PendingFeatures.objects.order_by("id").values("pk")[:10]).update(
+        claimed_by="elsewhere", claimed_until=timezone.now() + timedelta(minutes=5)
+    )
+    first = compute_pending_features()
+    assert first["batches"] == 1 and first["computed"] == 18 and first["more_pending"] is True
+    PendingFeatures.objects.update(claimed_by="", claimed_until=None)
+    second = compute_pending_features()
+    assert second["computed"] == 10 and second["more_pending"] is False
+    assert PendingFeatures.objects.count() == 0
