@@ -121,7 +121,9 @@ def calibration_batch(image_size: int) -> torch.Tensor:
 
 def _export_onnx(module: nn.Module, image_size: int, path: Path) -> None:
     example = torch.zeros(1, 3, image_size, image_size)
-    with warnings_quiet():
+    # Without gradients: the backbone a process keeps may hold tensors made in inference mode
+    # (built during an earlier prediction), which a trace with gradients on refuses.
+    with warnings_quiet(), torch.no_grad():
         torch.onnx.export(
             module,
             (example,),
