@@ -12,9 +12,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from annotation.models import Image, Patient
+from modeling.backbone_weights import backbone_status
 from modeling.models import ModelVersion, Stage
 from painsite.core.permissions import page_permissions
-from painsite.core.roles import role_of
+from painsite.core.roles import ADMIN, role_of
 
 
 def dashboard_counts() -> dict[str, object]:
@@ -32,6 +33,9 @@ def dashboard_counts() -> dict[str, object]:
 
 @page_permissions(GET="annotation.view_patient")
 def dashboard(request: HttpRequest) -> HttpResponse:
-    if role_of(request.user) is None:
+    role = role_of(request.user)
+    if role is None:
         raise PermissionDenied("Your account has no role yet.")
-    return render(request, "core/dashboard.html", {"counts": dashboard_counts()})
+    # Admins install the weights, so they see whether training would fall back to random init.
+    backbone = backbone_status() if role == ADMIN else None
+    return render(request, "core/dashboard.html", {"counts": dashboard_counts(), "backbone": backbone})

@@ -24,10 +24,14 @@ from torchvision.models import VGG, VGG16_Weights, vgg16
 
 logger = logging.getLogger(__name__)
 
-# torchvision names its weight files after the first 8 hex digits of their sha256.
+# torchvision names its weight files after the first 8 hex digits of their sha256; the whole
+# sha256 and size of VGG16 IMAGENET1K_V1 (https://download.pytorch.org/models/vgg16-397923af.pth).
 WEIGHTS_SHA256_PREFIX = "397923af"
+VGG16_IMAGENET_SHA256 = "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0"
+VGG16_IMAGENET_BYTES = 553_433_881
 
 _download_failed = False
+_offline_said = False
 
 
 # One backbone per process is kept: building VGG16 costs seconds and ~0.5 GB, and a worker
@@ -85,24 +89,45 @@ def state_sha256(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def installed_weights_path() -> Path:
+    """Where training and assessment look for the ImageNet weights: PAINSITE_VGG16_WEIGHTS if
+    set, else torchvision's hub cache under $TORCH_HOME (where a download would put them)."""
+    explicit = os.getenv("PAINSITE_VGG16_WEIGHTS", "").strip()
+    if explicit:
+        return Path(explicit)
+    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILENAME
+
+
 def imagenet_weights_path() -> Path | None:
     """PAINSITE_VGG16_WEIGHTS if set (it must exist), else torchvision's hub cache under
     $TORCH_HOME, else None."""
-    explicit = os.getenv("PAINSITE_VGG16_WEIGHTS", "").strip()
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise WeightsFileError(f"PAINSITE_VGG16_WEIGHTS points to {path}, which is not a file")
-        return path
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILENAME
-    return cached if cached.is_file() else None
+    path = installed_weights_path()
+    if os.getenv("PAINSITE_VGG16_WEIGHTS", "").strip() and not path.is_file():
+        raise WeightsFileError(f"PAINSITE_VGG16_WEIGHTS points to {path}, which is not a file")
+    return path if path.is_file() else None
+
+
+def offline() -> bool:
+    """PAINSITE_OFFLINE: this machine never downloads weights (install them with
+    `manage.py install_weights`)."""
+    return os.getenv("PAINSITE_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def download_imagenet_weights() -> Path | None:
     """Let torchvision download the ImageNet weights into its hub cache; None when offline.
-    Tried once per process: an offline worker should not wait on DNS for every run."""
-    global _download_failed
-    if _download_failed or os.getenv("PAINSITE_OFFLINE", "").lower() in ("1", "true", "yes"):
+    Tried once per process: an offline worker should not wait on DNS for every run. With
+    PAINSITE_OFFLINE set it is never tried, and the process says so once."""
+    global _download_failed, _offline_said
+    if offline():
+        if not _offline_said:
+            _offline_said = True
+            logger.warning(
+                "PAINSITE_OFFLINE is set: the VGG16 ImageNet weights are not downloaded; install them "
+                "with `manage.py install_weights PATH` (expected at %s)",
+                installed_weights_path(),
+            )
+        return None
+    if _download_failed:
         return None
     try:
         # torch.hub announces the download on stdout, where the command line prints its JSON.
@@ -117,10 +142,10 @@ def download_imagenet_weights() -> Path | None:
 
 def read_imagenet_state(path: Path) -> tuple[dict[str, torch.Tensor], str]:
     sha = sha256_of_file(path)
-    if not sha.startswith(WEIGHTS_SHA256_PREFIX):
+    if sha != VGG16_IMAGENET_SHA256:
         raise WeightsFileError(
-            f"{path} is not the VGG16 ImageNet weights file: its sha256 starts with {sha[:8]}, "
-            f"expected {WEIGHTS_SHA256_PREFIX}"
+            f"{path} is not the VGG16 ImageNet weights file: its sha256 is {sha[:16]}…, "
+            f"expected {VGG16_IMAGENET_SHA256[:16]}… (torchvision's IMAGENET1K_V1)"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -204,8 +229,8 @@ def read_fingerprint(folder: str | os.PathLike[str], source: BackboneSource) -> 
         problem = "its checksum does not match its content"
     elif not (isinstance(entry["sha256"], str) and len(entry["sha256"]) == 64):
         problem = "its sha256 is malformed"
-    elif source.name == IMAGENET and not entry["sha256"].startswith(WEIGHTS_SHA256_PREFIX):
-        problem = f"its sha256 does not start with {WEIGHTS_SHA256_PREFIX}"
+    elif source.name == IMAGENET and entry["sha256"] != VGG16_IMAGENET_SHA256:
+        problem = "its sha256 is not the ImageNet file's"
     if problem:
         logger.warning("ignoring backbone fingerprint %s: %s; the backbone will be rebuilt", path, problem)
         return None
