@@ -40,6 +40,9 @@ class TrainingRunForm(forms.Form):
     image_size = forms.IntegerField(label="Image size (pixels)", **_bounds("image_size"))
     patience = forms.IntegerField(label="Early-stopping patience (epochs)", **_bounds("patience"))
 
+    # Fields of a subclass that are not run settings (the retrain policy's triggers).
+    NOT_CONFIG: tuple[str, ...] = ()
+
     @classmethod
     def with_defaults(cls) -> TrainingRunForm:
         return cls(initial=default_training_config())
@@ -50,7 +53,11 @@ class TrainingRunForm(forms.Form):
         self.cleaned_data = {}
         if not self.is_bound:
             return
-        raw = {name: self.data.getlist(name) if name == "cohorts" else self.data.get(name) for name in self.fields}
+        raw = {
+            name: self.data.getlist(name) if name == "cohorts" else self.data.get(name)
+            for name in self.fields
+            if name not in self.NOT_CONFIG
+        }
         try:
             self.cleaned_data = clean_training_config(raw)
         except ValidationError as error:

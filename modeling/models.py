@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from annotation.models import Image, Patient
 
@@ -75,6 +76,10 @@ class TrainingRun(models.Model):
     # modeling/feature_backlog.py); head mode only.
     features_computed = models.PositiveIntegerField(null=True, blank=True)
     features_cached = models.PositiveIntegerField(null=True, blank=True)
+    # "user" (someone pressed Start) or "policy" (the retrain policy started it; `trigger` then
+    # holds the trigger's numbers: modeling/retrain_policy.py).
+    triggered_by = models.CharField(max_length=16, default="user")
+    trigger = models.JSONField(default=dict, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -306,3 +311,113 @@ class PendingFeatures(models.Model):
 
     def __str__(self) -> str:
         return f"features of image {self.image_id}"
+
+
+class RetrainPolicy(models.Model):
+    """When the platform retrains by itself (modeling/retrain_policy.py). Append-only: the newest
+    row is the policy in force, earlier rows are its history."""
+
+    enabled = models.BooleanField(default=False)
+    # Retrain when at least this many labels were added or changed since the last version...
+    min_new_labels = models.PositiveIntegerField(null=True, blank=True)
+    # ...and/or once a day at this local time (when at least one label changed).
+    daily_at = models.TimeField(null=True, blank=True)
+    # The run's settings: cohorts, mode, epochs, lr, batch_size, label_rule, seed.
+    config = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "retrain policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(enabled=False) | Q(min_new_labels__gte=1) | Q(daily_at__isnull=False),
+                name="retrain_policy_enabled_has_a_trigger",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"retrain policy {self.pk} ({'on' if self.enabled else 'off'})"
+
+
+class RetrainTrigger(models.Model):
+    """One firing of the retrain policy. `key` names the trigger (the newest label counted, or the
+    day), and is unique: two beat processes, or one restarted, never start two runs for it."""
+
+    key = models.CharField(max_length=64, unique=True)
+    policy = models.ForeignKey(RetrainPolicy, on_delete=models.PROTECT, related_name="triggers")
+    run = models.OneToOneField(TrainingRun, on_delete=models.PROTECT, related_name="retrain_trigger")
+    numbers = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"retrain trigger {self.key}"
+
+
+class GateRule(models.Model):
+    """The champion/challenger rule (modeling/gate.py). Append-only: the newest row is in force
+    and its id is the rule's version, recorded on every verdict."""
+
+    margin = models.FloatField(default=0.02)
+    alpha = models.FloatField(default=0.05)
+    auto_promote = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(margin__gte=0) & Q(margin__lte=0.5), name="gate_margin_0_05"),
+            models.CheckConstraint(condition=Q(alpha__gt=0) & Q(alpha__lt=1), name="gate_alpha_0_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"gate rule {self.pk} (margin {self.margin}, alpha {self.alpha})"
+
+
+class GateVerdict(models.TextChoices):
+    BETTER = "better", _("Better: promotion recommended")
+    NON_INFERIOR = "non_inferior", _("Non-inferior: promotion recommended")
+    INFERIOR = "inferior", _("Not shown non-inferior: keep the production model")
+    SEVERE_WORSE = "severe_worse", _("Severe pain detected significantly worse: keep the production model")
+    NOT_ESTIMABLE = "not_estimable", _("Not estimable: no recommendation")
+    NO_PRODUCTION = "no_production", _("No production model to compare with: promotion recommended")
+
+
+RECOMMENDING_VERDICTS = (GateVerdict.BETTER, GateVerdict.NON_INFERIOR, GateVerdict.NO_PRODUCTION)
+
+
+class GateDecision(models.Model):
+    """The gate's verdict on a new version against the production version, on one test snapshot.
+    Written once per challenger."""
+
+    challenger = models.OneToOneField(ModelVersion, on_delete=models.PROTECT, related_name="gate_decision")
+    champion = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="gate_decisions_as_champion"
+    )
+    snapshot = models.ForeignKey(TestSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    rule = models.ForeignKey(GateRule, on_delete=models.PROTECT, related_name="decisions")
+    verdict = models.CharField(max_length=16, choices=GateVerdict.choices)
+    # The numbers behind it: macro ΔAUROC and its interval, severe ΔAUROC and p-value, the reason.
+    numbers = models.JSONField(default=dict)
+    auto_promoted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(verdict__in=GateVerdict.values), name="gate_verdict_valid")]
+
+    def __str__(self) -> str:
+        return f"{self.challenger_id}: {self.verdict}"
+
+    @property
+    def recommends_promotion(self) -> bool:
+        return self.verdict in RECOMMENDING_VERDICTS

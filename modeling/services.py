@@ -75,10 +75,17 @@ class AlreadyInProduction(Exception):
 # Starting a run
 
 
-def start_training(*, requested_by: User | None, config: dict[str, Any], enqueue: bool = True) -> TrainingRun:
+def start_training(
+    *,
+    requested_by: User | None,
+    config: dict[str, Any],
+    enqueue: bool = True,
+    trigger: dict[str, Any] | None = None,
+) -> TrainingRun:
     """Check the config, snapshot the data (`run.snapshot`), create the run and send it to a
     training worker once the transaction commits. `enqueue=False` leaves the run for an
-    in-process runner (`manage.py train --inline`)."""
+    in-process runner (`manage.py train --inline`). `trigger`: the retrain policy's numbers, for
+    a run the policy started (modeling/retrain_policy.py)."""
     config = clean_training_config(config)
     with transaction.atomic():
         active = TrainingRun.objects.active().filter(queue=TRAINING_QUEUE).first()
@@ -94,6 +101,8 @@ def start_training(*, requested_by: User | None, config: dict[str, Any], enqueue
             data_manifest=manifest,
             celery_task_id=str(uuid.uuid4()),
             message="waiting for a training worker",
+            triggered_by="policy" if trigger is not None else "user",
+            trigger=trigger or {},
         )
         try:
             # Two requests racing past the check above meet the database's one-active-run rule.
@@ -106,7 +115,8 @@ def start_training(*, requested_by: User | None, config: dict[str, Any], enqueue
             actor=requested_by,
             action="training.start",
             target=run,
-            details={"config": config, "counts": manifest["counts"]},
+            details={"config": config, "counts": manifest["counts"]}
+            | ({"triggered_by": "policy", "trigger": trigger} if trigger is not None else {}),
         )
         if enqueue:
             transaction.on_commit(lambda: send_to_worker(run))

@@ -6,7 +6,8 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from modeling import evaluations, feature_backlog, services, training_runner
+from modeling import drift, evaluations, feature_backlog, gate, retrain_policy, services, training_runner
+from modeling.models import Evaluation, EvaluationStatus, RunStatus, TrainingRun
 
 
 @shared_task(bind=True, name=services.RUN_TRAINING_TASK)
@@ -17,6 +18,9 @@ def run_training(self, run_id: int) -> dict[str, object]:
         self.update_state(state="PROGRESS", meta={"run": run_id, **meta})
 
     status = training_runner.execute(run_id, report_state=report_state if self.request.id else None)
+    if status == RunStatus.SUCCEEDED:
+        version = TrainingRun.objects.get(pk=run_id).model_version
+        gate.judge(version)  # now, if the production version was already scored on its snapshot
     return {"run": run_id, "status": status}
 
 
@@ -34,7 +38,24 @@ def reap_stale_runs() -> list[dict[str, object]]:
 def run_evaluation(evaluation_id: int) -> dict[str, object]:
     """Score a model version on a test snapshot (the `default` queue: a head-mode version's
     features are cached, so this takes seconds)."""
-    return {"evaluation": evaluation_id, "status": evaluations.run_evaluation(evaluation_id)}
+    status = evaluations.run_evaluation(evaluation_id)
+    if status == EvaluationStatus.SUCCEEDED:
+        gate.judge_after_evaluation(Evaluation.objects.only("snapshot_id").get(pk=evaluation_id))
+    return {"evaluation": evaluation_id, "status": status}
+
+
+@shared_task(name="modeling.tasks.run_learning_loop")
+def run_learning_loop() -> dict[str, object]:
+    """Beat's round of the learning loop (every PAINSITE_LEARNING_LOOP_SECONDS): verdicts a
+    stopped worker missed, the retrain policy, the drift watch."""
+    decisions = gate.judge_waiting()
+    run = retrain_policy.check_policy()
+    report = drift.warn_on_drift()
+    return {
+        "verdicts": [decision.pk for decision in decisions],
+        "started_run": run.pk if run else None,
+        "drift": report.verdict,
+    }
 
 
 @shared_task(name=feature_backlog.COMPUTE_PENDING_FEATURES_TASK)

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from django.urls import path
 
-from modeling import api_training, views_training
+from modeling import api_training, views_learning_loop, views_training
 
 urlpatterns = [
     path("training/", views_training.training_page, name="training"),
+    path("training/loop/", views_learning_loop.learning_loop_page, name="learning-loop"),
     path("training/runs/<int:pk>/progress/", views_training.training_run_progress, name="training-run-progress"),
     path("training/runs/<int:pk>/cancel/", views_training.training_run_cancel, name="training-run-cancel"),
     path("model-versions/<int:pk>/promote/", views_training.promote_version, name="model-version-promote"),

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
 from modeling import comparisons, metric_views, paper_table, results, selectors
-from modeling.models import ModelVersion, Stage, TestSnapshot
+from modeling.models import GateDecision, ModelVersion, Stage, TestSnapshot
 from modeling.results_plots import (
     VERSION_STYLE,
     calibration_spec,
@@ -209,5 +209,6 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "evaluations": evaluations,
         "training_evaluation": next((evaluation for evaluation in evaluations if evaluation.at_training), None),
         "target_sources": (version.data_manifest or {}).get("target_sources") or {},
+        "gate_decision": GateDecision.objects.filter(challenger=version).select_related("champion").first(),
     }
     return render(request, "modeling/version_detail.html", context)

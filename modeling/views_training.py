@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from modeling import selectors, services
+from modeling import retrain_policy, selectors, services
 from modeling.forms_training import TrainingRunForm
 from modeling.models import ModelVersion, TrainingRun
 from modeling.serializers_training import TrainingRunSerializer
@@ -52,6 +52,7 @@ def training_page(request: HttpRequest) -> HttpResponse:
             form.initial["seed"] = last_config["seed"]
     runs = list(selectors.training_runs()[:RUNS_SHOWN])
     context = {"form": form, "runs": runs, "active_runs": [run for run in runs if run.is_active]}
+    context |= {"loop_policy": retrain_policy.policy_in_force(), "loop_state": retrain_policy.policy_state()}
     return render(request, "modeling/training.html", context, status=status)
 
 

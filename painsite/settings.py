@@ -281,6 +281,19 @@ if PAINSITE_FEATURE_PATH not in ("auto", "float32", "bf16", "int8-onnxruntime"):
         f"PAINSITE_FEATURE_PATH={PAINSITE_FEATURE_PATH!r}; valid options: auto, float32, bf16, int8-onnxruntime"
     )
 
+# E-mail to admins (gate verdicts, drift): Django's own settings. The console backend prints the
+# mail in the worker's log until a site sets its SMTP server.
+EMAIL_BACKEND = os.getenv("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.getenv("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", "25")
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "0")
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "painsite@localhost")
+PAINSITE_ADMIN_EMAILS = envlist("PAINSITE_ADMIN_EMAILS", "")
+# The address links in e-mails start with.
+PAINSITE_SITE_URL = os.getenv("PAINSITE_SITE_URL", "http://127.0.0.1:8000")
+
 # Celery. The embedded default is kombu's SQLAlchemy transport on a SQLite file: a real
 # `celery worker` process with no broker server. Production: redis://… or amqp://….
 CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", "")
@@ -417,7 +430,17 @@ PAINSITE_FEATURES_CLAIM_SECONDS = envfloat("PAINSITE_FEATURES_CLAIM_SECONDS", "6
 PAINSITE_FEATURES_YIELD_SECONDS = envfloat("PAINSITE_FEATURES_YIELD_SECONDS", "60")
 PAINSITE_FEATURES_KICK_SECONDS = envfloat("PAINSITE_FEATURES_KICK_SECONDS", "300")
 PAINSITE_FEATURES_BATCHES_PER_TASK = envint("PAINSITE_FEATURES_BATCHES_PER_TASK", "8")
+# The learning loop (docs/learning-loop.md): beat checks the retrain policy, the gate's waiting
+# verdicts and drift every PAINSITE_LEARNING_LOOP_SECONDS.
+PAINSITE_LEARNING_LOOP_SECONDS = envfloat("PAINSITE_LEARNING_LOOP_SECONDS", "60")
+PAINSITE_DRIFT_WINDOW_DAYS = envfloat("PAINSITE_DRIFT_WINDOW_DAYS", "7")
+PAINSITE_DRIFT_MIN_ASSESSMENTS = envint("PAINSITE_DRIFT_MIN_ASSESSMENTS", "30")
+PAINSITE_DRIFT_PSI_WARN = envfloat("PAINSITE_DRIFT_PSI_WARN", "0.25")
 CELERY_BEAT_SCHEDULE = {
+    "learning-loop": {
+        "task": "modeling.tasks.run_learning_loop",
+        "schedule": PAINSITE_LEARNING_LOOP_SECONDS,
+    },
     "reap-stale-training-runs": {
         "task": "modeling.tasks.reap_stale_runs",
         "schedule": PAINSITE_REAPER_INTERVAL_SECONDS,

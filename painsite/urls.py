@@ -5,13 +5,14 @@ from drf_spectacular.views import SpectacularAPIView
 
 from painsite import dashboard
 from painsite.core import views as core_views
-from painsite.core import views_people
+from painsite.core import views_notices, views_people
 from painsite.core.api_auth import TokenView
 from painsite.core.auth import ThrottledAuthenticationForm
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("audit/", core_views.audit_log, name="audit"),
+    path("notices/<int:pk>/dismiss/", views_notices.dismiss, name="notice-dismiss"),
     path("people/", views_people.people_page, name="people"),
     path("people/<int:user_id>/role/", views_people.person_role, name="person-role"),
     path("people/<int:user_id>/active/", views_people.person_active, name="person-active"),

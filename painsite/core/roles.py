@@ -36,6 +36,7 @@ RESEARCHER_PERMISSIONS = CLINICIAN_PERMISSIONS + [
 ADMIN_PERMISSIONS = RESEARCHER_PERMISSIONS + [
     "modeling.promote_modelversion",
     "core.view_auditevent",
+    "core.change_adminnotice",
     "annotation.view_withdrawn_images",
     # The People page (/people/): accounts and their roles. Never superuser status.
     "auth.view_user",

@@ -24,7 +24,7 @@ from rest_framework.test import APIClient
 from annotation.models import ImportJob
 from annotation.services import record_label, withdraw_consent
 from modeling.models import RunStatus, TrainingRun
-from painsite.core.models import AuditEvent
+from painsite.core.models import AdminNotice, AuditEvent
 from tests.annotation.factories import make_image, make_patient
 from tests.modeling.factories import make_model_version
 
@@ -101,6 +101,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "api/agreement/": api(GET=CLINICIAN),
     # Training and the model registry
     "training/": page(GET=RESEARCHER, POST=RESEARCHER),
+    "training/loop/": page(GET=RESEARCHER, POST=ADMIN),
+    "notices/<int:pk>/dismiss/": Endpoint(api=False, methods={"POST": ADMIN}, params={"pk": "notice"}),
     "training/runs/<int:pk>/progress/": Endpoint(api=False, methods={"GET": RESEARCHER}, params=RUN),
     "training/runs/<int:pk>/cancel/": Endpoint(api=False, methods={"POST": RESEARCHER}, params=RUN),
     "model-versions/<int:pk>/promote/": Endpoint(api=False, methods={"POST": ADMIN}, params=VERSION),
@@ -182,7 +184,9 @@ def objects(people) -> dict:
     version = make_model_version(name="v1", n_bootstrap=20)
     version2 = make_model_version(name="v2", seed=1, n_bootstrap=20)
     run = TrainingRun.objects.create(config={}, status=RunStatus.QUEUED)
+    notice = AdminNotice.objects.create(kind="gate", subject="v2: promotion recommended")
     return {
+        "notice": notice,
         "image_id": image,
         "image": image,
         "withdrawn_image": withdrawn_image,
