@@ -67,6 +67,10 @@ if not SECRET_KEY:
 # Old keys still accepted for signed values while a rotation is under way (README.md).
 SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS", "")
 
+# Keys the FHIR export's practitioner pseudonyms (modeling/fhir.py). Set it once in production:
+# by default it is SECRET_KEY, and rotating that would give every practitioner a new pseudonym.
+PAINSITE_FHIR_PSEUDONYM_KEY = os.getenv("PAINSITE_FHIR_PSEUDONYM_KEY", "") or SECRET_KEY
+
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 
@@ -357,6 +361,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The FHIR export's operation URLs keep their "$" (modeling/api_fhir.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "modeling.api_fhir.restore_operation_paths",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "CohortEnum": "annotation.models.Cohort",
         "ConsentEnum": "annotation.models.Consent",

@@ -125,6 +125,9 @@ ENDPOINTS: dict[str, Endpoint] = {
     "monitor/": page(GET=CLINICIAN),
     "api/assessments/": api(POST=CLINICIAN),
     "api/images/<int:image_id>/suggestion/": api(GET=CLINICIAN),
+    # FHIR export: the scores leave PainSite, so the label export's people (researchers, admins).
+    "fhir/Observation": api(GET=RESEARCHER),
+    "fhir/Patient/<str:code>/$everything": api(GET=RESEARCHER),
 }
 
 # Query strings that make a GET do its real work instead of showing an empty form.
@@ -132,6 +135,7 @@ QUERIES = {
     "api/model-versions/compare/": lambda objects: f"?a={objects['version'].pk}&b={objects['version2'].pk}",
     "results/compare/": lambda objects: f"?a={objects['version'].pk}&b={objects['version2'].pk}",
     "api/labels/": lambda objects: f"?image={objects['image'].pk}",
+    "fhir/Observation": lambda objects: f"?patient={objects['code'].code}",
 }
 DJANGO_ADMIN_PREFIX = "admin/"
 
