@@ -344,6 +344,17 @@ def test_a_directory_that_does_not_answer_is_named_and_local_accounts_still_sign
     assert sign_in(client, "ada", PASSWORD).status_code == 302
 
 
+def test_a_directory_that_refuses_the_service_account_is_named_too(client, slapd, settings):
+    use_directory(settings, directory_environment(slapd.uri, PAINSITE_LDAP_BIND_PASSWORD="rotated-yesterday"))
+    assert "The hospital directory could not be asked" in sign_in(client, "dora").content.decode()
+    assert not User.objects.filter(username="dora").exists()
+
+
+def test_the_next_directory_server_is_asked_when_the_first_does_not_answer(client, slapd, settings):
+    use_directory(settings, directory_environment(f"ldap://127.0.0.1:{free_port()}/ {slapd.uri}"))
+    assert sign_in(client, "dora").status_code == 302
+
+
 def test_a_role_change_made_on_the_people_page_is_replaced_by_the_directory_at_the_next_sign_in(client, directory):
     from painsite.core.people import change_role
 
