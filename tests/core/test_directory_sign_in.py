@@ -130,24 +130,21 @@ class Directory:
         self.modify(f"dn: {group_dn}\nchangetype: modify\nadd: member\nmember: uid={uid},ou=people,{SUFFIX}\n")
 
 
-@pytest.fixture
-def slapd(tmp_path) -> Iterator[Directory]:
-    """A real OpenLDAP server on a free port, holding DIRECTORY; stopped after the test."""
-    folder = tmp_path / "slapd"
-    (folder / "data").mkdir(parents=True)
-    config = folder / "slapd.conf"
-    config.write_text(SLAPD_CONF.format(folder=folder, suffix=SUFFIX, root_dn=ROOT_DN, root_password=ROOT_PASSWORD))
-    uri = f"ldap://127.0.0.1:{free_port()}/"
-    # -d 0: stay in the foreground, so the server is this test's child and stops with it.
-    server = subprocess.Popen(
-        [shutil.which("slapd", path=SBIN), "-f", str(config), "-h", uri, "-d", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+def start_slapd(config: Path) -> tuple[subprocess.Popen, str]:
+    """slapd on a free port, loaded with DIRECTORY. Test processes run side by side: a port taken
+    between choosing and binding it makes slapd exit, and another port is tried."""
+    output = stderr = ""
+    for _ in range(3):
+        uri = f"ldap://127.0.0.1:{free_port()}/"
+        # -d 0: stay in the foreground, so the server is this test's child and stops with it.
+        server = subprocess.Popen(
+            [shutil.which("slapd", path=SBIN), "-f", str(config), "-h", uri, "-d", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         deadline = time.monotonic() + 20
-        while True:
+        while server.poll() is None and time.monotonic() < deadline:
             loaded = subprocess.run(
                 [shutil.which("ldapadd", path=SBIN), "-x", "-H", uri, "-D", ROOT_DN, "-w", ROOT_PASSWORD],
                 input=DIRECTORY,
@@ -155,12 +152,23 @@ def slapd(tmp_path) -> Iterator[Directory]:
                 capture_output=True,
             )
             if loaded.returncode == 0:
-                break
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                output = server.communicate()[0]
-                pytest.fail(f"slapd did not start or load the test directory: {loaded.stderr}\n{output}")
+                return server, uri
+            stderr = loaded.stderr
             time.sleep(0.1)
+        server.kill()
+        output = server.communicate()[0]
+    pytest.fail(f"slapd did not start or load the test directory: {stderr}\n{output}")
+
+
+@pytest.fixture
+def slapd(tmp_path) -> Iterator[Directory]:
+    """A real OpenLDAP server on a free port, holding DIRECTORY; stopped after the test."""
+    folder = tmp_path / "slapd"
+    (folder / "data").mkdir(parents=True)
+    config = folder / "slapd.conf"
+    config.write_text(SLAPD_CONF.format(folder=folder, suffix=SUFFIX, root_dn=ROOT_DN, root_password=ROOT_PASSWORD))
+    server, uri = start_slapd(config)
+    try:
         yield Directory(uri)
     finally:
         server.terminate()
