@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 VAR_DIR := $(or $(PAINSITE_VAR_DIR),var)
 
-.PHONY: run test lint install install-test browser migrate demo bench clean help
+.PHONY: run test lint install install-test browser ldap migrate demo bench clean help
 
 help:
 	@echo "make run   - install, migrate, seed a synthetic demo, create demo users, start web + worker"
@@ -49,6 +49,34 @@ browser:
 		fi; \
 	fi
 
+# The directory sign-in tests run a real OpenLDAP server (Debian's slapd, ldap-utils), and
+# python-ldap builds against libldap-dev and libsasl2-dev. Install them when missing and apt-get is
+# usable (slapd's debconf told not to configure a system directory), then requirements-ldap.txt;
+# otherwise those tests skip and say why (CI sets PAINSITE_REQUIRE_LDAP=1 to make that a failure).
+LDAP_DEBS := slapd ldap-utils libldap-dev libsasl2-dev
+ldap: install
+	@if [ ! -x /usr/sbin/slapd ] || ! command -v ldapadd >/dev/null || [ ! -f /usr/include/ldap.h ] || [ ! -f /usr/include/sasl/sasl.h ]; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then SUDO=; \
+		elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo"; \
+		else SUDO=none; fi; \
+		if [ "$$SUDO" = none ]; then \
+			echo "slapd, ldap-utils or the LDAP headers are missing and apt-get is not usable here: directory sign-in tests will be skipped"; \
+		else \
+			echo "Installing Debian's $(LDAP_DEBS) for the directory sign-in tests..."; \
+			echo "slapd slapd/no_configuration boolean true" | $$SUDO debconf-set-selections; \
+			$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(LDAP_DEBS) >/dev/null \
+				|| echo "apt-get could not install $(LDAP_DEBS): directory sign-in tests will be skipped"; \
+		fi; \
+	fi
+	@if [ -f /usr/include/ldap.h ] && [ -f /usr/include/sasl/sasl.h ]; then \
+		$(MAKE) --no-print-directory $(VENV)/.installed-ldap \
+			|| echo "pip could not install requirements-ldap.txt: directory sign-in tests will be skipped"; \
+	fi
+
+$(VENV)/.installed-ldap: requirements-ldap.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-ldap.txt
+	touch $@
+
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
@@ -72,7 +100,7 @@ lint: install-test
 # Two test processes by default (PYTEST_WORKERS=0: one), each taking whole files: most tests
 # keep one core busy, and tests that wait on workers, servers or the browser overlap.
 PYTEST_WORKERS ?= 2
-test: install-test browser lint
+test: install-test browser ldap lint
 	$(BIN)/python -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 # Each benchmark prints its side-by-side ratios and writes bench/results/<name>.json;

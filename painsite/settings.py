@@ -194,6 +194,20 @@ AXES_LOCKOUT_CALLABLE = "painsite.core.auth.keep_response"
 AXES_CLIENT_IP_CALLABLE = "painsite.core.auth.client_address"
 AXES_VERBOSE = False
 
+# Sign-in with the hospital directory (LDAP): off unless PAINSITE_LDAP_SERVER_URI is set. Then the
+# directory is asked first, its groups decide each person's role (PAINSITE_LDAP_ROLE_GROUPS), and
+# local accounts such as the first admin still sign in with their own password. The lockout above
+# covers directory sign-ins too. Every variable: docs/deploy.md; needs requirements-ldap.txt.
+if os.getenv("PAINSITE_LDAP_SERVER_URI", "").strip():
+    from painsite.core.directory_config import directory_settings
+
+    globals().update(directory_settings(os.environ))
+    AUTHENTICATION_BACKENDS = [
+        "painsite.core.auth.LockoutBackend",
+        "painsite.core.directory.DirectoryBackend",
+        "painsite.core.auth.RolePermissionBackend",
+    ]
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"

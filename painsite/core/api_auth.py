@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from painsite.core.api import error_response
-from painsite.core.auth import is_locked_out, lockout_message
+from painsite.core.auth import is_locked_out, lockout_message, sign_in_refusal
 from painsite.core.services import record_event
 from painsite.core.throttles import TokenRequestThrottle
 
@@ -29,6 +29,8 @@ class TokenView(ObtainAuthToken):
             return super().post(request, *args, **kwargs)
         except ValidationError:
             if not is_locked_out(request):
+                if refusal := sign_in_refusal(request):
+                    raise ValidationError({"non_field_errors": [refusal]}) from None
                 raise
         response = error_response(lockout_message(), status_code=status.HTTP_429_TOO_MANY_REQUESTS)
         response["Retry-After"] = str(settings.PAINSITE_LOGIN_LOCKOUT_SECONDS)

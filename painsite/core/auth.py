@@ -41,6 +41,17 @@ def is_locked_out(request: HttpRequest) -> bool:
     return bool(getattr(request, "axes_locked_out", False))
 
 
+def note_sign_in_refusal(request: HttpRequest | None, message: str) -> None:
+    """A backend refused a log-in for a reason other than the password (the hospital directory:
+    painsite.core.directory); the log-in page and the token endpoint show this message."""
+    if request is not None:
+        request.painsite_sign_in_refusal = message
+
+
+def sign_in_refusal(request: HttpRequest | None) -> str | None:
+    return getattr(request, "painsite_sign_in_refusal", None)
+
+
 def client_address(request: HttpRequest) -> str | None:
     """AXES_CLIENT_IP_CALLABLE: the address DRF's throttles count by too. REMOTE_ADDR, unless
     PAINSITE_TRUSTED_PROXIES says how many proxies of ours add X-Forwarded-For; a header the
@@ -128,4 +139,6 @@ class ThrottledAuthenticationForm(AuthenticationForm):
         except forms.ValidationError:
             if is_locked_out(self.request):
                 raise forms.ValidationError(lockout_message(), code="locked") from None
+            if refusal := sign_in_refusal(self.request):
+                raise forms.ValidationError(refusal, code="refused") from None
             raise

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 
-CLINICIAN = "clinician"
-RESEARCHER = "researcher"
-ADMIN = "admin"
-ROLES = (CLINICIAN, RESEARCHER, ADMIN)
+from painsite.core.role_names import ADMIN, CLINICIAN, RESEARCHER, ROLES
 
 CLINICIAN_PERMISSIONS = [
     "annotation.view_patient",
