@@ -107,7 +107,11 @@ def test_a_major_shift_is_sent_to_admins_once_a_day(
         drift.warn_on_drift()
     assert AdminNotice.objects.filter(kind="drift").count() == 1
     [mail] = mailoutbox
-    assert "Drift: v1" in mail.subject and "PSI 0.91" in mail.subject and "severe: test set 10.0%, recent 40.0%" in mail.body
+    assert (
+        "Drift: v1" in mail.subject
+        and "PSI 0.91" in mail.subject
+        and "severe: test set 10.0%, recent 40.0%" in mail.body
+    )
 
     client.force_login(researcher)
     page = client.get("/").content.decode()

@@ -50,7 +50,9 @@ def scramble(column: int):
 
 
 def test_a_clearly_better_challenger_is_recommended(champion, test_set, django_capture_on_commit_callbacks):
-    challenger = make_model_version(name="v2", predictions=make_predictions(test_set, skill=5.0, seed=2), n_bootstrap=50)
+    challenger = make_model_version(
+        name="v2", predictions=make_predictions(test_set, skill=5.0, seed=2), n_bootstrap=50
+    )
     decision = gate.judge(challenger)
     assert decision.verdict == GateVerdict.BETTER and decision.recommends_promotion
     numbers = decision.numbers
@@ -89,7 +91,9 @@ def test_the_margin_is_the_admins(champion, admin_user):
 
 def test_without_a_shared_snapshot_the_gate_waits_and_judges_once_the_champion_is_scored(champion, test_set):
     other_set = make_test_set(patients_per_cohort=15, images_per_patient=4, first_image_id=900)
-    challenger = make_model_version(name="v2", predictions=make_predictions(other_set, skill=5.0, seed=2), n_bootstrap=50)
+    challenger = make_model_version(
+        name="v2", predictions=make_predictions(other_set, skill=5.0, seed=2), n_bootstrap=50
+    )
     assert gate.judge(challenger) is None
     from tests.modeling.factories import record_evaluation
 
@@ -149,7 +153,9 @@ def test_admins_are_told_on_the_dashboard_and_by_e_mail(
 
 def test_auto_promotion_promotes_a_recommended_version_as_the_gate(champion, test_set, admin_user):
     gate.set_gate_rule(margin=0.02, alpha=0.05, auto_promote=True, set_by=admin_user)
-    challenger = make_model_version(name="v2", predictions=make_predictions(test_set, skill=5.0, seed=2), n_bootstrap=50)
+    challenger = make_model_version(
+        name="v2", predictions=make_predictions(test_set, skill=5.0, seed=2), n_bootstrap=50
+    )
     decision = gate.judge(challenger)
     assert GateDecision.objects.get(pk=decision.pk).auto_promoted
     assert ModelVersion.objects.get(pk=challenger.pk).stage == Stage.PRODUCTION
