@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from modeling import ward
 from modeling.models import Assessment, ModelVersion, PromotionEvent, SplitAssignment, TrainingRun
+from modeling.ward_models import CameraSource, StreamAssessment, WardAlert
 from painsite.core.admin import ReadOnlyAdmin
 
 
@@ -41,3 +43,43 @@ class AssessmentAdmin(ReadOnlyAdmin):
 class SplitAssignmentAdmin(ReadOnlyAdmin):
     list_display = ["patient", "split", "seed", "assigned_at"]
     list_filter = ["split"]
+
+
+@admin.register(CameraSource)
+class CameraSourceAdmin(admin.ModelAdmin):
+    """Admins register bedside cameras here (or through /api/ward/sources/); every change goes
+    through the same service, so a new patient in a bed is audited the same way."""
+
+    list_display = ["bed", "name", "patient", "interval_seconds", "active", "status", "last_frame_at"]
+    list_filter = ["active", "status"]
+    search_fields = ["name", "bed", "patient__code"]
+    fields = ["name", "url", "bed", "patient", "interval_seconds", "active"]
+    raw_id_fields = ["patient"]
+
+    def save_model(self, request, obj: CameraSource, form, change: bool) -> None:
+        values = {name: form.cleaned_data[name] for name in form.changed_data if name in ward.SOURCE_FIELDS}
+        if change:
+            current = CameraSource.objects.get(pk=obj.pk)
+            ward.change_source(source=current, actor=request.user, **values)
+        else:
+            values = {name: form.cleaned_data[name] for name in self.fields if name in form.cleaned_data}
+            created = ward.register_source(actor=request.user, **values)
+            obj.pk = created.pk
+
+    def delete_model(self, request, obj: CameraSource) -> None:
+        ward.remove_source(source=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for source in queryset:
+            ward.remove_source(source=source, actor=request.user)
+
+
+@admin.register(StreamAssessment)
+class StreamAssessmentAdmin(ReadOnlyAdmin):
+    list_display = ["slot", "bed", "patient", "kind", "level", "severe_probability", "frame_at", "model_version"]
+    list_filter = ["kind", "level"]
+
+
+@admin.register(WardAlert)
+class WardAlertAdmin(ReadOnlyAdmin):
+    list_display = ["raised_at", "bed", "patient", "severe_run", "acknowledged_at", "acknowledged_by", "escalated_at"]

@@ -91,6 +91,11 @@ class ServedModel:
         with self.lock:
             return self.model.predict_image(picture, face_box)
 
+    def predict_many(self, pictures: list[PILImage.Image], face_boxes: list[FaceBox | None]) -> np.ndarray:
+        """One batched forward pass for many pictures (a ward round's due beds)."""
+        with self.lock:
+            return self.model.predict_images(pictures, face_boxes)
+
     def heatmap(self, picture: PILImage.Image, face_box: FaceBox | None, *, level: int) -> np.ndarray:
         """Grad-CAM of `level` over the face crop, on the whole picture (its aspect ratio)."""
         batch = self.model.preset(picture, face_box).unsqueeze(0)

@@ -421,3 +421,7 @@ class GateDecision(models.Model):
     @property
     def recommends_promotion(self) -> bool:
         return self.verdict in RECOMMENDING_VERDICTS
+
+
+# Ward monitoring lives in its own module; imported here so Django finds its models.
+from modeling.ward_models import CameraSource, ReadingKind, SourceStatus, StreamAssessment, WardAlert  # noqa: E402, F401

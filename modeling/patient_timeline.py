@@ -19,7 +19,7 @@ from django.contrib.auth.models import User
 from annotation.image_access import may_view_patient_data
 from annotation.models import PainLabel, Patient
 from modeling.ml.levels import PainLevels
-from modeling.models import Assessment
+from modeling.models import Assessment, ReadingKind, StreamAssessment
 
 # Okabe-Ito, as on the results pages; the sources also differ by marker shape.
 SOURCES = {
@@ -76,7 +76,8 @@ def patient_timeline(patient: Patient, *, viewer: User) -> list[dict[str, object
     """The patient's standing scores and model assessments in time order, one dict per point.
 
     Empty when `viewer` may not see this patient's data (annotation.image_access decides). A score is placed at the time its image was captured (upload time when unknown); a model
-    assessment at the image's capture time, else when it was made. Assessments carry the NRS
+    assessment at the image's capture time, else when it was made; a ward camera's assessment at
+    the time of its frame (it has no image: `image_id` None, `bed` set). Assessments carry the NRS
     range of their level, so scores and assessments share one 0-10 axis.
     """
     if not may_view_patient_data(viewer, patient):
@@ -112,7 +113,24 @@ def patient_timeline(patient: Patient, *, viewer: User) -> list[dict[str, object
                 "who": assessment.model_version.name,
             }
         )
-    return sorted(points, key=lambda point: (point["time"], point["image_id"]))
+    # Ward cameras (modeling/ward_rounds.py): only slots with a face carry a level; the frame is not kept.
+    stream = StreamAssessment.objects.filter(patient=patient, kind=ReadingKind.ASSESSED).select_related("model_version")
+    for reading in stream:
+        low, high = level_ranges.get(reading.level, (None, None))
+        points.append(
+            {
+                "time": reading.frame_at or reading.created_at,
+                "source": "model",
+                "level": reading.level,
+                "probability": (reading.probabilities or {}).get(reading.level),
+                "low": low,
+                "high": high,
+                "image_id": None,
+                "bed": reading.bed,
+                "who": reading.model_version.name,
+            }
+        )
+    return sorted(points, key=lambda point: (point["time"], point["image_id"] or 0))
 
 
 def _level_table(levels) -> tuple[list[str], list[tuple[int, int]]]:

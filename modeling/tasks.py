@@ -6,7 +6,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from modeling import drift, evaluations, feature_backlog, gate, retrain_policy, services, training_runner
+from modeling import drift, evaluations, feature_backlog, gate, retrain_policy, services, training_runner, ward_rounds
 from modeling.models import Evaluation, EvaluationStatus, RunStatus, TrainingRun
 
 
@@ -78,3 +78,10 @@ def _work_through_backlog_after_a_restart(sender=None, **kwargs) -> None:
     """A worker that starts picks up what a stopped one left on the backlog."""
     if feature_backlog.enabled() and feature_backlog.pending_count():
         feature_backlog.kick(force=True)
+
+
+@shared_task(name="modeling.tasks.run_ward_round")
+def run_ward_round() -> dict[str, object]:
+    """Beat's ward round (every PAINSITE_WARD_TICK_SECONDS, on the `monitoring` queue): assess the
+    cameras whose next slot is due."""
+    return ward_rounds.run_ward_round().as_dict()

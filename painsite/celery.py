@@ -1,4 +1,5 @@
-"""The Celery app: two queues, `default` (imports, face crops, features) and `training`."""
+"""The Celery app: three queues, `default` (imports, face crops, features), `training` and
+`monitoring` (ward rounds reading the bedside cameras)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # Tasks that train or evaluate a network go to GPU-capable `training` workers; everything
 # else runs on `default` workers.
 TRAINING_TASKS = frozenset({"modeling.tasks.run_training"})
+# Ward rounds read the bedside cameras: `monitoring` workers, placed where the cameras are reachable.
+MONITORING_TASKS = frozenset({"modeling.tasks.run_ward_round"})
 
 
 def route_task(name: str, args, kwargs, options, task=None, **kw) -> dict[str, str]:
+    if name in MONITORING_TASKS:
+        return {"queue": "monitoring"}
     return {"queue": "training" if name in TRAINING_TASKS else "default"}
 
 
@@ -26,6 +31,7 @@ def route_task(name: str, args, kwargs, options, task=None, **kw) -> dict[str, s
 app.conf.task_queues = (
     Queue("default", Exchange("default", type="direct"), routing_key="default"),
     Queue("training", Exchange("training", type="direct"), routing_key="training"),
+    Queue("monitoring", Exchange("monitoring", type="direct"), routing_key="monitoring"),
 )
 app.conf.task_routes = (route_task,)
 app.autodiscover_tasks()

@@ -469,6 +469,22 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": PAINSITE_REAPER_INTERVAL_SECONDS,
     },
 }
+# Ward monitoring (docs/deploy.md, "Ward monitoring"): beat sends a ward round to the
+# `monitoring` queue every PAINSITE_WARD_TICK_SECONDS; each round assesses the cameras whose next
+# slot is due. An alert nobody acknowledges within PAINSITE_WARD_ESCALATE_SECONDS is e-mailed to
+# the admins. Frames are not kept unless PAINSITE_WARD_KEEP_ALERT_FRAMES=1 (then an alert's frame
+# is stored as an image of that patient).
+PAINSITE_WARD_TICK_SECONDS = envfloat("PAINSITE_WARD_TICK_SECONDS", "1")
+PAINSITE_WARD_ESCALATE_SECONDS = envfloat("PAINSITE_WARD_ESCALATE_SECONDS", "300")
+PAINSITE_WARD_KEEP_ALERT_FRAMES = envbool("PAINSITE_WARD_KEEP_ALERT_FRAMES", "0")
+PAINSITE_WARD_TREND_HOURS = envfloat("PAINSITE_WARD_TREND_HOURS", "4")
+PAINSITE_WARD_BOARD_POLL_SECONDS = envfloat("PAINSITE_WARD_BOARD_POLL_SECONDS", "3")
+CELERY_BEAT_SCHEDULE["ward-round"] = {
+    "task": "modeling.tasks.run_ward_round",
+    "schedule": PAINSITE_WARD_TICK_SECONDS,
+    # A round left in the broker while the worker was busy is dropped: the next one covers it.
+    "options": {"expires": max(PAINSITE_WARD_TICK_SECONDS * 2, 2)},
+}
 if PAINSITE_FEATURES_ON_ARRIVAL:
     CELERY_BEAT_SCHEDULE["compute-pending-features"] = {
         "task": "modeling.tasks.compute_pending_features",

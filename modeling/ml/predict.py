@@ -175,6 +175,21 @@ class LoadedModel:
             rows.append(self._probabilities_from_images(images))
         return np.concatenate(rows)
 
+    def predict_images(
+        self, pil_images: Sequence[Image.Image], face_boxes: Sequence[FaceBox | None], batch_size: int = 32
+    ) -> np.ndarray:
+        """Level probabilities for many images at once, one row per image, in order: the network
+        runs on batches of `batch_size` (a ward round assesses every due bed in one pass)."""
+        if len(pil_images) != len(face_boxes):
+            raise ValueError(f"{len(pil_images)} images but {len(face_boxes)} face boxes")
+        if not pil_images:
+            return np.zeros((0, len(self.levels)))
+        rows = []
+        for start in range(0, len(pil_images), batch_size):
+            chunk = zip(pil_images[start : start + batch_size], face_boxes[start : start + batch_size])
+            rows.append(self._probabilities_from_images(torch.stack([self.preset(image, box) for image, box in chunk])))
+        return np.concatenate(rows)
+
     def predict_image(self, pil_image: Image.Image, face_box: FaceBox | None = None) -> np.ndarray:
         """Level probabilities for one image (face box (x, y, w, h) or None for the whole image)."""
         return self._probabilities_from_images(self.preset(pil_image, face_box).unsqueeze(0))[0]

@@ -20,6 +20,9 @@ CLINICIAN_PERMISSIONS = [
     "annotation.add_painlabel",
     "modeling.view_assessment",
     "modeling.add_assessment",
+    # The ward board and its alerts (/ward/).
+    "modeling.view_camerasource",
+    "modeling.acknowledge_wardalert",
 ]
 RESEARCHER_PERMISSIONS = CLINICIAN_PERMISSIONS + [
     "annotation.export_labels",
@@ -34,6 +37,10 @@ ADMIN_PERMISSIONS = RESEARCHER_PERMISSIONS + [
     "modeling.promote_modelversion",
     "core.view_auditevent",
     "core.change_adminnotice",
+    # Bedside cameras of the ward board.
+    "modeling.add_camerasource",
+    "modeling.change_camerasource",
+    "modeling.delete_camerasource",
     "annotation.view_withdrawn_images",
     # The People page (/people/): accounts and their roles. Never superuser status.
     "auth.view_user",

@@ -25,4 +25,4 @@ def test_tasks_are_acknowledged_late_one_at_a_time_with_time_limits():
     assert conf.worker_prefetch_multiplier == 1
     assert 0 < conf.task_soft_time_limit < conf.task_time_limit
     assert conf.result_backend == "django-db"
-    assert {queue.name for queue in conf.task_queues} == {"default", "training"}
+    assert {queue.name for queue in conf.task_queues} == {"default", "training", "monitoring"}

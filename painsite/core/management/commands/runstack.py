@@ -16,7 +16,7 @@ BASE_DIR = Path(settings.BASE_DIR)
 class Command(BaseCommand):
     help = (
         "Run the whole PainSite stack on one machine: the web server (gunicorn) and one Celery "
-        "worker consuming both queues (default and training), with its embedded beat scheduler "
+        "worker consuming every queue (default, training and monitoring), with its embedded beat scheduler "
         "for periodic checks. Ctrl-C (or SIGTERM) stops both cleanly."
     )
 
@@ -37,7 +37,7 @@ class Command(BaseCommand):
             "--timeout", "120", "--graceful-timeout", "20", "--access-logfile", "-",
         ]  # fmt: skip
         worker = [
-            sys.executable, "-m", "celery", "-A", "painsite", "worker", "-Q", "default,training",
+            sys.executable, "-m", "celery", "-A", "painsite", "worker", "-Q", "default,training,monitoring",
             "-c", "1", "--loglevel", "INFO", "-B", "--schedule", str(var_dir / "celerybeat-schedule"),
         ]  # fmt: skip
         children: list[subprocess.Popen] = [subprocess.Popen(web, cwd=BASE_DIR)]
