@@ -83,16 +83,20 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def run_ward_round(*, reader: CameraReader = cameras, worker: str | None = None) -> RoundReport:
+def run_ward_round(
+    *, reader: CameraReader = cameras, worker: str | None = None, now: datetime | None = None
+) -> RoundReport:
+    """One round; `now` (default: the clock) decides which slots are due."""
     started = time.monotonic()
     report = RoundReport()
-    escalate_overdue_alerts()
+    now = now or timezone.now()
+    escalate_overdue_alerts(now=now)
     try:
         version = inference.resolve_version(None)
     except NoProductionModel:
         report.reason = "no production model"
         return report
-    claims = claim_due_slots(worker=worker or worker_name(), report=report)
+    claims = claim_due_slots(worker=worker or worker_name(), report=report, now=now)
     if claims:
         served = inference.models.get(version)
         assess_claims(claims, served=served, reader=reader)

@@ -127,7 +127,7 @@ def own_broker(folder: Path) -> Iterator[str]:
     try:
         if url.startswith("amqp://"):
             with celery_app.connection_for_write() as conn:
-                for queue in ("default", "training"):
+                for queue in ("default", "training", "monitoring"):
                     conn.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False)
                     conn.default_channel.queue_purge(queue)
         yield url

@@ -9,9 +9,14 @@ def test_training_tasks_are_routed_to_the_training_queue():
 
 
 def test_no_two_queues_share_an_exchange_binding():
-    """A message for one queue must never be delivered to the other as well."""
+    """A message for one queue must never be delivered to another as well."""
     bindings = [(queue.exchange.name, queue.routing_key) for queue in app.conf.task_queues]
-    assert len(set(bindings)) == len(bindings) == 2
+    assert len(set(bindings)) == len(bindings) == 3
+
+
+def test_ward_rounds_are_routed_to_the_monitoring_queue():
+    queue = app.amqp.router.route({}, "modeling.tasks.run_ward_round")["queue"]
+    assert (queue.name, queue.exchange.name, queue.routing_key) == ("monitoring", "monitoring", "monitoring")
 
 
 def test_other_tasks_are_routed_to_the_default_queue():

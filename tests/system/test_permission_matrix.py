@@ -24,6 +24,7 @@ from rest_framework.test import APIClient
 from annotation.models import ImportJob
 from annotation.services import record_label, withdraw_consent
 from modeling.models import RunStatus, TrainingRun
+from modeling.ward_models import CameraSource, ReadingKind, StreamAssessment, WardAlert
 from painsite.core.models import AdminNotice, AuditEvent
 from tests.annotation.factories import make_image, make_patient
 from tests.modeling.factories import make_model_version
@@ -125,6 +126,12 @@ ENDPOINTS: dict[str, Endpoint] = {
     "monitor/": page(GET=CLINICIAN),
     "api/assessments/": api(POST=CLINICIAN),
     "api/images/<int:image_id>/suggestion/": api(GET=CLINICIAN),
+    # Ward monitoring: clinicians watch the board and acknowledge alerts; admins attach the cameras.
+    "ward/": page(GET=CLINICIAN),
+    "api/ward/beds/": api(GET=CLINICIAN),
+    "api/ward/alerts/<int:pk>/acknowledge/": api({"pk": "ward_alert"}, POST=CLINICIAN),
+    "api/ward/sources/": api(GET=ADMIN, POST=ADMIN),
+    "api/ward/sources/<int:pk>/": api({"pk": "camera"}, GET=ADMIN, PATCH=ADMIN, DELETE=ADMIN),
     # FHIR export: the scores leave PainSite, so the label export's people (researchers, admins).
     "fhir/Observation": api(GET=RESEARCHER),
     "fhir/Patient/<str:code>/$everything": api(GET=RESEARCHER),
@@ -189,7 +196,16 @@ def objects(people) -> dict:
     version2 = make_model_version(name="v2", seed=1, n_bootstrap=20)
     run = TrainingRun.objects.create(config={}, status=RunStatus.QUEUED)
     notice = AdminNotice.objects.create(kind="gate", subject="v2: promotion recommended")
+    camera = CameraSource.objects.create(name="bed 1 camera", url="rtsp://camera-1/stream", bed="1", patient=patient)
+    reading = StreamAssessment.objects.create(
+        source=camera, bed="1", patient=patient, slot=1, last_slot=1, interval_seconds=10, kind=ReadingKind.NO_FACE
+    )
+    ward_alert = WardAlert.objects.create(
+        source=camera, bed="1", patient=patient, reading=reading, severe_run=3, severe_probability=0.9
+    )
     return {
+        "camera": camera,
+        "ward_alert": ward_alert,
         "notice": notice,
         "image_id": image,
         "image": image,
