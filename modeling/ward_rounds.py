@@ -89,16 +89,17 @@ def run_ward_round(
     """One round; `now` (default: the clock) decides which slots are due."""
     started = time.monotonic()
     report = RoundReport()
-    now = now or timezone.now()
     escalate_overdue_alerts(now=now)
     try:
         version = inference.resolve_version(None)
     except NoProductionModel:
         report.reason = "no production model"
         return report
-    claims = claim_due_slots(worker=worker or worker_name(), report=report, now=now)
+    # Loaded before any slot is taken, and the slots taken by the time after it: a first load takes
+    # seconds, and each frame must be read inside its own slot.
+    served = inference.models.get(version)
+    claims = claim_due_slots(worker=worker or worker_name(), report=report, now=now or timezone.now())
     if claims:
-        served = inference.models.get(version)
         assess_claims(claims, served=served, reader=reader)
         for claim in claims:
             record_claim(claim, version_id=served.version_id, report=report)

@@ -31,9 +31,10 @@ TRAINING_NRS = (0, 2, 5, 8)
 
 
 @functools.cache
-def tiny_model(head_hidden: int = 32, image_size: int = IMAGE_SIZE) -> TrainResult:
+def tiny_model(head_hidden: int = 32, image_size: int = IMAGE_SIZE, feature_path: str = "auto") -> TrainResult:
     """Weights trained on synthetic faces. Variants differ only in the head (or the input size),
-    so they share the process-wide cached backbone and give different probabilities."""
+    so they share the process-wide cached backbone and give different probabilities.
+    `feature_path="float32"` spares a worker process building the int8 feature model (seconds)."""
     # No ImageNet weights in the test environment: do not spend time trying to download them.
     os.environ.setdefault("PAINSITE_OFFLINE", "1")
     folder = Path(tempfile.mkdtemp(prefix="painsite-tiny-model-"))
@@ -50,7 +51,15 @@ def tiny_model(head_hidden: int = 32, image_size: int = IMAGE_SIZE) -> TrainResu
             records.append(
                 Record(str(path), sha256_file(path), detect_face(picture), nrs, levels.level_of(nrs), f"p{patient}")
             )
-    config = TrainConfig(mode="head", epochs=2, image_size=image_size, batch_size=8, seed=0, head_hidden=head_hidden)
+    config = TrainConfig(
+        mode="head",
+        epochs=2,
+        image_size=image_size,
+        batch_size=8,
+        seed=0,
+        head_hidden=head_hidden,
+        feature_path=feature_path,
+    )
     train_records = [record for record in records if record.patient != "p3"]
     val_records = [record for record in records if record.patient == "p3"]
     return train(config, train_records, val_records, work_dir=folder / "run", cache_dir=None)

@@ -35,7 +35,7 @@ def empty_bed_video() -> Path:
 
 
 def production_model() -> ModelVersion:
-    return make_model_version(tiny_model(), name="v1", stage=Stage.PRODUCTION)
+    return make_model_version(tiny_model(feature_path="float32"), name="v1", stage=Stage.PRODUCTION)
 
 
 def make_camera(actor, *, bed: str, url: str | Path, patient: Patient | None, interval: int = 10) -> CameraSource:
