@@ -63,10 +63,18 @@
     line.setAttribute("x1", "0"); line.setAttribute("x2", String(width));
     line.setAttribute("y1", String(y(0.5))); line.setAttribute("y2", String(y(0.5)));
     svg.appendChild(line);
-    if (points.length) {
+    if (points.length > 1) {
       const polyline = document.createElementNS(SVG_NS, "polyline");
       polyline.setAttribute("points", points.map(function (p) { return x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1); }).join(" "));
       svg.appendChild(polyline);
+    }
+    if (points.length) {
+      const last = points[points.length - 1];
+      const dot = document.createElementNS(SVG_NS, "circle");
+      dot.setAttribute("cx", Math.min(width - 3, x(last[0])).toFixed(1));
+      dot.setAttribute("cy", y(last[1]).toFixed(1));
+      dot.setAttribute("r", "3");
+      svg.appendChild(dot);
     }
     return svg;
   }
@@ -115,7 +123,7 @@
     const level = element("div", "bed-level");
     const shown = bed.state === "assessed" ? bed.last_reading : null;
     if (shown && shown.level) {
-      level.appendChild(element("span", "level-text-" + shown.level, shown.level));
+      level.appendChild(element("span", "level-name level-text-" + shown.level, shown.level));
       if (shown.probability !== null) level.appendChild(element("span", "probability", Math.round(shown.probability * 100) + " %"));
       if (shown.level === "severe") article.classList.add("level-severe-card");
     } else if (bed.state === "no_face") {

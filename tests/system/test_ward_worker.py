@@ -57,9 +57,13 @@ def test_a_worker_assesses_every_bed_at_its_interval_and_a_killed_worker_loses_a
         no_face = [row for row in rows(empty) if row.kind != ReadingKind.MISSED]
         assert no_face and all(row.kind == ReadingKind.NO_FACE and row.level == "" for row in no_face)
         assert all(row.probabilities is None and row.model_version is None for row in no_face)
-        wait_for(lambda: CameraSource.objects.get(pk=late.pk).status == SourceStatus.OFFLINE, timeout=30, message="offline")
+        wait_for(
+            lambda: CameraSource.objects.get(pk=late.pk).status == SourceStatus.OFFLINE, timeout=30, message="offline"
+        )
         shutil.copy(face_video(), late_file)
-        wait_for(lambda: CameraSource.objects.get(pk=late.pk).status == SourceStatus.ONLINE, timeout=30, message="online")
+        wait_for(
+            lambda: CameraSource.objects.get(pk=late.pk).status == SourceStatus.ONLINE, timeout=30, message="online"
+        )
         worker.kill()
     killed_at = time.time()
 
