@@ -73,7 +73,14 @@ class RoundReport:
     missed_rows: int = 0
     alerts: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    # Seconds per phase: claim, read_and_detect, forward, record.
+    phases: dict[str, float] = field(default_factory=dict)
     reason: str = ""
+
+    def timed(self, name: str, since: float) -> float:
+        now = time.monotonic()
+        self.phases[name] = round(now - since, 4)
+        return now
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -98,11 +105,17 @@ def run_ward_round(
     # Loaded before any slot is taken, and the slots taken by the time after it: a first load takes
     # seconds, and each frame must be read inside its own slot.
     served = inference.models.get(version)
+    phase = time.monotonic()
     claims = claim_due_slots(worker=worker or worker_name(), report=report, now=now or timezone.now())
+    phase = report.timed("claim", phase)
     if claims:
-        assess_claims(claims, served=served, reader=reader)
+        read_frames(claims, reader=reader)
+        phase = report.timed("read_and_detect", phase)
+        predict_levels(claims, served=served)
+        phase = report.timed("forward", phase)
         for claim in claims:
             record_claim(claim, version_id=served.version_id, report=report)
+        report.timed("record", phase)
     report.seconds = round(time.monotonic() - started, 3)
     return report
 
@@ -161,11 +174,15 @@ def _claim(source: CameraSource, *, current: int, worker: str, now: datetime, re
     return None
 
 
-def assess_claims(claims: list[Claim], *, served: ServedModel, reader: CameraReader) -> None:
+def read_frames(claims: list[Claim], *, reader: CameraReader) -> None:
     for claim in claims:
         claim.frame = reader.read(claim.source.pk, claim.source.url)
         if claim.frame is not None:
             claim.face_box = detect_face(PILImage.fromarray(claim.frame.pixels))
+
+
+def predict_levels(claims: list[Claim], *, served: ServedModel) -> None:
+    """One batched forward pass over every frame with a face; frames without one get nothing."""
     with_face = [claim for claim in claims if claim.face_box is not None]
     if not with_face:
         return
