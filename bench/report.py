@@ -253,6 +253,44 @@ def render_assess() -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_ward() -> str:
+    result = load("ward.json")
+    if result is None or "measured" not in result:
+        return missing("ward.json", ".venv/bin/python bench/ward.py")
+    worker = result["worker"]
+    lines = [
+        (
+            f"{cpu(result)}, {load_average(result)}; one worker process with {worker['torch_threads']} torch "
+            f"threads, model at {result['image_size']} px on {result['model']['device']} "
+            f"({result['model']['feature_path']} features), frames {result['frame_size'][0]}×{result['frame_size'][1]}, "
+            f"interval {result['interval_seconds']} s. GPU: {result['gpu']}."
+        ),
+        "",
+        "| beds | round median / max | per bed | share of the interval | read + detect | forward (one batch) | record | lag p50 / max | keeps up |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for one in result["measured"]:
+        middle = sorted(one["rounds"], key=lambda item: item["seconds"])[len(one["rounds"]) // 2]
+        phases = middle["phases"]
+        lag_p50 = sorted(item["lag_p50_s"] for item in one["rounds"])[len(one["rounds"]) // 2]
+        lag_max = max(item["lag_max_s"] for item in one["rounds"])
+        lines.append(
+            f"| {one['beds']} | {one['round_seconds_median']} / {one['round_seconds_max']} s | "
+            f"{round(1000 * one['seconds_per_bed'])} ms | {round(100 * one['share_of_interval'])} % | "
+            f"{phases.get('read_and_detect', 0):.2f} s | {phases.get('forward', 0):.2f} s | {phases.get('record', 0):.2f} s | "
+            f"{lag_p50} / {lag_max} s | {'yes' if one['keeps_up'] else '**no**'} |"
+        )
+    lines += [
+        "",
+        (
+            f"Most beds kept at {result['interval_seconds']} s: **{result['most_beds_kept']}** "
+            f"(estimated from the slowest cost per bed: {result['estimated_beds_per_worker']}); "
+            f"target ≥ {result['target_beds']}: {'met' if result['meets_target'] else '**not met**'}."
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------------------------------
 # docs/reliability.md
 
@@ -386,6 +424,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "queue": render_queue,
     "labeling_step_cpu": render_labeling_step_cpu,
     "assess": render_assess,
+    "ward": render_ward,
     "reliability": render_reliability,
 }
 

@@ -157,9 +157,13 @@ def _claim(source: CameraSource, *, current: int, worker: str, now: datetime, re
                     **common, slot=previous + 1, last_slot=current - 1, kind=ReadingKind.MISSED
                 )
                 report.missed_rows += 1
-            reading = StreamAssessment.objects.create(
-                **common, slot=current, last_slot=current, claimed_by=worker, claimed_until=until
-            )
+            try:
+                with transaction.atomic():
+                    reading = StreamAssessment.objects.create(
+                        **common, slot=current, last_slot=current, claimed_by=worker, claimed_until=until
+                    )
+            except IntegrityError:
+                return None  # the slot has its row already: taken before the camera was changed
             source.last_slot = current
             return Claim(source=source, reading=reading)
         if previous == current:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from annotation.models import Image, Patient
 from modeling.patient_timeline import patient_timeline
-from modeling.ward import escalate_overdue_alerts
+from modeling.ward import escalate_overdue_alerts, put_patient_in_bed
 from modeling.ward_frames import CameraReader
 from modeling.ward_models import CameraSource, ReadingKind, SourceStatus, StreamAssessment, WardAlert
 from modeling.ward_rounds import RoundReport, claim_due_slots, run_ward_round
@@ -147,6 +147,22 @@ def test_slots_no_worker_handled_are_recorded_as_one_gap_and_a_dead_workers_clai
         (FIRST + 5, FIRST + 5, "assessed"),
         (FIRST + 6, FIRST + 6, "missed"),
         (FIRST + 7, FIRST + 7, "assessed"),
+    ]
+
+
+def test_a_new_patient_in_the_bed_starts_at_the_next_free_slot_and_keeps_the_rows_apart(
+    admin_user, production, patient, reader
+):
+    source = make_camera(admin_user, bed="1", url=face_video(), patient=patient)
+    round_at(FIRST, reader)
+    put_patient_in_bed(source=source, patient=make_patient("P-105"), actor=admin_user)
+    assert round_at(FIRST, reader).claimed == 0  # this slot has its row (the previous patient's)
+    assert round_at(FIRST + 3, reader).assessed == 1
+    rows = list(StreamAssessment.objects.order_by("slot").values_list("slot", "last_slot", "patient__code", "kind"))
+    assert rows == [
+        (FIRST, FIRST, "P-101", "assessed"),
+        (FIRST + 1, FIRST + 2, "P-105", "missed"),  # the new patient was in bed, unwatched
+        (FIRST + 3, FIRST + 3, "P-105", "assessed"),
     ]
 
 
