@@ -16,11 +16,10 @@ from annotation.services import record_label
 from modeling import retrain_policy
 from modeling.models import RetrainPolicy, RetrainTrigger, RunStatus, TrainingRun
 from painsite.core.models import AuditEvent
+from tests.modeling.training_data import LABELS_PER_DATASET as LABELS_IN_DATASET
 from tests.modeling.training_data import SMALL_CONFIG, make_dataset
 
 pytestmark = pytest.mark.django_db
-
-LABELS_IN_DATASET = 7 * 4  # make_dataset: seven patients, four labelled images each
 
 
 def enable(admin, **triggers):
