@@ -54,7 +54,13 @@ def rule_in_force() -> GateRule:
 def set_gate_rule(*, margin: float, alpha: float, auto_promote: bool, set_by: User) -> GateRule:
     with transaction.atomic():
         previous = rule_in_force()
-        rule = GateRule.objects.create(margin=margin, alpha=alpha, auto_promote=auto_promote, created_by=set_by)
+        rule = GateRule.objects.create(
+            margin=margin,
+            alpha=alpha,
+            auto_promote=auto_promote,
+            first_version_id=previous.first_version_id,
+            created_by=set_by,
+        )
         record_event(
             actor=set_by,
             action="gate_rule.set",
@@ -129,13 +135,15 @@ def _succeeded(version: ModelVersion, snapshot_id: int) -> bool:
 def judge(challenger: ModelVersion) -> GateDecision | None:
     """The gate's verdict on `challenger`, once both evaluations it needs are in; None while one
     is still missing or after it was already judged. Safe to call again and again."""
+    rule = rule_in_force()
+    if challenger.pk < rule.first_version_id:  # made before the gate existed
+        return None
     if GateDecision.objects.filter(challenger=challenger).exists():
         return None
     trained = Evaluation.objects.filter(model_version=challenger, at_training=True).only("snapshot_id").first()
     if trained is None or not _succeeded(challenger, trained.snapshot_id):
         return None
     champion = ModelVersion.objects.filter(stage=Stage.PRODUCTION).exclude(pk=challenger.pk).first()
-    rule = rule_in_force()
     if champion is None:
         verdict = GateVerdict.NO_PRODUCTION
         numbers = {"reason": "there is no production model to compare with", "margin": rule.margin, "alpha": rule.alpha}
@@ -197,7 +205,9 @@ def judge_after_evaluation(evaluation: Evaluation) -> list[GateDecision]:
 def judge_waiting() -> list[GateDecision]:
     """Every version not yet judged whose evaluations are in: beat's catch-all for a verdict a
     stopped worker did not get to."""
-    waiting = ModelVersion.objects.filter(gate_decision__isnull=True, evaluations__at_training=True).distinct()
+    waiting = ModelVersion.objects.filter(
+        gate_decision__isnull=True, evaluations__at_training=True, pk__gte=rule_in_force().first_version_id
+    ).distinct()
     decisions = []
     for version in waiting.order_by("created_at", "id"):
         try:

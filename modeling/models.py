@@ -367,6 +367,10 @@ class GateRule(models.Model):
     margin = models.FloatField(default=0.02)
     alpha = models.FloatField(default=0.05)
     auto_promote = models.BooleanField(default=False)
+    # Versions with a smaller id were made before the gate existed: they are never judged (on an
+    # upgrade, judging old candidates against today's production model would only send noise, or
+    # auto-promote one). Set on the first rule by the migration; later rules copy it.
+    first_version_id = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
