@@ -184,6 +184,16 @@ def judge(challenger: ModelVersion) -> GateDecision | None:
     return decision
 
 
+def judge_published(version: ModelVersion) -> GateDecision | None:
+    """After a run published `version`: judge it now if the production version was already scored
+    on its snapshot (else the production version's evaluation will). Never fails the run."""
+    try:
+        return judge(version)
+    except Exception:
+        logger.exception("the gate could not judge %s (beat will try again)", version.name)
+        return None
+
+
 def judge_after_evaluation(evaluation: Evaluation) -> list[GateDecision]:
     """An evaluation finished: judge every unjudged version whose training snapshot it was on
     (the challenger's own evaluation, or its champion's)."""

@@ -169,3 +169,14 @@ def test_researchers_see_the_policy_and_admins_change_it_audited(client, researc
     assert client.post(reverse("learning-loop"), gate_form).status_code == 302
     assert AuditEvent.objects.filter(action="gate_rule.set", details__auto_promote=True).exists()
     assert client.post(reverse("learning-loop"), {"form": "gate", "margin": "2"}).status_code == 422
+
+
+def test_beats_round_of_the_learning_loop_checks_the_policy(clinician, admin_user):
+    from modeling.tasks import run_learning_loop
+
+    make_dataset(clinician)
+    enable(admin_user, min_new_labels=5)
+    first = run_learning_loop()
+    assert first["started_run"] == TrainingRun.objects.get().pk
+    assert first["verdicts"] == [] and first["drift"] == "not_estimable"
+    assert run_learning_loop()["started_run"] is None
