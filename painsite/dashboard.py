@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext
 
 from annotation.models import Image, Patient
 from modeling.models import ModelVersion, Stage
@@ -33,5 +34,5 @@ def dashboard_counts() -> dict[str, object]:
 @page_permissions(GET="annotation.view_patient")
 def dashboard(request: HttpRequest) -> HttpResponse:
     if role_of(request.user) is None:
-        raise PermissionDenied("Your account has no role yet.")
+        raise PermissionDenied(gettext("Your account has no role yet."))
     return render(request, "core/dashboard.html", {"counts": dashboard_counts()})
