@@ -215,7 +215,7 @@ def paper_header(level_names: Sequence[str]) -> list[str]:
     header = [gettext("Trained on"), gettext("Evaluated on"), gettext("Version"), gettext("Images (patients)")]
     for name in [*level_names, "macro"]:
         header += [
-            gettext("%(level)s AUROC (95% CI)") % {"level": level_word(name)},
+            gettext("%(level)s AUROC (95%% CI)") % {"level": level_word(name)},
             gettext("%(level)s F1") % {"level": level_word(name)},
         ]
     return header

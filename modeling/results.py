@@ -55,9 +55,10 @@ def pain_level_descriptions(version: ModelVersion) -> list[str]:
     for level in version.pain_levels or []:
         if isinstance(level, dict) and level.get("nrs"):
             low, high = level["nrs"]
-            described.append(f"{level['name']} (NRS {low})" if low == high else f"{level['name']} (NRS {low}–{high})")
+            name = level_word(level["name"])
+            described.append(f"{name} (NRS {low})" if low == high else f"{name} (NRS {low}–{high})")
         else:
-            described.append(level["name"] if isinstance(level, dict) else str(level))
+            described.append(level_word(level["name"]) if isinstance(level, dict) else str(level))
     return described
 
 

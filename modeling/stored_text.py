@@ -17,6 +17,8 @@ from functools import cache
 
 from django.utils.translation import gettext, gettext_noop
 
+from modeling.vocabulary import level_word
+
 # Every reason the ML core and modeling/comparisons.py write, with %(name)s where a value goes.
 TEMPLATES = (
     # modeling/ml/estimability.py
@@ -124,9 +126,17 @@ def translated_reason(text: str | None) -> str:
     for pattern, template in _patterns():
         found = pattern.fullmatch(text)
         if found:
-            values = {name: translated_reason(value) for name, value in found.groupdict().items()}
+            values = {name: _translated_value(name, value) for name, value in found.groupdict().items()}
             return gettext(template) % values
     return gettext(text)
+
+
+def _translated_value(name: str, value: str) -> str:
+    # Level names ("none, moderate") are codes with words of their own; other values may be
+    # reasons themselves.
+    if name in ("level", "levels"):
+        return ", ".join(level_word(part) for part in value.split(", "))
+    return translated_reason(value)
 
 
 def translated_message(text: str | None) -> str:
