@@ -23,6 +23,7 @@ from painsite.core.roles import ADMIN
 from painsite.core.services import record_event
 from tests.annotation.factories import make_image, make_patient
 from tests.conftest import PASSWORD, make_user
+from tests.core.test_settings import run_manage
 from tests.core.translation_checks import (
     english_words,
     untranslated_script_strings,
@@ -361,3 +362,15 @@ def test_a_language_the_site_does_not_offer_changes_nothing(site_with_data):
     client.post(reverse("set_language"), {"language": "xx", "next": "/"})
     assert not LanguagePreference.objects.exists()
     assert "Dashboard" in client.get("/").content.decode()
+
+
+def test_a_site_whose_default_is_chinese_serves_chinese_to_a_browser_that_asks_for_neither(settings, db):
+    settings.LANGUAGE_CODE = CHINESE  # what PAINSITE_LANGUAGE=zh-hans sets
+    assert "登录" in Client(HTTP_ACCEPT_LANGUAGE="fr").get("/accounts/login/").content.decode()
+    assert "Log in" in Client(HTTP_ACCEPT_LANGUAGE="en-GB").get("/accounts/login/").content.decode()
+
+
+def test_an_unknown_default_language_is_refused_at_start(tmp_path):
+    result = run_manage("check", PAINSITE_LANGUAGE="fr", PAINSITE_VAR_DIR=str(tmp_path))
+    assert result.returncode != 0
+    assert "PAINSITE_LANGUAGE='fr'; valid options: en, zh-hans" in result.stderr
