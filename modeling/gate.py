@@ -273,8 +273,8 @@ def _notice_text(decision: GateDecision) -> tuple[str, str]:
                 "high": _fmt(ci[1]),
                 "level": level_word(numbers.get("severe_level") or ""),
                 "severe": _fmt(numbers.get("severe_delta_auroc")),
-                "p": _fmt(numbers.get("severe_p_value")),
-                "method": numbers.get("p_value_method"),
+                "p": _p(numbers.get("severe_p_value")),
+                "method": translated_reason(numbers.get("p_value_method")),
             }
         )
     subject = gettext("%(challenger)s: %(verdict)s") % {"challenger": challenger.name, "verdict": label}
@@ -283,6 +283,10 @@ def _notice_text(decision: GateDecision) -> tuple[str, str]:
 
 def _fmt(value: float | None) -> str:
     return gettext("n/a") if value is None else f"{value:+.3f}" if abs(value) < 1 else f"{value:.3f}"
+
+
+def _p(value: float | None) -> str:
+    return gettext("n/a") if value is None else f"{value:.3g}"
 
 
 def _auto_promote(decision: GateDecision) -> None:

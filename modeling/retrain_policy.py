@@ -55,7 +55,9 @@ def set_policy(
 ) -> RetrainPolicy:
     """Store a new policy (the old one stays as history), audited. ValidationError names what is wrong."""
     if enabled and not min_new_labels and daily_at is None:
-        raise ValidationError({"min_new_labels": [gettext("an enabled policy needs a label count, a daily time or both")]})
+        raise ValidationError(
+            {"min_new_labels": [gettext("an enabled policy needs a label count, a daily time or both")]}
+        )
     if min_new_labels is not None and min_new_labels < 1:
         raise ValidationError({"min_new_labels": [gettext("must be at least 1")]})
     config = clean_training_config(config)

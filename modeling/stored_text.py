@@ -101,6 +101,7 @@ FIXED = (
     gettext_noop("there is no production model"),
     gettext_noop("the production model has no finished evaluation on a test snapshot"),
     gettext_noop("no weights file"),
+    gettext_noop("DeLong test, patient-clustered variance (Obuchowski 1997)"),  # modeling/ml/delong.py
     # Progress messages
     gettext_noop("waiting for a worker"),
     gettext_noop("waiting for a training worker"),
