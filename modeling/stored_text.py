@@ -19,7 +19,7 @@ from django.utils.translation import gettext, gettext_noop
 
 from modeling.vocabulary import level_word
 
-# Every reason the ML core and modeling/comparisons.py write, with %(name)s where a value goes.
+# Every reason the ML core, modeling/comparisons.py, the gate and the drift watch write, with %(name)s where a value goes.
 TEMPLATES = (
     # modeling/ml/estimability.py
     gettext_noop("too few patients for intervals: %(n)s test patients, at least %(minimum)s needed"),
@@ -48,6 +48,16 @@ TEMPLATES = (
     gettext_noop("%(side)s (%(name)s) has no finished evaluation"),
     gettext_noop("%(side)s (%(name)s) on test snapshot %(snapshot)s (%(n)s images)"),
     gettext_noop("Test snapshot %(snapshot)s holds no images of this cohort, so there is nothing to pair."),
+    # The gate's verdict reasons (modeling/gate.py); "not above" before "above", which it contains.
+    gettext_noop("severe level not estimable: %(reason)s"),
+    gettext_noop("not estimable: %(reason)s"),
+    gettext_noop("%(level)s AUROC is lower by %(delta)s (p = %(p)s < %(alpha)s)"),
+    gettext_noop("the macro-AUROC difference's lower bound %(low)s is not above −%(margin)s"),
+    gettext_noop("the macro-AUROC difference's lower bound %(low)s is above −%(margin)s"),
+    gettext_noop("macro AUROC higher, interval [%(low)s, %(high)s]"),
+    # The drift watch (modeling/drift.py) and the backbone weights (modeling/ml/weights_install.py)
+    gettext_noop("only %(n)s assessments with a face in the last %(days)s days (at least %(minimum)s needed)"),
+    gettext_noop("%(size)s bytes, expected %(expected)s: not the ImageNet file"),
     # Progress of training runs (modeling/training_runner.py, modeling/ml, modeling/publishing.py)
     gettext_noop("epoch %(epoch)s/%(epochs)s, batch %(batch)s/%(batches)s, loss %(loss)s"),
     gettext_noop("epoch %(epoch)s/%(epochs)s, batch %(batch)s/%(batches)s"),
@@ -85,6 +95,13 @@ FIXED = (
     gettext_noop("At least one of the two evaluations has no predictions for this cohort."),
     gettext_noop("The two versions use different pain levels, so their predictions cannot be paired."),
     gettext_noop("The two evaluations on this snapshot did not score the same images, so no paired test is shown."),
+    gettext_noop("the macro-AUROC difference has no confidence interval"),
+    gettext_noop("no p-value for the severe level"),
+    gettext_noop("there is no production model to compare with"),
+    gettext_noop("there is no production model"),
+    gettext_noop("the production model has no finished evaluation on a test snapshot"),
+    gettext_noop("no weights file"),
+    gettext_noop("DeLong test, patient-clustered variance (Obuchowski 1997)"),  # modeling/ml/delong.py
     # Progress messages
     gettext_noop("waiting for a worker"),
     gettext_noop("waiting for a training worker"),

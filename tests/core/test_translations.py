@@ -3,6 +3,7 @@ Chinese when asked for, and a user's choice of language kept on their account.""
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from pathlib import Path
@@ -10,15 +11,19 @@ from pathlib import Path
 import polib
 import pytest
 from django.conf import settings
-from django.test import Client
-from django.urls import reverse
+from django.core import mail
+from django.core.cache import cache
+from django.test import Client, override_settings
+from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import translation
 
 from annotation.models import ImportJob
 from annotation.services import record_label, withdraw_consent
-from modeling.models import RunStatus, Stage, TrainingRun
+from modeling import gate, retrain_policy
+from modeling.drift import DriftReport
+from modeling.models import Assessment, GateVerdict, RetrainTrigger, RunStatus, Stage, TrainingRun
 from modeling.stored_text import translated_message, translated_reason
-from painsite.core.models import LanguagePreference
+from painsite.core.models import AdminNotice, LanguagePreference
 from painsite.core.roles import ADMIN
 from painsite.core.services import record_event
 from tests.annotation.factories import make_image, make_patient
@@ -29,7 +34,8 @@ from tests.core.translation_checks import (
     untranslated_script_strings,
     untranslated_template_text,
 )
-from tests.modeling.factories import make_model_version
+from tests.modeling.factories import make_model_version, make_predictions, make_test_set, record_evaluation
+from tests.modeling.training_data import SMALL_CONFIG
 
 ROOT = Path(settings.BASE_DIR)
 CATALOGS = ROOT / "locale" / "zh_Hans" / "LC_MESSAGES"
@@ -179,6 +185,18 @@ def test_stored_english_reasons_are_shown_in_chinese_with_their_numbers():
             "WARNING: no ImageNet weights found, training on a random-init backbone; epoch 2/30"
         ) == ("警告：未找到 ImageNet 权重，正在随机初始化的主干网络上训练; 第 2/30 轮")
         assert translated_reason("a reason nobody wrote a template for") == "a reason nobody wrote a template for"
+        assert (
+            translated_reason(f"not estimable: {reason}")
+            == "无法估计：患者太少，无法计算区间：测试患者 3 位，至少需要 10 位"
+        )
+        assert translated_reason("severe AUROC is lower by 0.120 (p = 0.01 < 0.05)") == (
+            "重度 AUROC 低了 0.120（p = 0.01 < 0.05）"
+        )
+        assert translated_reason("the macro-AUROC difference's lower bound -0.031 is not above −0.02") == (
+            "宏平均 AUROC 差值的下限 -0.031 不高于 −0.02"
+        )
+        drift_words = DriftReport(version=None, window_days=7, reason="there is no production model").words
+        assert drift_words == "无法估计：没有生产模型"
     assert translated_reason(reason) == reason
 
 
@@ -240,6 +258,43 @@ def site_with_data(db, isolated_media):
     }
 
 
+@pytest.fixture
+def site_with_learning_loop(site_with_data, settings):
+    """site_with_data, plus what the learning loop shows: a retrain policy with the runs it started,
+    two gate verdicts (one recommending, one not estimable) with the admins' notice, and recent
+    assessments enough for the drift watch's table."""
+    admin, v1 = site_with_data["admin"], site_with_data["v1"]
+    policy = retrain_policy.set_policy(
+        enabled=True,
+        min_new_labels=20,
+        daily_at=datetime.time(2, 30),
+        config={**SMALL_CONFIG, "cohorts": ["clinical", "simulated"]},
+        set_by=admin,
+    )
+    for key, numbers in (
+        ("labels:1", {"reason": "label count", "new_labels": 24, "min_new_labels": 20}),
+        ("day:2026-12-01", {"reason": "daily time", "daily_at": "02:30:00", "new_labels": 3}),
+    ):
+        run = TrainingRun.objects.create(config=policy.config, status=RunStatus.SUCCEEDED, triggered_by="policy")
+        RetrainTrigger.objects.create(key=key, policy=policy, run=run, numbers=numbers)
+    # v1 and v3 scored on one test set large enough for intervals; v2 on the small one only.
+    test_set = make_test_set(patients_per_cohort=15, images_per_patient=4, first_image_id=500)
+    record_evaluation(v1, make_predictions(test_set, skill=1.5, seed=1), n_bootstrap=50)
+    v3 = make_model_version(name="v3", predictions=make_predictions(test_set, skill=5.0, seed=2), n_bootstrap=50)
+    # The notice is written in the site's language: here a site whose default is Chinese.
+    with override_settings(LANGUAGE_CODE=CHINESE):
+        judged = [gate.judge(site_with_data["v2"]), gate.judge(v3)]
+    assert [decision.verdict for decision in judged] == [GateVerdict.NOT_ESTIMABLE, GateVerdict.BETTER]
+    settings.PAINSITE_DRIFT_MIN_ASSESSMENTS = 5
+    image = site_with_data["image"]
+    Assessment.objects.bulk_create(
+        Assessment(image=image, patient=image.patient, model_version=v1, level=level, face_found=True)
+        for level in ("none", "mild", "moderate", "severe", "severe", "severe")
+    )
+    cache.clear()  # the dashboard keeps the drift report for a minute
+    return site_with_data | {"v3": v3, "data": site_with_data["data"] | {"v3"}}
+
+
 def chinese_client(user=None) -> Client:
     client = Client(HTTP_ACCEPT_LANGUAGE=CHINESE)
     if user is not None:
@@ -260,8 +315,10 @@ def page_routes(data: dict) -> list[str]:
         "/patients/W003/",
         "/agreement/",
         "/training/",
+        "/training/loop/",
         "/results/",
         f"/results/{v1}/",
+        f"/results/{data['v3'].pk}/",  # with its gate verdict
         f"/results/compare/?a={v1}&b={v2}",
         "/results/compare/",
         "/results/paper/",
@@ -274,17 +331,79 @@ def page_routes(data: dict) -> list[str]:
     ]
 
 
-def test_every_page_reads_in_chinese_with_no_english_left(site_with_data):
-    client = chinese_client(site_with_data["admin"])
-    problems = {}
-    for route in page_routes(site_with_data):
+def test_every_page_reads_in_chinese_with_no_english_left(site_with_learning_loop):
+    site = site_with_learning_loop
+    client = chinese_client(site["admin"])
+    problems, pages = {}, {}
+    for route in page_routes(site):
         response = client.get(route)
         assert response.status_code in (200, 404), (route, response.status_code)
-        html = response.content.decode()
+        html = pages[route] = response.content.decode()
         assert '<html lang="zh-hans">' in html, route
-        if left := english_words(html, data_values=site_with_data["data"]):
+        if left := english_words(html, data_values=site["data"]):
             problems[route] = sorted(set(left))
     assert not problems, f"English left on pages rendered in Chinese: {problems}"
+    # The learning loop's sections were there to be read.
+    for section in ('id="admin-notices"', 'id="learning-loop-status"', 'id="drift-watch"', "<td>重度</td>"):
+        assert section in pages["/"], section
+    for section in ('id="policy-runs"', 'id="gate-verdicts"', "24 条新标注", "宏平均 AUROC 更高"):
+        assert section in pages["/training/loop/"], section
+    assert 'id="gate-decision"' in pages[f"/results/{site['v3'].pk}/"]
+
+
+# Routes that answer GET but are not pages to read in Chinese, each with why.
+NOT_PAGES = {
+    "login": "rendered signed out in test_the_log_in_page_and_the_refusal_page_read_in_chinese",
+    "javascript-catalog": "the script catalog: test_the_script_catalog_is_served_in_the_pages_language",
+    "training-run-progress": "JSON polled by the training page's script",
+    None: "favicon.ico, an image",
+}
+NOT_PAGE_PREFIXES = ("api/", "fhir/", "admin/")
+
+
+def url_patterns(patterns=None, prefix: str = ""):
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            yield from url_patterns(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            yield prefix + str(pattern.pattern), pattern
+
+
+def answers_get(pattern: URLPattern) -> bool:
+    view = pattern.callback
+    if (table := getattr(view, "permission_table", None)) is not None:
+        return "GET" in table
+    view_class = getattr(view, "view_class", None)
+    return view_class is None or ("get" in view_class.http_method_names and hasattr(view_class, "get"))
+
+
+def test_every_page_the_site_serves_is_among_the_pages_read_in_chinese(site_with_learning_loop):
+    """A new page must be added to page_routes, so it cannot ship without its Chinese."""
+    routes = [route.split("?")[0] for route in page_routes(site_with_learning_loop) if route != "/no-such-page/"]
+    checked = {resolve(route).url_name for route in routes}
+    missing = [
+        f"{route} ({pattern.name})"
+        for route, pattern in url_patterns()
+        if not route.startswith(NOT_PAGE_PREFIXES)
+        and pattern.name not in NOT_PAGES
+        and answers_get(pattern)
+        and pattern.name not in checked
+    ]
+    assert not missing, f"pages not in page_routes: {missing}"
+
+
+def test_a_sites_notices_are_written_and_e_mailed_in_its_default_language(
+    site_with_data, settings, django_capture_on_commit_callbacks
+):
+    settings.LANGUAGE_CODE = CHINESE
+    settings.PAINSITE_ADMIN_EMAILS = ["ward@example.org"]
+    with django_capture_on_commit_callbacks(execute=True):
+        decision = gate.judge(site_with_data["v2"])
+    [message] = mail.outbox
+    assert message.subject == "[PainSite] v2：无法估计：不作推荐"
+    assert "门控规则 1：无法估计：不作推荐。" in message.body and "挑战者 v2 对比生产模型 v1。" in message.body
+    assert "DeLong 检验，按患者聚类的方差（Obuchowski 1997）" in message.body
+    assert AdminNotice.objects.get(key=f"gate:{decision.challenger_id}").subject == "v2：无法估计：不作推荐"
 
 
 def test_the_log_in_page_and_the_refusal_page_read_in_chinese(site_with_data):

@@ -29,6 +29,7 @@ ALLOWED_WORDS = {
     "DeLong",
     "Obuchowski",
     "Brier",
+    "PSI",  # the population stability index of the drift watch
     "CPD",
     "SPD",
     "CD",
