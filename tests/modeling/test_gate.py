@@ -16,6 +16,12 @@ pytestmark = pytest.mark.django_db
 SEVERE, NONE = 3, 0
 
 
+@pytest.fixture(autouse=True)
+def fewer_resamples(monkeypatch):
+    """The comparison's 2,000 resamples are for the pages; 400 keep these verdicts' intervals steady."""
+    monkeypatch.setattr("modeling.comparisons.COMPARISON_RESAMPLES", 400)
+
+
 @pytest.fixture
 def test_set():
     return make_test_set(patients_per_cohort=15, images_per_patient=4)
