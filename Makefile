@@ -33,16 +33,17 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-# Browser tests use Debian's chromium. Install it when missing and apt-get is usable; otherwise the
+# Browser tests use Debian's chromium, and its Noto CJK fonts so the Chinese pages' screenshots show
+# characters, not boxes. Install them when missing and apt-get is usable; otherwise the
 # browser tests skip and say why (CI sets PAINSITE_REQUIRE_BROWSER=1 to make that a failure).
 browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ]; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-			echo "Installing Debian's chromium for the browser tests..."; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+			echo "Installing Debian's chromium and Noto CJK fonts for the browser tests..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null \
 				|| echo "apt-get could not install chromium: browser tests will be skipped"; \
 		elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then \
-			sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+			sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null \
 				|| echo "apt-get could not install chromium: browser tests will be skipped"; \
 		else \
 			echo "chromium is missing and apt-get is not usable here: browser tests will be skipped"; \

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -46,7 +47,9 @@ LIST_FILTERS = [
 def _visible_image_or_403(request: Request, image_id: int) -> Image:
     image = get_object_or_404(Image.objects.select_related("patient"), pk=image_id)
     if not may_view_image(request.user, image):
-        raise PermissionDenied(f"patient {image.patient.code} withdrew consent: their images are hidden")
+        raise PermissionDenied(
+            gettext("patient %(code)s withdrew consent: their images are hidden") % {"code": image.patient.code}
+        )
     return image
 
 
@@ -87,7 +90,7 @@ class ImageListCreate(generics.GenericAPIView):
         code = form.validated_data["patient"].strip()
         patient = Patient.objects.filter(code=code).first()
         if patient is None:
-            return error_response(f"unknown patient {code!r}", details={"patient": code})
+            return error_response(gettext("unknown patient %(code)s") % {"code": repr(code)}, details={"patient": code})
         upload = form.validated_data["file"]
         try:
             stored = store_image(
@@ -101,7 +104,7 @@ class ImageListCreate(generics.GenericAPIView):
             return error_response(str(rejected), details={"filename": rejected.filename, "reason": rejected.reason})
         except DuplicateImage as duplicate:
             return error_response(
-                f"{upload.name}: {duplicate}",
+                gettext("%(name)s: %(duplicate)s") % {"name": upload.name, "duplicate": duplicate},
                 status_code=status.HTTP_409_CONFLICT,
                 details={"existing_id": duplicate.existing_image.pk, "existing_patient": duplicate.existing_patient},
             )
@@ -167,7 +170,8 @@ class ArchiveImport(APIView):
             job = start_archive_import(archive=archive, size=archive.size, source_name=archive.name, actor=request.user)
         except ArchiveRejected as rejected:
             return error_response(
-                f"{archive.name}: {rejected}", details={"filename": archive.name, "reason": str(rejected)}
+                gettext("%(name)s: %(rejected)s") % {"name": archive.name, "rejected": rejected},
+                details={"filename": archive.name, "reason": str(rejected)},
             )
         finished = job.status in (ImportStatus.SUCCEEDED, ImportStatus.FAILED)
         return Response(
@@ -183,5 +187,5 @@ class ImportJobDetail(APIView):
     def get(self, request: Request, job_id: int) -> Response:
         job = get_object_or_404(ImportJob, pk=job_id)
         if job.created_by_id != request.user.pk and not request.user.is_staff:
-            raise PermissionDenied("only the person who started this import (or an admin) can see it")
+            raise PermissionDenied(gettext("only the person who started this import (or an admin) can see it"))
         return Response(ImportJobSerializer(job).data)

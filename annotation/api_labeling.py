@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.decorators import api_view, permission_classes, renderer_classes
@@ -137,7 +138,7 @@ def image_labels(request: Request, image_id: int) -> Response:
         # The service locks the image row anyway: no separate lookup before it.
         label = services.record_label(image=image_id, rater=request.user, **form.validated_data)
     except Image.DoesNotExist:
-        raise Http404(f"no image {image_id}") from None
+        raise Http404(gettext("no image %(image_id)s") % {"image_id": image_id}) from None
     except services.ConsentWithdrawnError as error:
         return error_response(str(error), status_code=409)
     except services.LabelingError as error:
@@ -149,7 +150,8 @@ def _image_label_history(request: Request, image_id: int) -> Response:
     image = get_object_or_404(Image.objects.select_related("patient"), pk=image_id)
     if not may_view_image(request.user, image):
         return error_response(
-            f"patient {image.patient.code} withdrew consent: their images are hidden", status_code=403
+            gettext("patient %(code)s withdrew consent: their images are hidden") % {"code": image.patient.code},
+            status_code=403,
         )
     history = visible_label_history(request.user, image_id=image.pk)
     return _paginate(request, history, LabelSerializer, superseded_ids=_superseded_ids)
@@ -166,7 +168,7 @@ def _image_label_history(request: Request, image_id: int) -> Response:
 def undo_label(request: Request) -> Response:
     undo = services.undo_last_label(rater=request.user)
     if undo is None:
-        return error_response("nothing to undo: you hold no score", status_code=409)
+        return error_response(gettext("nothing to undo: you hold no score"), status_code=409)
     return Response(LabelSerializer(undo, context={"superseded_ids": set()}).data)
 
 
@@ -191,7 +193,7 @@ def _superseded_ids(page: list[PainLabel]) -> set[int]:
 def labels(request: Request) -> Response:
     image_id = request.query_params.get("image")
     if image_id is not None and not image_id.isdigit():
-        return error_response("image must be an image id")
+        return error_response(gettext("image must be an image id"))
     history = visible_label_history(request.user, image_id=int(image_id) if image_id else None)
     if request.query_params.get("rater"):
         history = history.filter(rater__username=request.query_params["rater"])

@@ -21,6 +21,7 @@ from typing import IO
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext
 
 from annotation.models import RECORDABLE_CONSENT, Cohort, LabelKind
 
@@ -86,14 +87,21 @@ def parse_manifest(text: str) -> Manifest:
     # No text field of ours can hold a NUL (PostgreSQL refuses it in text and JSON), and a
     # manifest with one is binary data, not CSV.
     if "\x00" in text:
-        raise ArchiveRejected(f"{MANIFEST_NAME} contains NUL characters: it is not a CSV text file")
+        raise ArchiveRejected(
+            gettext("%(manifest_name)s contains NUL characters: it is not a CSV text file")
+            % {"manifest_name": MANIFEST_NAME}
+        )
     reader = csv.DictReader(io.StringIO(text))
     header = [name.strip().lower() for name in (reader.fieldnames or [])]
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
         raise ArchiveRejected(
-            f"{MANIFEST_NAME} lacks the column(s) {', '.join(missing)}; "
-            f"expected the header {','.join(MANIFEST_COLUMNS)}"
+            gettext("%(manifest_name)s lacks the column(s) %(missing)s; expected the header %(manifest_columns)s")
+            % {
+                "manifest_name": MANIFEST_NAME,
+                "missing": ", ".join(missing),
+                "manifest_columns": ",".join(MANIFEST_COLUMNS),
+            }
         )
     reader.fieldnames = header
     manifest = Manifest()
@@ -105,9 +113,9 @@ def parse_manifest(text: str) -> Manifest:
         filename = values.get("filename", "")
         try:
             if not filename:
-                raise MemberRejected("no filename")
+                raise MemberRejected(gettext("no filename"))
             if filename in seen:
-                raise MemberRejected("this file is listed twice in the manifest")
+                raise MemberRejected(gettext("this file is listed twice in the manifest"))
             seen.add(filename)
             manifest.rows.append(_parse_row(number, filename, values))
         except MemberRejected as problem:
@@ -119,24 +127,33 @@ def _parse_row(line: int, filename: str, values: dict[str, str]) -> ManifestRow:
     safe_member_path(filename)
     patient = values.get("patient", "")
     if not patient:
-        raise MemberRejected("no patient code")
+        raise MemberRejected(gettext("no patient code"))
     if len(patient) > 64:
-        raise MemberRejected("the patient code is longer than 64 characters")
+        raise MemberRejected(gettext("the patient code is longer than 64 characters"))
     cohort = values.get("cohort", "").lower()
     if cohort and cohort not in Cohort.values:
-        raise MemberRejected(f"cohort {cohort!r} is not one of {', '.join(Cohort.values)}")
+        raise MemberRejected(
+            gettext("cohort %(cohort)s is not one of %(values)s")
+            % {"cohort": repr(cohort), "values": ", ".join(Cohort.values)}
+        )
     nrs = _parse_nrs(values.get("nrs", ""))
     kind = values.get("kind", "").lower() or None
     if kind is not None and kind not in LabelKind.values:
-        raise MemberRejected(f"kind {kind!r} is not one of {', '.join(LabelKind.values)}")
+        raise MemberRejected(
+            gettext("kind %(kind)s is not one of %(values)s")
+            % {"kind": repr(kind), "values": ", ".join(LabelKind.values)}
+        )
     if kind is not None and nrs is None:
-        raise MemberRejected("a kind is given but no nrs")
+        raise MemberRejected(gettext("a kind is given but no nrs"))
     if nrs is not None and kind is None:
         # A data set's score is what the patient reported unless the manifest says otherwise.
         kind = LabelKind.SELF_REPORT
     consent = values.get("consent", "").lower()
     if consent and consent not in RECORDABLE_CONSENT:
-        raise MemberRejected(f"consent {consent!r} is not one of {', '.join(RECORDABLE_CONSENT)}")
+        raise MemberRejected(
+            gettext("consent %(consent)s is not one of %(recordable_consent)s")
+            % {"consent": repr(consent), "recordable_consent": ", ".join(RECORDABLE_CONSENT)}
+        )
     return ManifestRow(
         line=line,
         filename=filename,
@@ -153,10 +170,10 @@ def _parse_nrs(text: str) -> int | None:
     if not text:
         return None
     if not text.lstrip("-").isdigit():
-        raise MemberRejected(f"nrs {text!r} is not a whole number from 0 to 10")
+        raise MemberRejected(gettext("nrs %(text)s is not a whole number from 0 to 10") % {"text": repr(text)})
     value = int(text)
     if not 0 <= value <= 10:
-        raise MemberRejected(f"nrs {value} is outside 0 to 10")
+        raise MemberRejected(gettext("nrs %(value)s is outside 0 to 10") % {"value": value})
     return value
 
 
@@ -170,7 +187,9 @@ def _parse_captured_at(text: str) -> datetime | None:
     except ValueError:
         moment = None
     if moment is None:
-        raise MemberRejected(f"captured_at {text!r} is not an ISO 8601 date or date-time")
+        raise MemberRejected(
+            gettext("captured_at %(text)s is not an ISO 8601 date or date-time") % {"text": repr(text)}
+        )
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
     return moment
@@ -179,14 +198,14 @@ def _parse_captured_at(text: str) -> datetime | None:
 def safe_member_path(name: str) -> str:
     """The name as a relative POSIX path inside the archive; MemberRejected if it could escape."""
     if "\x00" in name:
-        raise MemberRejected("the path contains a NUL character")
+        raise MemberRejected(gettext("the path contains a NUL character"))
     if "\\" in name:
-        raise MemberRejected("the path contains a backslash; use / between folders")
+        raise MemberRejected(gettext("the path contains a backslash; use / between folders"))
     path = PurePosixPath(name)
     if path.is_absolute() or (path.parts and ":" in path.parts[0]):
-        raise MemberRejected("absolute paths are not allowed")
+        raise MemberRejected(gettext("absolute paths are not allowed"))
     if ".." in path.parts:
-        raise MemberRejected("the path leaves its folder (..)")
+        raise MemberRejected(gettext("the path leaves its folder (..)"))
     return str(path)
 
 
@@ -206,14 +225,18 @@ class SafeArchive:
         # A damaged directory can fail in any of these (a name that is not UTF-8, a version zipfile
         # does not know, a record cut short).
         except DAMAGED_ZIP_ERRORS:
-            raise ArchiveRejected("the upload is not a readable ZIP archive") from None
+            raise ArchiveRejected(gettext("the upload is not a readable ZIP archive")) from None
         infos = self._zip.infolist()
         if len(infos) > max_members:
-            raise ArchiveRejected(f"the archive has {len(infos):,} members; the limit is {max_members:,}")
+            raise ArchiveRejected(
+                gettext("the archive has %(infos)s members; the limit is %(max_members)s")
+                % {"infos": f"{len(infos):,}", "max_members": f"{max_members:,}"}
+            )
         declared = sum(info.file_size for info in infos)
         if declared > max_total_bytes:
             raise ArchiveRejected(
-                f"the archive would unpack to {declared:,} bytes; the limit is {max_total_bytes:,} bytes"
+                gettext("the archive would unpack to %(declared)s bytes; the limit is %(max_total_bytes)s bytes")
+                % {"declared": f"{declared:,}", "max_total_bytes": f"{max_total_bytes:,}"}
             )
         self._members = {info.filename: info for info in infos if not info.is_dir()}
         self._max_member_bytes = max_member_bytes
@@ -238,17 +261,27 @@ class SafeArchive:
         candidates = [name for name in self._members if PurePosixPath(name).name.lower() == MANIFEST_NAME]
         candidates = [name for name in candidates if len(PurePosixPath(name).parts) <= 2]
         if not candidates:
-            raise ArchiveRejected(f"the archive has no {MANIFEST_NAME} (columns: {','.join(MANIFEST_COLUMNS)})")
+            raise ArchiveRejected(
+                gettext("the archive has no %(manifest_name)s (columns: %(manifest_columns)s)")
+                % {"manifest_name": MANIFEST_NAME, "manifest_columns": ",".join(MANIFEST_COLUMNS)}
+            )
         if len(candidates) > 1:
-            raise ArchiveRejected(f"the archive has more than one {MANIFEST_NAME}: {', '.join(sorted(candidates))}")
+            raise ArchiveRejected(
+                gettext("the archive has more than one %(manifest_name)s: %(candidates)s")
+                % {"manifest_name": MANIFEST_NAME, "candidates": ", ".join(sorted(candidates))}
+            )
         name = candidates[0]
         try:
             data = self.read(name)
             text = data.decode("utf-8-sig")
         except MemberRejected as problem:
-            raise ArchiveRejected(f"{MANIFEST_NAME}: {problem}") from None
+            raise ArchiveRejected(
+                gettext("%(manifest_name)s: %(problem)s") % {"manifest_name": MANIFEST_NAME, "problem": problem}
+            ) from None
         except UnicodeDecodeError:
-            raise ArchiveRejected(f"{MANIFEST_NAME} is not UTF-8 text") from None
+            raise ArchiveRejected(
+                gettext("%(manifest_name)s is not UTF-8 text") % {"manifest_name": MANIFEST_NAME}
+            ) from None
         return text, str(PurePosixPath(name).parent).removeprefix(".")
 
     def read(self, name: str) -> bytes:
@@ -257,18 +290,21 @@ class SafeArchive:
         safe_member_path(name)
         info = self._members.get(name)
         if info is None:
-            raise MemberRejected("not found in the archive")
+            raise MemberRejected(gettext("not found in the archive"))
         if stat.S_ISLNK(info.external_attr >> 16):
-            raise MemberRejected("symbolic links are not imported")
+            raise MemberRejected(gettext("symbolic links are not imported"))
         if info.flag_bits & 0x1:
-            raise MemberRejected("encrypted members are not supported")
+            raise MemberRejected(gettext("encrypted members are not supported"))
         if PurePosixPath(name).suffix.lower() in NESTED_ARCHIVE_SUFFIXES:
-            raise MemberRejected("archives inside the archive are not opened")
+            raise MemberRejected(gettext("archives inside the archive are not opened"))
         if info.file_size > self._max_member_bytes:
-            raise MemberRejected(f"the file is {info.file_size:,} bytes; the limit is {self._max_member_bytes:,} bytes")
+            raise MemberRejected(
+                gettext("the file is %(file_size)s bytes; the limit is %(max_member_bytes)s bytes")
+                % {"file_size": f"{info.file_size:,}", "max_member_bytes": f"{self._max_member_bytes:,}"}
+            )
         data = self._read_capped(info)
         if data.startswith(NESTED_ARCHIVE_MAGIC):
-            raise MemberRejected("archives inside the archive are not opened")
+            raise MemberRejected(gettext("archives inside the archive are not opened"))
         return data
 
     def _read_capped(self, info: zipfile.ZipInfo) -> bytes:
@@ -285,10 +321,15 @@ class SafeArchive:
         # ("negative seek value"), e.g. a ZIP with its first bytes cut off; zlib.error: damaged
         # deflate data; RuntimeError: a local header that says "encrypted" where the directory did not.
         except (*DAMAGED_ZIP_ERRORS, zlib.error, RuntimeError) as error:
-            raise MemberRejected(f"the member is damaged or uses an unsupported compression ({error})") from None
+            raise MemberRejected(
+                gettext("the member is damaged or uses an unsupported compression (%(error)s)") % {"error": error}
+            ) from None
         if size > cap:
             if budget_is_tighter:
-                raise ArchiveRejected("the archive unpacks to more bytes than its limit allows")
-            raise MemberRejected(f"the file unpacks to more than {self._max_member_bytes:,} bytes")
+                raise ArchiveRejected(gettext("the archive unpacks to more bytes than its limit allows"))
+            raise MemberRejected(
+                gettext("the file unpacks to more than %(max_member_bytes)s bytes")
+                % {"max_member_bytes": f"{self._max_member_bytes:,}"}
+            )
         self._budget -= size
         return b"".join(chunks)

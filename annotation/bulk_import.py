@@ -33,6 +33,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from annotation.archive import (
     MANIFEST_NAME,
@@ -113,7 +114,8 @@ def start_archive_import(*, archive: IO[bytes], size: int, source_name: str, act
     """
     if size > settings.PAINSITE_MAX_ARCHIVE_BYTES:
         raise ArchiveRejected(
-            f"the archive is {size:,} bytes; the limit is {settings.PAINSITE_MAX_ARCHIVE_BYTES:,} bytes"
+            gettext("the archive is %(size)s bytes; the limit is %(painsite_max_archive_bytes)s bytes")
+            % {"size": f"{size:,}", "painsite_max_archive_bytes": f"{settings.PAINSITE_MAX_ARCHIVE_BYTES:,}"}
         )
     with SafeArchive(archive, **_archive_limits()) as zipped:
         manifest_text, folder = zipped.find_manifest()
@@ -142,7 +144,10 @@ def import_folder(*, folder: Path, manifest_path: Path, actor: User, workers: in
     try:
         manifest_text = manifest_path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
-        raise ArchiveRejected(f"cannot read the manifest {manifest_path}: {error}") from None
+        raise ArchiveRejected(
+            gettext("cannot read the manifest %(manifest_path)s: %(error)s")
+            % {"manifest_path": manifest_path, "error": error}
+        ) from None
     manifest = parse_manifest(manifest_text)
     job = _create_job(source_name=str(folder)[-255:], manifest=manifest, actor=actor, unlisted=[])
     return _run(job, manifest, _folder_reader(folder), workers=workers)
@@ -333,7 +338,9 @@ def _patient_for(row: ManifestRow, actor: User | None, patients: dict[str, Patie
         patient = Patient.objects.filter(code=row.patient).first()
         if patient is None:
             if not row.cohort:
-                raise MemberRejected(f"patient {row.patient} is new and the manifest gives no cohort")
+                raise MemberRejected(
+                    gettext("patient %(patient)s is new and the manifest gives no cohort") % {"patient": row.patient}
+                )
             try:
                 patient = create_patient(
                     code=row.patient, cohort=row.cohort, actor=actor, consent=row.consent or Consent.NOT_RECORDED
@@ -345,7 +352,10 @@ def _patient_for(row: ManifestRow, actor: User | None, patients: dict[str, Patie
                     raise MemberRejected(str(problem)) from None
         patients[row.patient] = patient
     if row.cohort and row.cohort != patient.cohort:
-        raise MemberRejected(f"patient {patient.code} is in the {patient.cohort} cohort, not {row.cohort}")
+        raise MemberRejected(
+            gettext("patient %(code)s is in the %(cohort)s cohort, not %(cohort2)s")
+            % {"code": patient.code, "cohort": patient.cohort, "cohort2": row.cohort}
+        )
     # Consent is checked by store_image, like every other way an image comes in.
     return patient
 
@@ -387,12 +397,15 @@ def _folder_reader(folder: Path) -> ReadFile:
     def read(name: str) -> bytes:
         path = (root / safe_member_path(name)).resolve()
         if not path.is_relative_to(root):
-            raise MemberRejected("the path leads outside the data folder")
+            raise MemberRejected(gettext("the path leads outside the data folder"))
         if not path.is_file():
-            raise MemberRejected("not found in the data folder")
+            raise MemberRejected(gettext("not found in the data folder"))
         size = path.stat().st_size
         if size > max_bytes:
-            raise MemberRejected(f"the file is {size:,} bytes; the limit is {max_bytes:,} bytes")
+            raise MemberRejected(
+                gettext("the file is %(size)s bytes; the limit is %(max_bytes)s bytes")
+                % {"size": f"{size:,}", "max_bytes": f"{max_bytes:,}"}
+            )
         return path.read_bytes()
 
     return read

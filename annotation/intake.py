@@ -23,6 +23,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 from PIL import Image as PILImage
 from PIL import ImageCms, ImageOps, UnidentifiedImageError
 
@@ -51,6 +52,13 @@ class ImageRejected(ValueError):
         self.reason = reason
 
 
+def _too_many_bytes(size: int, limit: int) -> str:
+    return gettext("the file is %(size)s bytes; the limit is %(limit)s bytes") % {
+        "size": f"{size:,}",
+        "limit": f"{limit:,}",
+    }
+
+
 class ConsentNotGranted(ImageRejected):
     """The patient's consent is not granted (not recorded yet, or withdrawn): nothing is stored."""
 
@@ -65,10 +73,12 @@ def require_consent(*, patient: Patient, filename: str = "") -> None:
     if patient.consent == Consent.GRANTED:
         return
     if patient.consent == Consent.WITHDRAWN:
-        reason = f"patient {patient.code} withdrew consent: no new images are stored"
+        reason = gettext("patient %(code)s withdrew consent: no new images are stored") % {"code": patient.code}
     else:
-        reason = f"patient {patient.code} has no consent recorded yet: record it on the patient's page first"
-    raise ConsentNotGranted(filename or "image", reason)
+        reason = gettext("patient %(code)s has no consent recorded yet: record it on the patient's page first") % {
+            "code": patient.code
+        }
+    raise ConsentNotGranted(filename or gettext("image"), reason)
 
 
 class DuplicateImage(Exception):
@@ -78,7 +88,8 @@ class DuplicateImage(Exception):
         # Named, so a picture filed under a second patient code is caught for what it is.
         self.existing_patient = existing_image.patient.code
         super().__init__(
-            f"this image is already stored as image {existing_image.pk} of patient {self.existing_patient}"
+            gettext("this image is already stored as image %(id)s of patient %(code)s")
+            % {"id": existing_image.pk, "code": self.existing_patient}
         )
         self.existing_image = existing_image
 
@@ -103,9 +114,9 @@ def prepare_image(*, data: bytes, filename: str) -> PreparedImage:
     """Decode, check, turn upright, convert to RGB and re-encode; raise ImageRejected if unusable."""
     max_bytes = settings.PAINSITE_MAX_UPLOAD_BYTES
     if not data:
-        raise ImageRejected(filename, "the file is empty (0 bytes)")
+        raise ImageRejected(filename, gettext("the file is empty (0 bytes)"))
     if len(data) > max_bytes:
-        raise ImageRejected(filename, f"the file is {len(data):,} bytes; the limit is {max_bytes:,} bytes")
+        raise ImageRejected(filename, _too_many_bytes(len(data), max_bytes))
     picture = _decode(data, filename)
     buffer = io.BytesIO()
     # No exif=, icc_profile= or comment: the stored JPEG carries pixels and nothing else.
@@ -158,7 +169,9 @@ def check_image_limits(*, data: bytes, filename: str) -> tuple[int, int]:
     ImageRejected like an upload."""
     max_bytes = settings.PAINSITE_MAX_UPLOAD_BYTES
     if len(data) > max_bytes:
-        raise ImageRejected(filename, f"the file is more than {max_bytes:,} bytes, the limit")
+        raise ImageRejected(
+            filename, gettext("the file is more than %(limit)s bytes, the limit") % {"limit": f"{max_bytes:,}"}
+        )
     picture = _decode(data, filename)
     return picture.width, picture.height
 
@@ -167,9 +180,7 @@ def read_upload(upload: UploadedFile) -> bytes:
     """The uploaded file's bytes, refusing an oversize file before reading any of it."""
     max_bytes = settings.PAINSITE_MAX_UPLOAD_BYTES
     if upload.size is not None and upload.size > max_bytes:
-        raise ImageRejected(
-            upload.name or "upload", f"the file is {upload.size:,} bytes; the limit is {max_bytes:,} bytes"
-        )
+        raise ImageRejected(upload.name or gettext("upload"), _too_many_bytes(upload.size, max_bytes))
     return upload.read(max_bytes + 1)
 
 
@@ -185,25 +196,35 @@ def _decode(data: bytes, filename: str) -> PILImage.Image:
             if pixels > max_pixels:
                 raise ImageRejected(
                     filename,
-                    f"the image is {opened.width}x{opened.height} ({pixels:,} pixels); "
-                    f"the limit is {max_pixels:,} pixels",
+                    gettext("the image is %(width)sx%(height)s (%(pixels)s pixels); the limit is %(limit)s pixels")
+                    % {
+                        "width": opened.width,
+                        "height": opened.height,
+                        "pixels": f"{pixels:,}",
+                        "limit": f"{max_pixels:,}",
+                    },
                 )
             if pixels == 0:
-                raise ImageRejected(filename, "the image has no pixels")
+                raise ImageRejected(filename, gettext("the image has no pixels"))
             opened.load()
             upright = ImageOps.exif_transpose(opened)
             return _to_rgb(upright)
     except ImageRejected:
         raise
     except PILImage.DecompressionBombError:
-        raise ImageRejected(filename, f"the image has more than {max_pixels:,} pixels") from None
+        raise ImageRejected(
+            filename, gettext("the image has more than %(limit)s pixels") % {"limit": f"{max_pixels:,}"}
+        ) from None
     except UnidentifiedImageError:
         raise ImageRejected(
-            filename, f"not a readable image; accepted formats: {', '.join(ACCEPTED_FORMATS)}"
+            filename,
+            gettext("not a readable image; accepted formats: %(formats)s") % {"formats": ", ".join(ACCEPTED_FORMATS)},
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         # Truncated or corrupt data surfaces from the decoder as one of these.
-        raise ImageRejected(filename, f"the image data is damaged or truncated ({error})") from None
+        raise ImageRejected(
+            filename, gettext("the image data is damaged or truncated (%(error)s)") % {"error": error}
+        ) from None
 
 
 def _to_rgb(picture: PILImage.Image) -> PILImage.Image:

@@ -4,18 +4,19 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
 
 
 class Cohort(models.TextChoices):
-    CLINICAL = "clinical", "Clinical (postoperative patients)"
-    SIMULATED = "simulated", "Simulated (volunteers)"
+    CLINICAL = "clinical", _("Clinical (postoperative patients)")
+    SIMULATED = "simulated", _("Simulated (volunteers)")
 
 
 class Consent(models.TextChoices):
     # A new patient's consent is not assumed: nothing of theirs is stored until it is recorded.
-    NOT_RECORDED = "not_recorded", "Not recorded"
-    GRANTED = "granted", "Granted"
-    WITHDRAWN = "withdrawn", "Withdrawn"
+    NOT_RECORDED = "not_recorded", _("Not recorded")
+    GRANTED = "granted", _("Granted")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
 
 
 # What a clinician can record; "not recorded" is only where every patient starts.
@@ -116,8 +117,8 @@ class Image(models.Model):
 
 
 class LabelKind(models.TextChoices):
-    SELF_REPORT = "self_report", "Self-report"
-    OBSERVER = "observer", "Observer"
+    SELF_REPORT = "self_report", _("Self-report")
+    OBSERVER = "observer", _("Observer")
 
 
 class PainLabelQuerySet(models.QuerySet):
@@ -176,10 +177,10 @@ class PainLabel(models.Model):
 
 
 class ImportStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
 
 
 class ImportJob(models.Model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from annotation.models import RECORDABLE_CONSENT, Cohort, Consent, Image, LabelKind, PainLabel, Patient
@@ -41,7 +43,9 @@ class ConsentSerializer(serializers.Serializer):
 class StrictNrsField(serializers.IntegerField):
     """A whole number 0-10. Unlike IntegerField it refuses booleans and 5.0-style floats."""
 
-    default_error_messages = {"invalid": f"nrs must be a whole number from {NRS_MIN} to {NRS_MAX}."}
+    default_error_messages = {
+        "invalid": format_lazy(_("nrs must be a whole number from {low} to {high}."), low=NRS_MIN, high=NRS_MAX)
+    }
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or isinstance(data, float):
@@ -54,10 +58,10 @@ class LabelCreateSerializer(serializers.Serializer):
         min_value=NRS_MIN,
         max_value=NRS_MAX,
         error_messages={
-            "required": "nrs is required: a whole number from 0 to 10.",
-            "min_value": "nrs must be a whole number from 0 to 10.",
-            "max_value": "nrs must be a whole number from 0 to 10.",
-            "null": "nrs is required: a whole number from 0 to 10.",
+            "required": _("nrs is required: a whole number from 0 to 10."),
+            "min_value": _("nrs must be a whole number from 0 to 10."),
+            "max_value": _("nrs must be a whole number from 0 to 10."),
+            "null": _("nrs is required: a whole number from 0 to 10."),
         },
     )
     kind = serializers.ChoiceField(choices=LabelKind.choices, default=LabelKind.OBSERVER)

@@ -17,6 +17,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from annotation.models import RECORDABLE_CONSENT, Cohort, Consent, Image, LabelKind, PainLabel, Patient
 from annotation.selectors import next_image_for
@@ -43,15 +44,24 @@ class PatientError(ValueError):
 def validate_nrs(nrs: object) -> int:
     # bool is an int subclass: True must not be stored as NRS 1.
     if isinstance(nrs, bool) or not isinstance(nrs, int):
-        raise LabelingError(f"nrs must be a whole number from {NRS_MIN} to {NRS_MAX}, not {nrs!r}")
+        raise LabelingError(
+            gettext("nrs must be a whole number from %(low)s to %(high)s, not %(nrs)s")
+            % {"low": NRS_MIN, "high": NRS_MAX, "nrs": repr(nrs)}
+        )
     if not NRS_MIN <= nrs <= NRS_MAX:
-        raise LabelingError(f"nrs must be a whole number from {NRS_MIN} to {NRS_MAX}, not {nrs}")
+        raise LabelingError(
+            gettext("nrs must be a whole number from %(low)s to %(high)s, not %(nrs)s")
+            % {"low": NRS_MIN, "high": NRS_MAX, "nrs": nrs}
+        )
     return nrs
 
 
 def validate_kind(kind: object) -> str:
     if kind not in LabelKind.values:
-        raise LabelingError(f"kind must be one of {', '.join(LabelKind.values)}, not {kind!r}")
+        raise LabelingError(
+            gettext("kind must be one of %(kinds)s, not %(kind)s")
+            % {"kinds": ", ".join(LabelKind.values), "kind": repr(kind)}
+        )
     return str(kind)
 
 
@@ -135,7 +145,8 @@ def record_label(*, image: Image | int, rater: User, nrs: int, kind: str) -> Pai
         locked = _lock_image(image if isinstance(image, int) else image.pk)
         if locked.patient.consent != Consent.GRANTED:
             raise ConsentWithdrawnError(
-                f"patient {locked.patient.code} withdrew consent: their images cannot be labeled"
+                gettext("patient %(code)s withdrew consent: their images cannot be labeled")
+                % {"code": locked.patient.code}
             )
         previous = _chain_head(image_id=locked.pk, rater=rater)
         label = PainLabel.objects.create(image=locked, rater=rater, nrs=nrs, kind=kind, supersedes=previous)
@@ -178,7 +189,7 @@ def undo_last_label(*, rater: User) -> PainLabel | None:
                 break
             # A concurrent request (a second tab) moved this chain on while we waited for the lock.
         else:
-            raise LabelingError("labels changed while undoing; try again")
+            raise LabelingError(gettext("labels changed while undoing; try again"))
 
         previous = target.supersedes
         restores = previous is not None and not previous.is_retraction
@@ -212,12 +223,18 @@ def create_patient(*, code: str, cohort: str, actor: User | None, consent: str =
     code = (code or "").strip()
     if not PATIENT_CODE_PATTERN.match(code):
         raise PatientError(
-            "code must be a pseudonymous code of 1-64 letters, digits, '.', '_' or '-' (no names, no spaces)"
+            gettext("code must be a pseudonymous code of 1-64 letters, digits, '.', '_' or '-' (no names, no spaces)")
         )
     if cohort not in Cohort.values:
-        raise PatientError(f"cohort must be one of {', '.join(Cohort.values)}, not {cohort!r}")
+        raise PatientError(
+            gettext("cohort must be one of %(cohorts)s, not %(cohort)s")
+            % {"cohorts": ", ".join(Cohort.values), "cohort": repr(cohort)}
+        )
     if consent not in Consent.values:
-        raise PatientError(f"consent must be one of {', '.join(RECORDABLE_CONSENT)}, not {consent!r}")
+        raise PatientError(
+            gettext("consent must be one of %(choices)s, not %(consent)s")
+            % {"choices": ", ".join(RECORDABLE_CONSENT), "consent": repr(consent)}
+        )
     try:
         with transaction.atomic():
             patient = Patient.objects.create(code=code, cohort=cohort)
@@ -226,10 +243,13 @@ def create_patient(*, code: str, cohort: str, actor: User | None, consent: str =
         existing = Patient.objects.filter(code__iexact=code).first()
         if existing is not None and existing.code != code:
             raise PatientError(
-                f"patient code {code!r} is the existing patient {existing.code!r}: codes differ only in case, "
-                "and name one patient"
+                gettext(
+                    "patient code %(code)s is the existing patient %(existing)s: codes differ only in case, and name "
+                    "one patient"
+                )
+                % {"code": repr(code), "existing": repr(existing.code)}
             ) from None
-        raise PatientError(f"a patient with code {code!r} already exists") from None
+        raise PatientError(gettext("a patient with code %(code)s already exists") % {"code": repr(code)}) from None
     if consent != Consent.NOT_RECORDED:
         patient = _set_consent(
             patient=patient, consent=consent, actor=actor, reason="stated when the patient was created"
@@ -271,5 +291,8 @@ def grant_consent(*, patient: Patient, actor: User, reason: str = "") -> Patient
 def set_consent(*, patient: Patient, consent: str, actor: User, reason: str = "") -> Patient:
     """Record the patient's consent as granted or withdrawn, with who and when."""
     if consent not in RECORDABLE_CONSENT:
-        raise PatientError(f"consent must be one of {', '.join(RECORDABLE_CONSENT)}, not {consent!r}")
+        raise PatientError(
+            gettext("consent must be one of %(choices)s, not %(consent)s")
+            % {"choices": ", ".join(RECORDABLE_CONSENT), "consent": repr(consent)}
+        )
     return _set_consent(patient=patient, consent=consent, actor=actor, reason=reason)

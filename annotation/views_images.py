@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import urlencode
+from django.utils.translation import gettext
 
 from annotation.archive import ArchiveRejected
 from annotation.bulk_import import start_archive_import
@@ -39,7 +40,7 @@ def upload(request: HttpRequest) -> HttpResponse:
 def upload_archive(request: HttpRequest) -> HttpResponse:
     archive = request.FILES.get("archive")
     if archive is None:
-        return _upload_page(request, archive_error="Choose a .zip archive first.", status=422)
+        return _upload_page(request, archive_error=gettext("Choose a .zip archive first."), status=422)
     try:
         job = start_archive_import(archive=archive, size=archive.size, source_name=archive.name, actor=request.user)
     except ArchiveRejected as rejected:
@@ -70,7 +71,9 @@ def image_list(request: HttpRequest) -> HttpResponse:
 def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
     image = get_object_or_404(Image.objects.select_related("patient", "uploaded_by"), pk=image_id)
     if not may_view_image(request.user, image):
-        raise PermissionDenied(f"patient {image.patient.code} withdrew consent: their images are hidden")
+        raise PermissionDenied(
+            gettext("patient %(code)s withdrew consent: their images are hidden") % {"code": image.patient.code}
+        )
     can_see_labels = request.user.has_perm("annotation.view_painlabel")
     labels = visible_label_history(request.user, image_id=image.pk) if can_see_labels else []
     return render(request, "annotation/image_detail.html", {"image": image, "labels": labels})
@@ -80,5 +83,5 @@ def image_detail(request: HttpRequest, image_id: int) -> HttpResponse:
 def import_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(ImportJob.objects.select_related("created_by"), pk=job_id)
     if job.created_by_id != request.user.pk and not request.user.is_staff:
-        raise PermissionDenied("only the person who started this import (or an admin) can see it")
+        raise PermissionDenied(gettext("only the person who started this import (or an admin) can see it"))
     return render(request, "annotation/import_detail.html", {"job": job})

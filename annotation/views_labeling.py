@@ -7,6 +7,8 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from annotation import services
 from annotation.agreement import agreement_report
@@ -16,8 +18,8 @@ from painsite.core.permissions import page_permissions
 
 
 class PatientForm(forms.Form):
-    code = forms.CharField(max_length=64, help_text="Pseudonymous code only, never a name.")
-    cohort = forms.ChoiceField(choices=Cohort.choices)
+    code = forms.CharField(label=_("Code"), max_length=64, help_text=_("Pseudonymous code only, never a name."))
+    cohort = forms.ChoiceField(label=_("Cohort"), choices=Cohort.choices)
 
 
 @page_permissions(GET="annotation.add_painlabel")
@@ -37,7 +39,7 @@ def patients_page(request: HttpRequest) -> HttpResponse:
             except services.PatientError as error:
                 form.add_error("code", str(error))
             else:
-                messages.success(request, f"Patient {patient.code} created.")
+                messages.success(request, gettext("Patient %(code)s created.") % {"code": patient.code})
                 return redirect("patient-detail", code=patient.code)
         status = 422
     found = patients_with_counts()
@@ -71,7 +73,11 @@ def patient_consent(request: HttpRequest, code: str) -> HttpResponse:
     except services.PatientError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, f"Consent for {patient.code} is now {patient.get_consent_display().lower()}.")
+        messages.success(
+            request,
+            gettext("Consent for %(code)s is now %(consent)s.")
+            % {"code": patient.code, "consent": patient.get_consent_display().lower()},
+        )
     return redirect("patient-detail", code=patient.code)
 
 

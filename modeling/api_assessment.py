@@ -7,6 +7,7 @@ The patient's self-reported NRS for an assessed image is recorded through the la
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, parser_classes, permission_classes, throttle_classes
@@ -25,7 +26,7 @@ from painsite.core.throttles import AssessmentThrottle
 
 ERROR = OpenApiResponse(description='{"error": "...", "details": ...}')
 CHOOSE_VERSION = "modeling.view_modelversion"
-NO_FACE_SUGGESTION = "no face was found in this image, so the model gives no pain level for it"
+NO_FACE_SUGGESTION = gettext_lazy("no face was found in this image, so the model gives no pain level for it")
 
 
 class OptionalBoolean(serializers.BooleanField):
@@ -108,11 +109,11 @@ def assessments(request: Request) -> Response:
         code = options["patient"].strip()
         patient = Patient.objects.filter(code=code).first()
         if patient is None:
-            return error_response(f"unknown patient {code!r}", details={"patient": code})
+            return error_response(gettext("unknown patient %(code)s") % {"code": repr(code)}, details={"patient": code})
     requested_version = options.get("model_version", "").strip() or None
     if requested_version is not None and not request.user.has_perm(CHOOSE_VERSION):
         return error_response(
-            "only researchers choose a model version; clinicians assess with the production model",
+            gettext("only researchers choose a model version; clinicians assess with the production model"),
             status_code=status.HTTP_403_FORBIDDEN,
         )
     upload = options["file"]
@@ -155,13 +156,14 @@ def image_suggestion(request: Request, image_id: int) -> Response:
     image = get_object_or_404(Image.objects.select_related("patient"), pk=image_id)
     if not may_view_image(request.user, image):
         return error_response(
-            f"patient {image.patient.code} withdrew consent: their images are hidden",
+            gettext("patient %(code)s withdrew consent: their images are hidden") % {"code": image.patient.code},
             status_code=status.HTTP_403_FORBIDDEN,
         )
     if not PainLabel.objects.filter(image=image, rater=request.user).exists():
         return error_response(
-            "save your own score for this image first: the model's suggestion is shown only afterwards, "
-            "so it cannot anchor your judgement",
+            gettext(
+                "save your own score for this image first: the model's suggestion is shown only afterwards, so it cannot anchor your judgement"
+            ),
             status_code=status.HTTP_403_FORBIDDEN,
         )
     try:
@@ -175,7 +177,7 @@ def image_suggestion(request: Request, image_id: int) -> Response:
         return Response(
             {
                 "face_found": False,
-                "reason": NO_FACE_SUGGESTION,
+                "reason": str(NO_FACE_SUGGESTION),
                 "level": None,
                 "probabilities": None,
                 "severe_probability": None,

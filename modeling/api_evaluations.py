@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, permission_classes
@@ -65,7 +66,7 @@ class EvaluationRequestSerializer(serializers.Serializer):
         if value == "current":
             return value
         if not value.isdigit() or int(value) > MAX_ID:
-            raise serializers.ValidationError('give "current" or the id of a test snapshot')
+            raise serializers.ValidationError(gettext('give "current" or the id of a test snapshot'))
         return int(value)
 
 
@@ -106,7 +107,9 @@ def model_version_evaluations(request: Request, pk: int) -> Response:
     body.is_valid(raise_exception=True)
     chosen = body.validated_data["snapshot"]
     if chosen != "current" and not selectors.snapshots_light().filter(pk=chosen).exists():
-        return error_response(f"snapshot: there is no test snapshot {chosen}", status_code=400)
+        return error_response(
+            gettext("snapshot: there is no test snapshot %(chosen)s") % {"chosen": chosen}, status_code=400
+        )
     try:
         # One transaction: a refusal leaves no snapshot and no split assignment behind.
         with transaction.atomic():
@@ -119,7 +122,9 @@ def model_version_evaluations(request: Request, pk: int) -> Response:
             )
     except ValidationError as error:
         messages = error.message_dict.get("snapshot") or error.messages
-        return error_response(f"snapshot: {messages[0]}", status_code=400, details=error.message_dict)
+        return error_response(
+            gettext("snapshot: %(messages)s") % {"messages": messages[0]}, status_code=400, details=error.message_dict
+        )
     finished = evaluation.status == EvaluationStatus.SUCCEEDED
     return Response(
         EvaluationSerializer(_evaluations_of(version).get(pk=evaluation.pk)).data,

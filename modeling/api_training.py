@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view, permission_classes
@@ -55,7 +56,7 @@ def training_runs(request: Request) -> Response:
         page = paginator.paginate_queryset(selectors.training_runs(), request)
         return paginator.get_paginated_response(TrainingRunSerializer(page, many=True).data)
     if not isinstance(request.data, dict):
-        return error_response("the body must be a JSON object of training settings", status_code=400)
+        return error_response(gettext("the body must be a JSON object of training settings"), status_code=400)
     try:
         run = services.start_training(requested_by=request.user, config=dict(request.data))
     except ValidationError as error:

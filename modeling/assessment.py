@@ -19,6 +19,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils.translation import gettext, gettext_lazy
 
 from annotation.faces import detect_face
 from annotation.intake import ConsentNotGranted, DuplicateImage, prepare_image, require_consent, store_image
@@ -31,7 +32,7 @@ from modeling.models import Assessment, ModelVersion
 from painsite.core.services import record_event
 
 SEVERE_NRS = 7
-NO_FACE_REASON = (
+NO_FACE_REASON = gettext_lazy(
     "no face in view: the detector found no face in this picture, so the model gives no pain level "
     "and nothing was stored"
 )
@@ -74,7 +75,7 @@ class AssessmentResult:
 
     @property
     def reason(self) -> str | None:
-        return None if self.face_found else NO_FACE_REASON
+        return None if self.face_found else str(NO_FACE_REASON)
 
 
 def severe_levels(levels: PainLevels) -> list[int]:
@@ -173,8 +174,10 @@ def _stored_image(*, data: bytes, filename: str, patient: Patient, actor: User) 
         existing = duplicate.existing_image
         if existing.patient_id != patient.pk:
             raise AssessmentRefused(
-                f"this picture is already stored as image {existing.pk} of another patient, {duplicate.existing_patient}; "
-                f"check that patient {patient.code} is the right one"
+                gettext(
+                    "this picture is already stored as image %(pk)s of another patient, %(existing_patient)s; check that patient %(code)s is the right one"
+                )
+                % {"pk": existing.pk, "existing_patient": duplicate.existing_patient, "code": patient.code}
             ) from None
         return existing
 

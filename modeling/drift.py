@@ -23,10 +23,13 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from modeling.models import Assessment, Evaluation, EvaluationStatus, ModelVersion, Stage
 from modeling.results import pain_level_names
+from modeling.stored_text import translated_reason
+from modeling.vocabulary import level_word
 from painsite.core.notices import notify_admins
 
 PSI_FLOOR = 1e-4
@@ -61,13 +64,14 @@ class DriftReport:
 
     @property
     def words(self) -> str:
+        """The verdict in the active language (the reason is stored in English, see stored_text)."""
         if self.psi is None:
-            return f"Not estimable: {self.reason}"
+            return gettext("Not estimable: %(reason)s") % {"reason": translated_reason(self.reason)}
         if self.verdict == "stable":
-            return "Stable: recent assessments show the same mix of pain levels as the test set."
+            return gettext("Stable: recent assessments show the same mix of pain levels as the test set.")
         if self.verdict == "moderate":
-            return "A moderate shift in the mix of pain levels: worth watching."
-        return (
+            return gettext("A moderate shift in the mix of pain levels: worth watching.")
+        return gettext(
             "A major shift in the mix of pain levels since the test set: check the cameras, the ward's "
             "patients and the model's recent assessments; consider labeling recent images and retraining."
         )
@@ -151,15 +155,33 @@ def warn_on_drift(*, now: datetime.datetime | None = None) -> DriftReport:
     now = now or timezone.now()
     report = drift_report(now=now)
     if report.verdict == "major" and report.version is not None:
-        lines = [report.words, f"PSI {report.psi:.3f} over the last {report.window_days:g} days."]
-        lines += [
-            f"  {row['level']}: test set {row['reference']:.1%}, recent {row['recent']:.1%}" for row in report.rows
-        ]
+        # Written in the site's language (PAINSITE_LANGUAGE), like what a background worker writes.
+        with translation.override(settings.LANGUAGE_CODE):
+            subject, body = _notice_text(report)
         notify_admins(
             kind="drift",
-            subject=f"Drift: {report.version.name} sees a different mix of pain levels (PSI {report.psi:.2f})",
-            body="\n".join(lines),
+            subject=subject,
+            body=body,
             link=reverse("dashboard"),
             key=f"drift:{report.version.pk}:{timezone.localtime(now).date().isoformat()}",
         )
     return report
+
+
+def _notice_text(report: DriftReport) -> tuple[str, str]:
+    lines = [
+        report.words,
+        gettext("PSI %(psi)s over the last %(days)s days.")
+        % {"psi": f"{report.psi:.3f}", "days": f"{report.window_days:g}"},
+    ]
+    lines += [
+        "  "
+        + gettext("%(level)s: test set %(reference)s, recent %(recent)s")
+        % {"level": level_word(row["level"]), "reference": f"{row['reference']:.1%}", "recent": f"{row['recent']:.1%}"}
+        for row in report.rows
+    ]
+    subject = gettext("Drift: %(version)s sees a different mix of pain levels (PSI %(psi)s)") % {
+        "version": report.version.name,
+        "psi": f"{report.psi:.2f}",
+    }
+    return subject, "\n".join(lines)

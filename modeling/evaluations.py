@@ -23,6 +23,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from modeling import selectors
 from modeling.artifacts import feature_cache_dir, local_image_path, weights_file
@@ -197,8 +198,11 @@ def check_can_evaluate(*, version: ModelVersion, snapshot: TestSnapshot) -> None
         raise ValidationError(
             {
                 "snapshot": [
-                    f"test snapshot {snapshot.pk} uses other pain levels than {version.name}: "
-                    "its references cannot be scored by this model"
+                    gettext(
+                        "test snapshot %(id)s uses other pain levels than %(name)s: its references cannot be scored "
+                        "by this model"
+                    )
+                    % {"id": snapshot.pk, "name": version.name}
                 ]
             }
         )
@@ -208,8 +212,11 @@ def check_can_evaluate(*, version: ModelVersion, snapshot: TestSnapshot) -> None
         raise ValidationError(
             {
                 "snapshot": [
-                    f"test snapshot {snapshot.pk} holds images of {len(withdrawn)} patient(s) who "
-                    "withdrew consent since it was taken; evaluate on the current test set instead"
+                    gettext(
+                        "test snapshot %(id)s holds images of %(n)s patient(s) who withdrew consent since it was "
+                        "taken; evaluate on the current test set instead"
+                    )
+                    % {"id": snapshot.pk, "n": len(withdrawn)}
                 ]
             }
         )

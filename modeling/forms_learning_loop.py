@@ -6,24 +6,25 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from modeling.forms_training import TrainingRunForm
 
 
 class RetrainPolicyForm(TrainingRunForm):
-    enabled = forms.BooleanField(label="Retrain by itself", required=False)
+    enabled = forms.BooleanField(label=_("Retrain by itself"), required=False)
     min_new_labels = forms.IntegerField(
-        label="When at least this many labels were added or changed",
+        label=_("When at least this many labels were added or changed"),
         required=False,
         min_value=1,
         max_value=1_000_000,
-        help_text="Since the newest model version (or the policy's last run). Leave empty for none.",
+        help_text=_("Since the newest model version (or the policy's last run). Leave empty for none."),
     )
     daily_at = forms.TimeField(
-        label="And/or every day at",
+        label=_("And/or every day at"),
         required=False,
         widget=forms.TimeInput(attrs={"type": "time"}),
-        help_text="Local time; only when at least one label changed.",
+        help_text=_("Local time; only when at least one label changed."),
     )
 
     TRIGGER_FIELDS = ("enabled", "min_new_labels", "daily_at")
@@ -51,21 +52,21 @@ class RetrainPolicyForm(TrainingRunForm):
 
 class GateRuleForm(forms.Form):
     margin = forms.FloatField(
-        label="Non-inferiority margin (macro AUROC)",
+        label=_("Non-inferiority margin (macro AUROC)"),
         min_value=0,
         max_value=0.5,
         widget=forms.NumberInput(attrs={"step": "0.005"}),
-        help_text="Recommend when the lower bound of the macro-AUROC difference is above −margin.",
+        help_text=_("Recommend when the lower bound of the macro-AUROC difference is above −margin."),
     )
     alpha = forms.FloatField(
-        label="Significance level for the severe level",
+        label=_("Significance level for the severe level"),
         min_value=0.001,
         max_value=0.5,
         widget=forms.NumberInput(attrs={"step": "0.005"}),
-        help_text="Hold back when severe-level AUROC is lower with a clustered p-value below this.",
+        help_text=_("Hold back when severe-level AUROC is lower with a clustered p-value below this."),
     )
     auto_promote = forms.BooleanField(
-        label="Promote recommended versions automatically",
+        label=_("Promote recommended versions automatically"),
         required=False,
-        help_text="Off by default. Never for a random-init backbone. Rollback: promote the previous version.",
+        help_text=_("Off by default. Never for a random-init backbone. Rollback: promote the previous version."),
     )

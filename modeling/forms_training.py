@@ -6,6 +6,8 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.utils import ErrorDict
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from annotation.models import Cohort
 from modeling.label_rules import LABEL_RULE_DESCRIPTIONS, LABEL_RULES
@@ -13,8 +15,8 @@ from modeling.serializers_training import clean_training_config
 from modeling.training_config import COHORTS, LIMITS, MODES, default_training_config
 
 MODE_LABELS = {
-    "head": "Head only (fast on CPU: frozen VGG16 features, cached)",
-    "finetune": "Fine-tune last conv block + classifier (needs a GPU worker)",
+    "head": _("Head only (fast on CPU: frozen VGG16 features, cached)"),
+    "finetune": _("Fine-tune last conv block + classifier (needs a GPU worker)"),
 }
 
 
@@ -25,20 +27,22 @@ def _bounds(name: str) -> dict[str, float]:
 
 class TrainingRunForm(forms.Form):
     cohorts = forms.MultipleChoiceField(
+        label=_("Cohorts"),
         choices=[(value, Cohort(value).label) for value in COHORTS],
         widget=forms.CheckboxSelectMultiple,
-        help_text="Train on one cohort or both. Every version is scored on the locked test patients of both.",
+        help_text=_("Train on one cohort or both. Every version is scored on the locked test patients of both."),
     )
-    mode = forms.ChoiceField(choices=[(mode, MODE_LABELS[mode]) for mode in MODES])
-    epochs = forms.IntegerField(**_bounds("epochs"))
-    lr = forms.FloatField(label="Learning rate", **_bounds("lr"), widget=forms.NumberInput(attrs={"step": "any"}))
-    batch_size = forms.IntegerField(label="Batch size", **_bounds("batch_size"))
+    mode = forms.ChoiceField(label=_("Mode"), choices=[(mode, MODE_LABELS[mode]) for mode in MODES])
+    epochs = forms.IntegerField(label=_("Epochs"), **_bounds("epochs"))
+    lr = forms.FloatField(label=_("Learning rate"), **_bounds("lr"), widget=forms.NumberInput(attrs={"step": "any"}))
+    batch_size = forms.IntegerField(label=_("Batch size"), **_bounds("batch_size"))
     label_rule = forms.ChoiceField(
-        label="Label rule", choices=[(rule, f"{rule}: {LABEL_RULE_DESCRIPTIONS[rule]}") for rule in LABEL_RULES]
+        label=_("Label rule"),
+        choices=[(rule, format_lazy("{}: {}", rule, LABEL_RULE_DESCRIPTIONS[rule])) for rule in LABEL_RULES],
     )
-    seed = forms.IntegerField(**_bounds("seed"))
-    image_size = forms.IntegerField(label="Image size (pixels)", **_bounds("image_size"))
-    patience = forms.IntegerField(label="Early-stopping patience (epochs)", **_bounds("patience"))
+    seed = forms.IntegerField(label=_("Seed"), **_bounds("seed"))
+    image_size = forms.IntegerField(label=_("Image size (pixels)"), **_bounds("image_size"))
+    patience = forms.IntegerField(label=_("Early-stopping patience (epochs)"), **_bounds("patience"))
 
     # Fields of a subclass that are not run settings (the retrain policy's triggers).
     NOT_CONFIG: tuple[str, ...] = ()

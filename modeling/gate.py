@@ -22,9 +22,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext
 
 from modeling.comparisons import compare_versions
 from modeling.models import (
@@ -37,6 +40,8 @@ from modeling.models import (
     Stage,
 )
 from modeling.services import promote_model_version
+from modeling.stored_text import translated_reason
+from modeling.vocabulary import level_word
 from painsite.core.notices import notify_admins
 from painsite.core.services import record_event
 
@@ -54,7 +59,13 @@ def rule_in_force() -> GateRule:
 def set_gate_rule(*, margin: float, alpha: float, auto_promote: bool, set_by: User) -> GateRule:
     with transaction.atomic():
         previous = rule_in_force()
-        rule = GateRule.objects.create(margin=margin, alpha=alpha, auto_promote=auto_promote, created_by=set_by)
+        rule = GateRule.objects.create(
+            margin=margin,
+            alpha=alpha,
+            auto_promote=auto_promote,
+            first_version_id=previous.first_version_id,
+            created_by=set_by,
+        )
         record_event(
             actor=set_by,
             action="gate_rule.set",
@@ -129,13 +140,15 @@ def _succeeded(version: ModelVersion, snapshot_id: int) -> bool:
 def judge(challenger: ModelVersion) -> GateDecision | None:
     """The gate's verdict on `challenger`, once both evaluations it needs are in; None while one
     is still missing or after it was already judged. Safe to call again and again."""
+    rule = rule_in_force()
+    if challenger.pk < rule.first_version_id:  # made before the gate existed
+        return None
     if GateDecision.objects.filter(challenger=challenger).exists():
         return None
     trained = Evaluation.objects.filter(model_version=challenger, at_training=True).only("snapshot_id").first()
     if trained is None or not _succeeded(challenger, trained.snapshot_id):
         return None
     champion = ModelVersion.objects.filter(stage=Stage.PRODUCTION).exclude(pk=challenger.pk).first()
-    rule = rule_in_force()
     if champion is None:
         verdict = GateVerdict.NO_PRODUCTION
         numbers = {"reason": "there is no production model to compare with", "margin": rule.margin, "alpha": rule.alpha}
@@ -176,6 +189,16 @@ def judge(challenger: ModelVersion) -> GateDecision | None:
     return decision
 
 
+def judge_published(version: ModelVersion) -> GateDecision | None:
+    """After a run published `version`: judge it now if the production version was already scored
+    on its snapshot (else the production version's evaluation will). Never fails the run."""
+    try:
+        return judge(version)
+    except Exception:
+        logger.exception("the gate could not judge %s (beat will try again)", version.name)
+        return None
+
+
 def judge_after_evaluation(evaluation: Evaluation) -> list[GateDecision]:
     """An evaluation finished: judge every unjudged version whose training snapshot it was on
     (the challenger's own evaluation, or its champion's)."""
@@ -197,7 +220,9 @@ def judge_after_evaluation(evaluation: Evaluation) -> list[GateDecision]:
 def judge_waiting() -> list[GateDecision]:
     """Every version not yet judged whose evaluations are in: beat's catch-all for a verdict a
     stopped worker did not get to."""
-    waiting = ModelVersion.objects.filter(gate_decision__isnull=True, evaluations__at_training=True).distinct()
+    waiting = ModelVersion.objects.filter(
+        gate_decision__isnull=True, evaluations__at_training=True, pk__gte=rule_in_force().first_version_id
+    ).distinct()
     decisions = []
     for version in waiting.order_by("created_at", "id"):
         try:
@@ -211,33 +236,57 @@ def judge_waiting() -> list[GateDecision]:
 
 
 def _tell_admins(decision: GateDecision) -> None:
+    """The notice and its e-mail are written in the site's language (PAINSITE_LANGUAGE): they are
+    stored once and read by every admin, like what a background worker writes."""
+    with translation.override(settings.LANGUAGE_CODE):
+        subject, body = _notice_text(decision)
+    notify_admins(
+        kind="gate",
+        subject=subject,
+        body=body,
+        link=reverse("results-version", args=[decision.challenger.pk]),
+        key=f"gate:{decision.challenger.pk}",
+    )
+
+
+def _notice_text(decision: GateDecision) -> tuple[str, str]:
     challenger = decision.challenger
-    label = GateVerdict(decision.verdict).label
-    champion = decision.champion.name if decision.champion else "none"
+    label = str(GateVerdict(decision.verdict).label)
+    champion = decision.champion.name if decision.champion else gettext("no production model")
     numbers = decision.numbers
     lines = [
-        f"Gate rule {decision.rule_id}: {label}.",
-        f"Challenger {challenger.name} against production {champion}.",
-        numbers.get("reason", ""),
+        gettext("Gate rule %(rule)s: %(verdict)s.") % {"rule": decision.rule_id, "verdict": label},
+        gettext("Challenger %(challenger)s against production %(champion)s.")
+        % {"challenger": challenger.name, "champion": champion},
+        translated_reason(numbers.get("reason", "")),
     ]
     if numbers.get("macro_delta_auroc") is not None:
         ci = numbers.get("macro_delta_ci") or [None, None]
         lines.append(
-            f"Macro ΔAUROC {numbers['macro_delta_auroc']:+.3f} (95% CI {_fmt(ci[0])} to {_fmt(ci[1])}); "
-            f"{numbers.get('severe_level')} ΔAUROC {_fmt(numbers.get('severe_delta_auroc'))}, "
-            f"p = {_fmt(numbers.get('severe_p_value'))} ({numbers.get('p_value_method')})."
+            gettext(
+                "Macro ΔAUROC %(delta)s (95%% CI %(low)s to %(high)s); %(level)s ΔAUROC %(severe)s, "
+                "p = %(p)s (%(method)s)."
+            )
+            % {
+                "delta": f"{numbers['macro_delta_auroc']:+.3f}",
+                "low": _fmt(ci[0]),
+                "high": _fmt(ci[1]),
+                "level": level_word(numbers.get("severe_level") or ""),
+                "severe": _fmt(numbers.get("severe_delta_auroc")),
+                "p": _p(numbers.get("severe_p_value")),
+                "method": translated_reason(numbers.get("p_value_method")),
+            }
         )
-    notify_admins(
-        kind="gate",
-        subject=f"{challenger.name}: {label}",
-        body="\n".join(line for line in lines if line),
-        link=reverse("results-version", args=[challenger.pk]),
-        key=f"gate:{challenger.pk}",
-    )
+    subject = gettext("%(challenger)s: %(verdict)s") % {"challenger": challenger.name, "verdict": label}
+    return subject, "\n".join(line for line in lines if line)
 
 
 def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.3f}" if abs(value) < 1 else f"{value:.3f}"
+    return gettext("n/a") if value is None else f"{value:+.3f}" if abs(value) < 1 else f"{value:.3f}"
+
+
+def _p(value: float | None) -> str:
+    return gettext("n/a") if value is None else f"{value:.3g}"
 
 
 def _auto_promote(decision: GateDecision) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
+from django.utils.translation import gettext
 from PIL import Image as PILImage
 
 from modeling.artifacts import feature_cache_dir, weights_file
@@ -35,8 +36,10 @@ class NoProductionModel(Exception):
 
     def __init__(self) -> None:
         super().__init__(
-            "there is no production model yet: a researcher trains one on the Training page "
-            "(/training/) and an admin promotes it on the Results page (/results/)"
+            gettext(
+                "there is no production model yet: a researcher trains one on the Training page "
+                "(/training/) and an admin promotes it on the Results page (/results/)"
+            )
         )
 
 
@@ -65,10 +68,11 @@ def resolve_version(requested: int | str | None = None) -> ModelVersion:
     if version is None:
         version = ModelVersion.objects.filter(name=text).first()
     if version is None:
-        raise ModelVersionUnavailable(f"model version {text!r} does not exist")
+        raise ModelVersionUnavailable(gettext("model version %(text)s does not exist") % {"text": repr(text)})
     if version.stage == Stage.ARCHIVED:
         raise ModelVersionUnavailable(
-            f"model version {version.name} is archived: assess with the production model or a candidate"
+            gettext("model version %(name)s is archived: assess with the production model or a candidate")
+            % {"name": version.name}
         )
     return version
 
@@ -158,7 +162,9 @@ class ModelCache:
                 cache_dir=feature_cache_dir(),
             )
         except WeightsFileError as error:
-            raise ModelLoadFailed(f"model version {version.name} cannot be loaded: {error}") from None
+            raise ModelLoadFailed(
+                gettext("model version %(name)s cannot be loaded: %(error)s") % {"name": version.name, "error": error}
+            ) from None
         # On a CPU one forward pass already keeps every core busy (intra-op threads); running
         # several at once only adds contention, so requests take turns. A GPU takes them as
         # they come.

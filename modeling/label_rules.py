@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
 
 from annotation.models import Image, LabelKind
 from annotation.selectors import current_labels_by_image
@@ -22,9 +23,9 @@ SELF_REPORT_ONLY = "self_report_only"
 OBSERVER_MEDIAN = "observer_median"
 LABEL_RULES = (SELF_REPORT_FIRST, SELF_REPORT_ONLY, OBSERVER_MEDIAN)
 LABEL_RULE_DESCRIPTIONS = {
-    SELF_REPORT_FIRST: "the latest self-report, else the median of the raters' latest observer scores",
-    SELF_REPORT_ONLY: "images with a self-report only",
-    OBSERVER_MEDIAN: "the median of the raters' latest observer scores",
+    SELF_REPORT_FIRST: _("the latest self-report, else the median of the raters' latest observer scores"),
+    SELF_REPORT_ONLY: _("images with a self-report only"),
+    OBSERVER_MEDIAN: _("the median of the raters' latest observer scores"),
 }
 
 

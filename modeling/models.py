@@ -12,9 +12,9 @@ RANDOM_INIT_BACKBONE = "random-init"
 
 
 class Split(models.TextChoices):
-    TRAIN = "train", "Train"
-    VAL = "val", "Validation"
-    TEST = "test", "Test (locked)"
+    TRAIN = "train", _("Train")
+    VAL = "val", _("Validation")
+    TEST = "test", _("Test (locked)")
 
 
 class SplitAssignment(models.Model):
@@ -33,11 +33,11 @@ class SplitAssignment(models.Model):
 
 
 class RunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
@@ -126,9 +126,9 @@ class TrainingSnapshot(models.Model):
 
 
 class Stage(models.TextChoices):
-    CANDIDATE = "candidate", "Candidate"
-    PRODUCTION = "production", "Production"
-    ARCHIVED = "archived", "Archived"
+    CANDIDATE = "candidate", _("Candidate")
+    PRODUCTION = "production", _("Production")
+    ARCHIVED = "archived", _("Archived")
 
 
 class ModelVersion(models.Model):
@@ -209,10 +209,10 @@ class TestSnapshot(models.Model):
 
 
 class EvaluationStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
 
 
 class Evaluation(models.Model):
@@ -367,6 +367,10 @@ class GateRule(models.Model):
     margin = models.FloatField(default=0.02)
     alpha = models.FloatField(default=0.05)
     auto_promote = models.BooleanField(default=False)
+    # Versions with a smaller id were made before the gate existed: they are never judged (on an
+    # upgrade, judging old candidates against today's production model would only send noise, or
+    # auto-promote one). Set on the first rule by the migration; later rules copy it.
+    first_version_id = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext
+
 from modeling.models import Evaluation, ModelVersion, Stage, TestSnapshot
 from modeling.results import (
     COHORTS,
@@ -27,6 +29,7 @@ from modeling.results_estimability import (
     macro_level_counts,
     not_estimable_summary,
 )
+from modeling.vocabulary import level_word, target_source_word
 
 
 @dataclass
@@ -91,8 +94,18 @@ def paper_footnotes(rows: Sequence[PaperRow]) -> list[str]:
             names.append(row.version.name)
     for snapshot, names in snapshots.values():
         notes.append(
-            f"Test snapshot {snapshot.pk} (sha256 {snapshot.sha256[:12]}, {snapshot.n_images} images from "
-            f"{snapshot.n_patients} patients, frozen {snapshot.created_at:%Y-%m-%d %H:%M} UTC): {', '.join(names)}."
+            gettext(
+                "Test snapshot %(id)s (sha256 %(sha)s, %(images)s images from %(patients)s patients, frozen %(frozen)s "
+                "UTC): %(versions)s."
+            )
+            % {
+                "id": snapshot.pk,
+                "sha": snapshot.sha256[:12],
+                "images": snapshot.n_images,
+                "patients": snapshot.n_patients,
+                "frozen": f"{snapshot.created_at:%Y-%m-%d %H:%M}",
+                "versions": ", ".join(names),
+            }
         )
     seen = set()
     for row in rows:
@@ -101,21 +114,25 @@ def paper_footnotes(rows: Sequence[PaperRow]) -> list[str]:
         seen.add(row.version.pk)
         if row.version.is_random_init:
             notes.append(
-                f"{row.version.name} was trained on a random-init backbone (no ImageNet weights): its numbers are "
-                "not comparable with an ImageNet-pretrained VGG16's."
+                gettext(
+                    "%(name)s was trained on a random-init backbone (no ImageNet weights): its numbers are not "
+                    "comparable with an ImageNet-pretrained VGG16's."
+                )
+                % {"name": row.version.name}
             )
         train = (row.target_sources or {}).get("train")
         if not train:
-            notes.append(f"Training targets of {row.version.name}: sources not recorded (trained before they were).")
+            notes.append(
+                gettext("Training targets of %(name)s: sources not recorded (trained before they were).")
+                % {"name": row.version.name}
+            )
             continue
-        parts = [f"{count} {TARGET_SOURCE_LABELS.get(source, source)}" for source, count in sorted(train.items())]
+        parts = [f"{count} {target_source_word(source)}" for source, count in sorted(train.items())]
         notes.append(
-            f"Training targets of {row.version.name} (label rule {row.version.label_rule}): {', '.join(parts)}."
+            gettext("Training targets of %(name)s (label rule %(rule)s): %(sources)s.")
+            % {"name": row.version.name, "rule": row.version.label_rule, "sources": ", ".join(parts)}
         )
     return notes
-
-
-TARGET_SOURCE_LABELS = {"self_report": "self-report", "observer_median": "observer median", "unknown": "unrecorded"}
 
 
 def paper_csv(rows: Sequence[PaperRow], level_names: Sequence[str]) -> str:
@@ -161,7 +178,7 @@ def _csv_value(value: Any) -> str:
 def _auroc_text(entry: dict[str, Any], dash: str) -> str:
     auroc = entry.get("auroc")
     if auroc is None:
-        return "n/a"
+        return gettext("n/a")
     interval = format_interval(entry.get("ci"), dash=dash)
     if not interval and entry.get("ci_not_estimable"):
         return f"{auroc:.3f} ({format_not_estimable(entry['ci_not_estimable'])})"
@@ -170,11 +187,15 @@ def _auroc_text(entry: dict[str, Any], dash: str) -> str:
 
 def paper_cells(row: PaperRow, level_names: Sequence[str], dash: str = "–") -> list[str]:
     m = row.metrics
-    version = f"{row.version.name} (random-init backbone)" if row.version.is_random_init else row.version.name
+    version = (
+        gettext("%(name)s (random-init backbone)") % {"name": row.version.name}
+        if row.version.is_random_init
+        else row.version.name
+    )
     cells = [row.trained_on, row.evaluated_on, version, f"{m['n_images']} ({m['n_patients']})"]
     for name in level_names:
         entry = level_metrics(m, name)
-        cells += [_auroc_text(entry, dash), format_number(entry.get("f1")) if entry.get("support") else "n/a"]
+        cells += [_auroc_text(entry, dash), format_number(entry.get("f1")) if entry.get("support") else gettext("n/a")]
     macro = {
         "auroc": m.get("macro_auroc"),
         "ci": m.get("macro_auroc_ci"),
@@ -182,17 +203,21 @@ def paper_cells(row: PaperRow, level_names: Sequence[str], dash: str = "–") ->
     }
     auroc_levels, f1_levels = macro_level_counts(m)
     macro_auroc = _auroc_text(macro, dash)
+    levels = gettext("%(value)s; %(n)s levels")
     cells += [
-        f"{macro_auroc}; {auroc_levels} levels" if macro["auroc"] is not None else macro_auroc,
-        f"{format_number(m.get('macro_f1'))}; {f1_levels} levels",
+        levels % {"value": macro_auroc, "n": auroc_levels} if macro["auroc"] is not None else macro_auroc,
+        levels % {"value": format_number(m.get("macro_f1")), "n": f1_levels},
     ]
     return cells
 
 
 def paper_header(level_names: Sequence[str]) -> list[str]:
-    header = ["Trained on", "Evaluated on", "Version", "Images (patients)"]
+    header = [gettext("Trained on"), gettext("Evaluated on"), gettext("Version"), gettext("Images (patients)")]
     for name in [*level_names, "macro"]:
-        header += [f"{name} AUROC (95% CI)", f"{name} F1"]
+        header += [
+            gettext("%(level)s AUROC (95%% CI)") % {"level": level_word(name)},
+            gettext("%(level)s F1") % {"level": level_word(name)},
+        ]
     return header
 
 

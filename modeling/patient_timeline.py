@@ -15,17 +15,23 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.utils.translation import gettext, gettext_lazy
 
 from annotation.image_access import may_view_patient_data
 from annotation.models import PainLabel, Patient
 from modeling.ml.levels import PainLevels
 from modeling.models import Assessment, ReadingKind, StreamAssessment
+from modeling.vocabulary import level_word
 
 # Okabe-Ito, as on the results pages; the sources also differ by marker shape.
 SOURCES = {
-    "self_report": {"label": "Self-report (NRS)", "colour": "#0072B2", "shape": "circle", "offset": -7},
-    "observer": {"label": "Observer (NRS)", "colour": "#E69F00", "shape": "square", "offset": 0},
-    "model": {"label": "Model assessment (NRS range of its level)", "colour": "#CC79A7", "offset": 7},
+    "self_report": {"label": gettext_lazy("Self-report (NRS)"), "colour": "#0072B2", "shape": "circle", "offset": -7},
+    "observer": {"label": gettext_lazy("Observer (NRS)"), "colour": "#E69F00", "shape": "square", "offset": 0},
+    "model": {
+        "label": gettext_lazy("Model assessment (NRS range of its level)"),
+        "colour": "#CC79A7",
+        "offset": 7,
+    },
 }
 
 
@@ -40,20 +46,28 @@ def timeline_spec(points: list[dict[str, Any]], *, patient_code: str) -> dict[st
     if not shown:
         return None
     series: dict[str, dict[str, Any]] = {
-        source: {**style, "markers": True, "line": False, "points": [], "ranges": []}
+        source: {**style, "label": str(style["label"]), "markers": True, "line": False, "points": [], "ranges": []}
         for source, style in SOURCES.items()
     }
     for point in shown:
         when = point["time"].strftime("%Y-%m-%d %H:%M")
         if point["source"] == "model":
-            series["model"]["ranges"].append(
-                [_ms(point["time"]), point["low"], point["high"], f"{when}: model {point['who']} says {point['level']}"]
-            )
+            note = gettext("%(when)s: model %(version)s says %(level)s") % {
+                "when": when,
+                "version": point["who"],
+                "level": level_word(point["level"]),
+            }
+            series["model"]["ranges"].append([_ms(point["time"]), point["low"], point["high"], note])
         else:
-            kind = "self-report" if point["source"] == "self_report" else f"observer {point['who']}"
-            series[point["source"]]["points"].append(
-                [_ms(point["time"]), point["nrs"], f"{when}: {kind} NRS {point['nrs']}"]
-            )
+            if point["source"] == "self_report":
+                note = gettext("%(when)s: self-report NRS %(nrs)s") % {"when": when, "nrs": point["nrs"]}
+            else:
+                note = gettext("%(when)s: observer %(rater)s NRS %(nrs)s") % {
+                    "when": when,
+                    "rater": point["who"],
+                    "nrs": point["nrs"],
+                }
+            series[point["source"]]["points"].append([_ms(point["time"]), point["nrs"], note])
     start, end = min(point["time"] for point in shown), max(point["time"] for point in shown)
     if start == end:
         start, end = start - timedelta(hours=1), end + timedelta(hours=1)
@@ -62,8 +76,8 @@ def timeline_spec(points: list[dict[str, Any]], *, patient_code: str) -> dict[st
         start, end = start - margin, end + margin
     return {
         "kind": "lines",
-        "title": f"NRS scores and model assessments of patient {patient_code} over time",
-        "x_label": "Time (UTC; capture time, else upload time)",
+        "title": gettext("NRS scores and model assessments of patient %(code)s over time") % {"code": patient_code},
+        "x_label": gettext("Time (UTC; capture time, else upload time)"),
         "y_label": "NRS",
         "x_domain": [_ms(start), _ms(end)],
         "y_domain": [0, 10],

@@ -5,8 +5,6 @@ worker's to publish (another attempt took it, or it was cancelled).
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from modeling import artifacts, evaluations, provenance
+from modeling.ml.files import copy_checked
 from modeling.ml.levels import PainLevels
 from modeling.models import ModelVersion, RunStatus, Split, TrainingRun
 from modeling.provenance import MANIFEST_KEYS, code_version, library_versions
@@ -108,21 +107,7 @@ def _publish_weights(run_id: int, source: str, expected_sha256: str) -> Path:
     """Copy the weights into place, checking the sha256 of the bytes as they are written (a
     fine-tuned VGG16 is half a gigabyte: reading it back would double the cost)."""
     target = artifacts.run_artifact_dir(run_id) / "weights.pt"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".weights.pt.{os.getpid()}.part")
-    digest = hashlib.sha256()
-    try:
-        with open(source, "rb") as reader, open(partial, "wb") as writer:
-            for chunk in iter(lambda: reader.read(1 << 20), b""):
-                digest.update(chunk)
-                writer.write(chunk)
-            writer.flush()
-            os.fsync(writer.fileno())
-        if digest.hexdigest() != expected_sha256:
-            raise OSError(f"weights copied from {source} do not match their sha256 {expected_sha256}")
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    copy_checked(source, target, expected_sha256=expected_sha256)
     return target
 
 

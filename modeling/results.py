@@ -14,6 +14,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from modeling.models import Evaluation, ModelVersion, TestSnapshot
 from modeling.results_estimability import (
@@ -21,12 +23,13 @@ from modeling.results_estimability import (
     format_not_estimable,
     is_zero_width,
 )
+from modeling.vocabulary import level_word
 
 COHORTS = ("clinical", "simulated", "combined")
 COHORT_LABELS = {
-    "clinical": "Clinical (CPD)",
-    "simulated": "Simulated (SPD)",
-    "combined": "Combined (CD)",
+    "clinical": _("Clinical (CPD)"),
+    "simulated": _("Simulated (SPD)"),
+    "combined": _("Combined (CD)"),
 }
 # The study's dataset abbreviations: Clinical Pain Dataset, Simulated Pain Dataset, Combined.
 DATASET_ABBREVIATIONS = {"clinical": "CPD", "simulated": "SPD", "combined": "CD"}
@@ -52,9 +55,10 @@ def pain_level_descriptions(version: ModelVersion) -> list[str]:
     for level in version.pain_levels or []:
         if isinstance(level, dict) and level.get("nrs"):
             low, high = level["nrs"]
-            described.append(f"{level['name']} (NRS {low})" if low == high else f"{level['name']} (NRS {low}–{high})")
+            name = level_word(level["name"])
+            described.append(f"{name} (NRS {low})" if low == high else f"{name} (NRS {low}–{high})")
         else:
-            described.append(level["name"] if isinstance(level, dict) else str(level))
+            described.append(level_word(level["name"]) if isinstance(level, dict) else str(level))
     return described
 
 
@@ -67,7 +71,7 @@ def trained_on_label(cohorts: Sequence[str]) -> str:
         return "SPD-train"
     if chosen == {"clinical"}:
         return "CPD-train"
-    return "-".join(sorted(chosen)) + "-train" if chosen else "unknown"
+    return "-".join(sorted(chosen)) + "-train" if chosen else gettext("unknown")
 
 
 def evaluated_on_label(cohort: str) -> str:
@@ -75,7 +79,7 @@ def evaluated_on_label(cohort: str) -> str:
 
 
 def format_number(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+    return gettext("n/a") if value is None else f"{value:.{digits}f}"
 
 
 def format_interval(ci: Sequence[float] | None, dash: str = "–", digits: int = 3) -> str:
@@ -88,7 +92,7 @@ def format_interval(ci: Sequence[float] | None, dash: str = "–", digits: int =
 
 def format_p_value(p: float | None) -> str:
     if p is None:
-        return "n/a"
+        return gettext("n/a")
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
@@ -142,7 +146,7 @@ class Cell:
     @property
     def text(self) -> str:
         if self.value is None:
-            return "n/a"
+            return gettext("n/a")
         if isinstance(self.value, int):
             return str(self.value)
         return format_number(self.value)
@@ -205,13 +209,15 @@ def level_names_of(versions: Iterable[ModelVersion]) -> list[str]:
 
 
 def table_columns(level_names: Sequence[str]) -> list[Column]:
-    columns = [Column(f"auroc:{name}", name, "AUROC (95% CI)") for name in level_names]
-    columns.append(Column("macro_auroc", "macro", "AUROC (95% CI)"))
-    columns += [Column(f"f1:{name}", name, "F1 (95% CI)") for name in level_names]
-    columns.append(Column("macro_f1", "macro", "F1 (95% CI)"))
-    columns.append(Column("kappa_quadratic", "κ (quadratic)", "Agreement"))
-    columns.append(Column("n_images", "images", "Test set", is_score=False))
-    columns.append(Column("n_patients", "patients", "Test set", is_score=False))
+    auroc, f1 = gettext("AUROC (95% CI)"), gettext("F1 (95% CI)")
+    columns = [Column(f"auroc:{name}", level_word(name), auroc) for name in level_names]
+    columns.append(Column("macro_auroc", level_word("macro"), auroc))
+    columns += [Column(f"f1:{name}", level_word(name), f1) for name in level_names]
+    columns.append(Column("macro_f1", level_word("macro"), f1))
+    columns.append(Column("kappa_quadratic", gettext("κ (quadratic)"), gettext("Agreement")))
+    test_set = gettext("Test set")
+    columns.append(Column("n_images", gettext("images"), test_set, is_score=False))
+    columns.append(Column("n_patients", gettext("patients"), test_set, is_score=False))
     return columns
 
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.utils.translation import gettext
+
+from modeling.stored_text import translated_reason
+
+# Recorded in English like the ML core's reasons; shown through translated_reason.
 ZERO_WIDTH = "every bootstrap resample gave the same value; a zero-width interval is not a confidence interval"
 
 
@@ -20,7 +25,7 @@ def is_zero_width(ci: Sequence[float] | None) -> bool:
 
 def format_not_estimable(reason: str | None) -> str:
     """What stands in place of an interval or p-value the data cannot support."""
-    return f"not estimable ({reason})" if reason else ""
+    return gettext("not estimable (%(reason)s)") % {"reason": translated_reason(reason)} if reason else ""
 
 
 def macro_level_counts(m: dict[str, Any]) -> tuple[int, int]:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext
+
 from modeling.metric_views import calibration, confusion, roc_curves
+from modeling.vocabulary import level_word
 
 LEVEL_COLOURS = ["--level-none", "--level-mild", "--level-moderate", "--level-severe"]
 EXTRA_COLOURS = ["--okabe-purple", "--okabe-yellow", "--okabe-blue", "--okabe-black"]
@@ -24,7 +27,8 @@ def _level_style(index: int) -> tuple[str, str]:
 
 
 def _auroc_label(name: str, auroc: float | None) -> str:
-    return f"{name} (AUROC {auroc:.3f})" if auroc is not None else f"{name} (AUROC n/a)"
+    shown = f"{auroc:.3f}" if auroc is not None else gettext("n/a")
+    return gettext("%(name)s (AUROC %(auroc)s)") % {"name": name, "auroc": shown}
 
 
 def roc_levels_spec(metrics: dict[str, Any], title: str) -> dict[str, Any]:
@@ -36,7 +40,7 @@ def roc_levels_spec(metrics: dict[str, Any], title: str) -> dict[str, Any]:
         colour, dash = _level_style(index)
         series.append(
             {
-                "label": _auroc_label(curve["level"], curve["auroc"]),
+                "label": _auroc_label(level_word(curve["level"]), curve["auroc"]),
                 "colour": colour,
                 "dash": dash,
                 "points": list(zip(curve["fpr"], curve["tpr"], strict=True)),
@@ -61,7 +65,7 @@ def roc_overlay_spec(level: str, sides: dict[str, tuple[str, dict[str, Any]]]) -
                 "points": list(zip(curve["fpr"], curve["tpr"], strict=True)),
             }
         )
-    return _roc_spec(f"ROC: {level} vs rest", series)
+    return _roc_spec(gettext("ROC: %(level)s vs rest") % {"level": level_word(level)}, series)
 
 
 def _unit_square_lines(
@@ -82,7 +86,11 @@ def _unit_square_lines(
 
 def _roc_spec(title: str, series: list[dict[str, Any]]) -> dict[str, Any]:
     return _unit_square_lines(
-        title, "False positive rate (1 − specificity)", "True positive rate (sensitivity)", "chance", series
+        title,
+        gettext("False positive rate (1 − specificity)"),
+        gettext("True positive rate (sensitivity)"),
+        gettext("chance"),
+        series,
     )
 
 
@@ -103,7 +111,11 @@ def calibration_spec(sides: list[tuple[str, str, str, dict[str, Any]]], title: s
         suffix = f" (ECE {ece:.3f})" if ece is not None else ""
         series.append({"label": label + suffix, "colour": colour, "dash": dash, "markers": True, "points": points})
     return _unit_square_lines(
-        title, "Mean predicted probability (confidence)", "Observed accuracy", "perfect calibration", series
+        title,
+        gettext("Mean predicted probability (confidence)"),
+        gettext("Observed accuracy"),
+        gettext("perfect calibration"),
+        series,
     )
 
 
@@ -112,12 +124,12 @@ def confusion_spec(metrics: dict[str, Any], title: str) -> dict[str, Any]:
     return {
         "kind": "heatmap",
         "title": title,
-        "x_label": "Predicted level",
-        "y_label": "True level",
-        "labels": found["labels"],
+        "x_label": gettext("Predicted level"),
+        "y_label": gettext("True level"),
+        "labels": [level_word(label) for label in found["labels"]],
         "rows": [
             {
-                "label": label,
+                "label": level_word(label),
                 "cells": [{"count": count, "share": share} for count, share in zip(counts, shares, strict=True)],
             }
             for label, counts, shares in zip(found["labels"], found["counts"], found["row_normalised"], strict=True)
@@ -135,17 +147,25 @@ def training_specs(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     loss, val_loss, auroc = points("loss"), points("val_loss"), points("val_macro_auroc")
     epochs = [entry["epoch"] for entry in history if entry.get("epoch") is not None] or [1]
     x_domain = [min(epochs), max(max(epochs), min(epochs) + 1)]
-    loss_series = [{"label": "training loss", "colour": "--version-a", "dash": "", "markers": True, "points": loss}]
+    loss_series = [
+        {"label": gettext("training loss"), "colour": "--version-a", "dash": "", "markers": True, "points": loss}
+    ]
     if val_loss:
         loss_series.append(
-            {"label": "validation loss", "colour": "--version-b", "dash": "7 4", "markers": True, "points": val_loss}
+            {
+                "label": gettext("validation loss"),
+                "colour": "--version-b",
+                "dash": "7 4",
+                "markers": True,
+                "points": val_loss,
+            }
         )
     return [
         {
             "kind": "lines",
-            "title": "Loss per epoch",
-            "x_label": "Epoch",
-            "y_label": "Cross-entropy loss",
+            "title": gettext("Loss per epoch"),
+            "x_label": gettext("Epoch"),
+            "y_label": gettext("Cross-entropy loss"),
             "x_domain": x_domain,
             "y_domain": [0, max([y for _, y in loss + val_loss] or [1]) * 1.05],
             "integer_x": True,
@@ -153,15 +173,15 @@ def training_specs(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         },
         {
             "kind": "lines",
-            "title": "Validation macro AUROC per epoch",
-            "x_label": "Epoch",
-            "y_label": "Validation macro AUROC",
+            "title": gettext("Validation macro AUROC per epoch"),
+            "x_label": gettext("Epoch"),
+            "y_label": gettext("Validation macro AUROC"),
             "x_domain": x_domain,
             "y_domain": [0, 1],
             "integer_x": True,
             "series": [
                 {
-                    "label": "validation macro AUROC",
+                    "label": gettext("validation macro AUROC"),
                     "colour": "--okabe-purple",
                     "dash": "",
                     "markers": True,

@@ -26,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from annotation.models import PainLabel
 from modeling.models import ModelVersion, RetrainPolicy, RetrainTrigger, TrainingRun
@@ -54,9 +55,11 @@ def set_policy(
 ) -> RetrainPolicy:
     """Store a new policy (the old one stays as history), audited. ValidationError names what is wrong."""
     if enabled and not min_new_labels and daily_at is None:
-        raise ValidationError({"min_new_labels": ["an enabled policy needs a label count, a daily time or both"]})
+        raise ValidationError(
+            {"min_new_labels": [gettext("an enabled policy needs a label count, a daily time or both")]}
+        )
     if min_new_labels is not None and min_new_labels < 1:
-        raise ValidationError({"min_new_labels": ["must be at least 1"]})
+        raise ValidationError({"min_new_labels": [gettext("must be at least 1")]})
     config = clean_training_config(config)
     with transaction.atomic():
         policy = RetrainPolicy.objects.create(

@@ -6,6 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.text import format_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from modeling.label_rules import LABEL_RULES
@@ -31,18 +34,23 @@ class StrictFloatField(serializers.FloatField):
 
 def _number(name: str, field_class: type[serializers.Field]) -> serializers.Field:
     low, high = LIMITS[name]
-    between = f"{name} must be between {low:g} and {high:g}"
-    whole = "whole " if field_class is StrictIntegerField else ""
+    # Lazy: the messages are read in the language of the request that fails the check.
+    between = format_lazy(_("{name} must be between {low} and {high}"), name=name, low=f"{low:g}", high=f"{high:g}")
+    if field_class is StrictIntegerField:
+        invalid = format_lazy(_("{name} must be a whole number"), name=name)
+    else:
+        invalid = format_lazy(_("{name} must be a number"), name=name)
     return field_class(
         required=False,
         min_value=low,
         max_value=high,
-        error_messages={"invalid": f"{name} must be a {whole}number", "min_value": between, "max_value": between},
+        error_messages={"invalid": invalid, "min_value": between, "max_value": between},
     )
 
 
 def _choice(name: str, choices: tuple[str, ...]) -> serializers.ChoiceField:
-    message = f"unknown {name} '{{input}}'; valid: {', '.join(choices)}"
+    # DRF fills in {input} itself, so it reaches it still in braces.
+    message = format_lazy(_("unknown {name} '{{input}}'; valid: {choices}"), name=name, choices=", ".join(choices))
     return serializers.ChoiceField(choices=choices, required=False, error_messages={"invalid_choice": message})
 
 
@@ -55,10 +63,13 @@ class CohortsField(serializers.ListField):
         if isinstance(data, str):
             data = [data]
         if not isinstance(data, (list, tuple)) or not data:
-            raise serializers.ValidationError(f"choose at least one cohort: {', '.join(COHORTS)}")
+            raise serializers.ValidationError(
+                gettext("choose at least one cohort: %(cohorts)s") % {"cohorts": ", ".join(COHORTS)}
+            )
         if bad := [cohort for cohort in data if cohort not in COHORTS]:
             raise serializers.ValidationError(
-                f"unknown cohort(s) {', '.join(map(str, bad))}; valid: {', '.join(COHORTS)}"
+                gettext("unknown cohort(s) %(bad)s; valid: %(cohorts)s")
+                % {"bad": ", ".join(map(str, bad)), "cohorts": ", ".join(COHORTS)}
             )
         return [cohort for cohort in COHORTS if cohort in data]
 
@@ -81,12 +92,15 @@ class TrainingConfigSerializer(serializers.Serializer):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, Mapping):
             raise serializers.ValidationError(
-                {"non_field_errors": ["the training settings must be an object of name: value"]}
+                {"non_field_errors": [gettext("the training settings must be an object of name: value")]}
             )
         given = {name: value for name, value in data.items() if value is not None and value != ""}
         errors: dict[str, Any] = {}
         if unknown := sorted(set(given) - set(self.fields)):
-            errors["non_field_errors"] = [f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(self.fields)}"]
+            errors["non_field_errors"] = [
+                gettext("unknown setting(s) %(unknown)s; valid: %(valid)s")
+                % {"unknown": ", ".join(unknown), "valid": ", ".join(self.fields)}
+            ]
         try:
             values = super().to_internal_value({name: value for name, value in given.items() if name in self.fields})
         except serializers.ValidationError as error:

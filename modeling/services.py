@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from modeling import selectors
 from modeling.artifacts import remove_run_files, run_work_dir
@@ -36,6 +37,7 @@ from modeling.models import (
     TrainingSnapshot,
 )
 from modeling.serializers_training import clean_training_config
+from modeling.vocabulary import cohort_word, status_word
 from painsite.core.services import record_event
 
 TRAINING_QUEUE = "training"
@@ -52,8 +54,10 @@ class TrainingAlreadyActive(Exception):
     def __init__(self, active_run: TrainingRun) -> None:
         self.active_run = active_run
         super().__init__(
-            f"training run {active_run.pk} is already {active_run.status} on the '{active_run.queue}' queue; "
-            "wait for it to finish or cancel it"
+            gettext(
+                "training run %(id)s is already %(status)s on the '%(queue)s' queue; wait for it to finish or cancel it"
+            )
+            % {"id": active_run.pk, "status": status_word(active_run.status), "queue": active_run.queue}
         )
 
 
@@ -62,13 +66,16 @@ class RunNotActive(Exception):
 
     def __init__(self, run: TrainingRun) -> None:
         self.run = run
-        super().__init__(f"training run {run.pk} already {run.status}: there is nothing to cancel")
+        super().__init__(
+            gettext("training run %(id)s already %(status)s: there is nothing to cancel")
+            % {"id": run.pk, "status": status_word(run.status)}
+        )
 
 
 class AlreadyInProduction(Exception):
     def __init__(self, version: ModelVersion) -> None:
         self.version = version
-        super().__init__(f"{version.name} is already the production model")
+        super().__init__(gettext("%(name)s is already the production model") % {"name": version.name})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,13 +203,16 @@ def snapshot_training_data(*, cohorts: list[str], label_rule: str) -> dict[str, 
 
 def _check_enough_data(manifest: dict[str, Any]) -> None:
     counts = manifest["counts"]
-    cohorts = " and ".join(manifest["cohorts"])
+    cohorts = gettext(" and ").join(cohort_word(cohort) for cohort in manifest["cohorts"])
     if not counts[Split.TRAIN]:
         raise ValidationError(
             {
                 "cohorts": [
-                    f"no labelled images of consenting {cohorts} patients in the training split "
-                    f"under the label rule {manifest['label_rule']!r}"
+                    gettext(
+                        "no labelled images of consenting %(cohorts)s patients in the training split under the label "
+                        "rule %(rule)s"
+                    )
+                    % {"cohorts": cohorts, "rule": repr(manifest["label_rule"])}
                 ]
             }
         )
@@ -210,8 +220,11 @@ def _check_enough_data(manifest: dict[str, Any]) -> None:
         raise ValidationError(
             {
                 "cohorts": [
-                    f"no labelled images of consenting {cohorts} patients in the validation split: "
-                    "early stopping needs at least one validation patient"
+                    gettext(
+                        "no labelled images of consenting %(cohorts)s patients in the validation split: early "
+                        "stopping needs at least one validation patient"
+                    )
+                    % {"cohorts": cohorts}
                 ]
             }
         )
@@ -361,9 +374,11 @@ class RandomInitNotConfirmed(Exception):
     def __init__(self, version: ModelVersion) -> None:
         self.version = version
         super().__init__(
-            f"{version.name} has a random-init backbone (its VGG16 was not trained on ImageNet), so its "
-            "assessments are far weaker than an ImageNet model's; promoting it needs explicit confirmation "
-            "(confirm_random_init)"
+            gettext(
+                "%(name)s has a random-init backbone (its VGG16 was not trained on ImageNet), so its assessments are "
+                "far weaker than an ImageNet model's; promoting it needs explicit confirmation (confirm_random_init)"
+            )
+            % {"name": version.name}
         )
 
 
@@ -375,7 +390,7 @@ def promote_model_version(
     promoted only with `confirm_random_init` (RandomInitNotConfirmed otherwise)."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": ["a reason is required to change the production model"]})
+        raise ValidationError({"reason": [gettext("a reason is required to change the production model")]})
     with transaction.atomic():
         version = ModelVersion.objects.select_for_update().get(pk=version.pk)
         if version.stage == Stage.PRODUCTION:

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
 from modeling.ml.levels import PainLevels
 from modeling.models import Split, TestSnapshot
@@ -79,7 +80,12 @@ def take_test_snapshot(*, label_rule: str, reason: str = "requested") -> TestSna
     images = [item for item in manifest["images"] if item["split"] == Split.TEST]
     if not images:
         raise ValidationError(
-            {"snapshot": [f"there are no labelled test images under the label rule {label_rule!r} yet"]}
+            {
+                "snapshot": [
+                    gettext("there are no labelled test images under the label rule %(rule)s yet")
+                    % {"rule": repr(label_rule)}
+                ]
+            }
         )
     levels = PainLevels.parse(settings.PAINSITE_PAIN_LEVELS)
     return snapshot_of(images=images, label_rule=label_rule, pain_levels=levels_spec(levels), reason=reason)

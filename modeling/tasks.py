@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
 from modeling import drift, evaluations, feature_backlog, gate, retrain_policy, services, training_runner, ward_rounds
 from modeling.models import Evaluation, EvaluationStatus, RunStatus, TrainingRun
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, name=services.RUN_TRAINING_TASK)
@@ -20,7 +24,7 @@ def run_training(self, run_id: int) -> dict[str, object]:
     status = training_runner.execute(run_id, report_state=report_state if self.request.id else None)
     if status == RunStatus.SUCCEEDED:
         version = TrainingRun.objects.get(pk=run_id).model_version
-        gate.judge(version)  # now, if the production version was already scored on its snapshot
+        gate.judge_published(version)
     return {"run": run_id, "status": status}
 
 
@@ -47,15 +51,24 @@ def run_evaluation(evaluation_id: int) -> dict[str, object]:
 @shared_task(name="modeling.tasks.run_learning_loop")
 def run_learning_loop() -> dict[str, object]:
     """Beat's round of the learning loop (every PAINSITE_LEARNING_LOOP_SECONDS): verdicts a
-    stopped worker missed, the retrain policy, the drift watch."""
-    decisions = gate.judge_waiting()
-    run = retrain_policy.check_policy()
-    report = drift.warn_on_drift()
+    stopped worker missed, the retrain policy, the drift watch. A part that fails is logged and
+    tried again next round; it does not keep the others from running."""
+    decisions = _logged(gate.judge_waiting) or []
+    run = _logged(retrain_policy.check_policy)
+    report = _logged(drift.warn_on_drift)
     return {
         "verdicts": [decision.pk for decision in decisions],
         "started_run": run.pk if run else None,
-        "drift": report.verdict,
+        "drift": report.verdict if report else "failed",
     }
+
+
+def _logged(part):
+    try:
+        return part()
+    except Exception:
+        logger.exception("learning loop: %s failed", part.__qualname__)
+        return None
 
 
 @shared_task(name=feature_backlog.COMPUTE_PENDING_FEATURES_TASK)

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 
 from modeling import gate, retrain_policy
 from modeling.forms_learning_loop import GateRuleForm, RetrainPolicyForm
@@ -42,14 +43,14 @@ def learning_loop_page(request: HttpRequest) -> HttpResponse:
                     for field, problems in error.message_dict.items():
                         policy_form.add_error(field if field in policy_form.fields else None, problems)
                 else:
-                    messages.success(request, "The retrain policy is saved.")
+                    messages.success(request, gettext("The retrain policy is saved."))
                     return redirect("learning-loop")
             status = 422
         elif which == "gate":
             gate_form = GateRuleForm(request.POST)
             if gate_form.is_valid():
                 gate.set_gate_rule(**gate_form.cleaned_data, set_by=request.user)
-                messages.success(request, "The gate rule is saved.")
+                messages.success(request, gettext("The gate rule is saved."))
                 return redirect("learning-loop")
             status = 422
         else:

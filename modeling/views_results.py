@@ -6,7 +6,9 @@ from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import translation
 from django.utils.text import slugify
+from django.utils.translation import gettext
 
 from modeling import comparisons, metric_views, paper_table, results, selectors
 from modeling.models import GateDecision, ModelVersion, Stage, TestSnapshot
@@ -38,7 +40,7 @@ def _chosen_snapshot(request: HttpRequest) -> TestSnapshot | None:
     if not value:
         return selectors.default_results_snapshot()
     if not value.isdigit():
-        raise Http404("test snapshot ids are whole numbers")
+        raise Http404(gettext("test snapshot ids are whole numbers"))
     return get_object_or_404(selectors.snapshots_light(), pk=int(value))
 
 
@@ -82,12 +84,17 @@ def results_paper(request: HttpRequest) -> HttpResponse:
     if export:
         if export not in paper_table.PAPER_FORMATS:
             return HttpResponse(
-                f"Unknown format {export!r}; choose one of: {', '.join(paper_table.PAPER_FORMATS)}.",
+                gettext("Unknown format %(format)s; choose one of: %(formats)s.")
+                % {"format": repr(export), "formats": ", ".join(paper_table.PAPER_FORMATS)},
                 status=400,
                 content_type="text/plain; charset=utf-8",
             )
         content_type, extension, render_table = paper_table.PAPER_FORMATS[export]
-        response = HttpResponse(render_table(rows, level_names), content_type=content_type)
+        # Downloads are for papers: English whatever the page's language (and a LaTeX fragment
+        # that needs no CJK package).
+        with translation.override("en"):
+            table = render_table(rows, level_names)
+        response = HttpResponse(table, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="painsite-results.{extension}"'
         return response
 
@@ -107,7 +114,7 @@ def _version_or_none(value: str | None) -> ModelVersion | None:
     if not value:
         return None
     if not value.isdigit():
-        raise Http404("model version ids are whole numbers")
+        raise Http404(gettext("model version ids are whole numbers"))
     # Predictions load only when the comparison is not cached yet (deferred fields load on use).
     versions = ModelVersion.objects.select_related("created_by").defer(*results.HEAVY_FIELDS)
     return get_object_or_404(versions, pk=int(value))
@@ -136,7 +143,7 @@ def _comparison_section(a: ModelVersion, b: ModelVersion, cohort: str, shown: di
         section["calibration"] = _with_id(
             calibration_spec(
                 [(f"A: {a.name}", *VERSION_STYLE["a"], metrics_a), (f"B: {b.name}", *VERSION_STYLE["b"], metrics_b)],
-                f"Reliability, {label}",
+                gettext("Reliability, %(cohort)s") % {"cohort": label},
             ),
             cohort,
             "calibration",
@@ -179,10 +186,19 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
         if results.is_available(metrics):
             label = results.COHORT_LABELS[cohort]
             section["rows"] = metric_views.level_rows(metrics)
-            section["roc"] = _with_id(roc_levels_spec(metrics, f"ROC per pain level, {label}"), cohort, "roc")
-            section["confusion"] = _with_id(confusion_spec(metrics, f"Confusion matrix, {label}"), cohort, "confusion")
+            section["roc"] = _with_id(
+                roc_levels_spec(metrics, gettext("ROC per pain level, %(cohort)s") % {"cohort": label}), cohort, "roc"
+            )
+            section["confusion"] = _with_id(
+                confusion_spec(metrics, gettext("Confusion matrix, %(cohort)s") % {"cohort": label}),
+                cohort,
+                "confusion",
+            )
             section["calibration"] = _with_id(
-                calibration_spec([(version.name, *VERSION_STYLE["a"], metrics)], f"Reliability, {label}"),
+                calibration_spec(
+                    [(version.name, *VERSION_STYLE["a"], metrics)],
+                    gettext("Reliability, %(cohort)s") % {"cohort": label},
+                ),
                 cohort,
                 "calibration",
             )

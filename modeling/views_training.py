@@ -8,11 +8,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
 
 from modeling import retrain_policy, selectors, services
 from modeling.forms_training import TrainingRunForm
 from modeling.models import ModelVersion, TrainingRun
 from modeling.serializers_training import TrainingRunSerializer
+from modeling.stored_text import translated_message
 from painsite.core.permissions import page_permissions
 
 RUNS_SHOWN = 50
@@ -34,7 +36,7 @@ def training_page(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, str(conflict))
                 status = 409
             else:
-                messages.success(request, f"Training run {run.pk} is queued.")
+                messages.success(request, gettext("Training run %(id)s is queued.") % {"id": run.pk})
                 return redirect("training")
         else:
             status = 422
@@ -60,7 +62,8 @@ def training_page(request: HttpRequest) -> HttpResponse:
 def training_run_progress(request: HttpRequest, pk: int) -> JsonResponse:
     """What the progress bar polls: the run's status and progress, as the API shows them."""
     run = get_object_or_404(selectors.training_runs(), pk=pk)
-    response = JsonResponse(TrainingRunSerializer(run).data)
+    # The API's fields, and the progress message in the reader's language for the page to show.
+    response = JsonResponse({**TrainingRunSerializer(run).data, "message_text": translated_message(run.message)})
     response["Cache-Control"] = "no-store"
     return response
 
@@ -74,9 +77,11 @@ def training_run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(error))
     else:
         if run.status == "cancelled":
-            messages.success(request, f"Training run {run.pk} was cancelled.")
+            messages.success(request, gettext("Training run %(id)s was cancelled.") % {"id": run.pk})
         else:
-            messages.success(request, f"Training run {run.pk} will stop after its current batch.")
+            messages.success(
+                request, gettext("Training run %(id)s will stop after its current batch.") % {"id": run.pk}
+            )
     return redirect("training")
 
 
@@ -92,15 +97,17 @@ def promote_version(request: HttpRequest, pk: int) -> HttpResponse:
             confirm_random_init=request.POST.get("confirm_random_init") == "on",
         )
     except ValidationError:
-        messages.error(request, f"{version.name} was not promoted: a reason is required.")
+        messages.error(request, gettext("%(name)s was not promoted: a reason is required.") % {"name": version.name})
     except services.RandomInitNotConfirmed as error:
         messages.error(
-            request, f"{version.name} was not promoted: {error}. Tick the confirmation box to promote it anyway."
+            request,
+            gettext("%(name)s was not promoted: %(reason)s. Tick the confirmation box to promote it anyway.")
+            % {"name": version.name, "reason": error},
         )
     except services.AlreadyInProduction as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, f"{version.name} is now the production model.")
+        messages.success(request, gettext("%(name)s is now the production model.") % {"name": version.name})
     return redirect(_back_to(request, default=reverse("results-version", args=[version.pk])))
 
 

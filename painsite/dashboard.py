@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext
 
 from annotation.models import Image, Patient
 from modeling import drift, retrain_policy
@@ -56,7 +57,7 @@ def learning_loop_status() -> dict[str, object]:
 def dashboard(request: HttpRequest) -> HttpResponse:
     role = role_of(request.user)
     if role is None:
-        raise PermissionDenied("Your account has no role yet.")
+        raise PermissionDenied(gettext("Your account has no role yet."))
     # Admins install the weights, so they see whether training would fall back to random init.
     backbone = backbone_status() if role == ADMIN else None
     context = {

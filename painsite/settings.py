@@ -96,9 +96,11 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "painsite.core.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "painsite.core.middleware.ContentSecurityPolicyMiddleware",
@@ -118,6 +120,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "painsite.core.context_processors.roles",
@@ -212,10 +215,22 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
-LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.getenv("TIME_ZONE", "UTC")
-USE_I18N = True
 USE_TZ = True
+
+# Languages (docs/deploy.md): each visitor gets the language of their browser (Accept-Language)
+# or the one they chose with the selector on every page; a signed-in user's choice is saved to
+# their account and applied at each sign-in (painsite/core/languages.py). PAINSITE_LANGUAGE is the
+# site's default: what a browser that asks for none of these languages gets, and what background
+# workers write stored messages in.
+USE_I18N = True
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LANGUAGE_CODE = os.getenv("PAINSITE_LANGUAGE", "en")
+if LANGUAGE_CODE not in dict(LANGUAGES):
+    raise ImproperlyConfigured(
+        f"PAINSITE_LANGUAGE={LANGUAGE_CODE!r}; valid options: {', '.join(code for code, _ in LANGUAGES)}"
+    )
+LOCALE_PATHS = [BASE_DIR / "locale"]
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

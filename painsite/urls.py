@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView
 
 from painsite import dashboard
@@ -8,6 +9,7 @@ from painsite.core import views as core_views
 from painsite.core import views_notices, views_people
 from painsite.core.api_auth import TokenView
 from painsite.core.auth import ThrottledAuthenticationForm
+from painsite.core.views_language import SetLanguage
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -31,6 +33,9 @@ urlpatterns = [
     path("api/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", core_views.api_docs, name="api-docs"),
+    # The language selector of every page, and the translations the scripts use (base.html).
+    path("i18n/setlang/", SetLanguage.as_view(), name="set_language"),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     # Pages that do not use base.html (the Django admin, the API docs) get the icon from here.
     path("favicon.ico", core_views.Favicon.as_view()),
     path("", include("annotation.urls")),

@@ -5,6 +5,15 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def start_the_gate_after_existing_versions(apps, schema_editor):
+    """Rule 1 with the documented defaults; versions made before it are never judged."""
+    ModelVersion = apps.get_model("modeling", "ModelVersion")
+    GateRule = apps.get_model("modeling", "GateRule")
+    newest = ModelVersion.objects.order_by("-id").values_list("id", flat=True).first()
+    if newest is not None:
+        GateRule.objects.create(first_version_id=newest + 1)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -30,6 +39,7 @@ class Migration(migrations.Migration):
                 ('margin', models.FloatField(default=0.02)),
                 ('alpha', models.FloatField(default=0.05)),
                 ('auto_promote', models.BooleanField(default=False)),
+                ('first_version_id', models.PositiveIntegerField(default=0)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
@@ -100,4 +110,5 @@ class Migration(migrations.Migration):
             model_name='retrainpolicy',
             constraint=models.CheckConstraint(condition=models.Q(('enabled', False), ('min_new_labels__gte', 1), ('daily_at__isnull', False), _connector='OR'), name='retrain_policy_enabled_has_a_trigger'),
         ),
+        migrations.RunPython(start_the_gate_after_existing_versions, migrations.RunPython.noop),
     ]

@@ -3,14 +3,12 @@ and telling what is installed without reading 553 MB."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from modeling.ml import backbone
 from modeling.ml.backbone import WeightsFileError, installed_weights_path, sha256_of_file
+from modeling.ml.files import CopyMismatch, copy_checked
 
 
 @dataclass(frozen=True)
@@ -55,20 +53,8 @@ def install_imagenet_weights(source: Path, *, destination: Path | None = None) -
             f"{source} is not torchvision's VGG16 IMAGENET1K_V1 weights file: its sha256 is {sha}, expected {expected}"
         )
     target = Path(destination) if destination is not None else installed_weights_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=".installing-", suffix=".pth")
     try:
-        digest = hashlib.sha256()
-        with os.fdopen(handle, "wb") as out, open(source, "rb") as into:
-            for chunk in iter(lambda: into.read(1 << 22), b""):
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != expected:
-            raise WeightsFileError(f"{source} changed while it was copied: nothing was installed")
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        copy_checked(source, target, expected_sha256=expected)
+    except CopyMismatch:
+        raise WeightsFileError(f"{source} changed while it was copied: nothing was installed") from None
     return target, sha

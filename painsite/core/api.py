@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.response import Response
@@ -56,7 +57,7 @@ def _summary(data: Any) -> str:
         return f"{field}: {problem}"
     if isinstance(data, list) and data:
         return str(data[0])
-    return "invalid request"
+    return gettext("invalid request")
 
 
 class HasPermission(permissions.BasePermission):

@@ -22,18 +22,19 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy
 from rest_framework.throttling import BaseThrottle
 
 from painsite.core.services import record_event
 
-LOCKOUT_MESSAGE = (
+LOCKOUT_MESSAGE = gettext_lazy(
     "Too many failed log-in attempts for this account. It is locked for {minutes} minutes; "
     "ask an administrator if you need access sooner."
 )
 
 
 def lockout_message() -> str:
-    return LOCKOUT_MESSAGE.format(minutes=max(1, settings.PAINSITE_LOGIN_LOCKOUT_SECONDS // 60))
+    return str(LOCKOUT_MESSAGE).format(minutes=max(1, settings.PAINSITE_LOGIN_LOCKOUT_SECONDS // 60))
 
 
 def is_locked_out(request: HttpRequest) -> bool:

@@ -6,6 +6,10 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils import translation
+from django.utils.translation import gettext
+
+from painsite.core.languages import session_language
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +28,35 @@ class ContentSecurityPolicyMiddleware:
         response.headers.setdefault("Content-Security-Policy", self.policy)
         response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(), geolocation=()")
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        return response
+
+
+class UserLanguageMiddleware:
+    """A signed-in user's saved language (copied into the session at sign-in) wins over the one
+    LocaleMiddleware took from the browser. The language cookie follows it, so the log-in page
+    after signing out, and the JavaScript catalog, speak the same language."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        # Signing out flushes the session, so only a signed-in session holds a language.
+        language = session_language(getattr(request, "session", None))
+        if language is not None:
+            translation.activate(language)
+            request.LANGUAGE_CODE = translation.get_language()
+        response = self.get_response(request)
+        if language is not None and request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME) != language:
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME,
+                language,
+                max_age=settings.LANGUAGE_COOKIE_AGE,
+                path=settings.LANGUAGE_COOKIE_PATH,
+                domain=settings.LANGUAGE_COOKIE_DOMAIN,
+                secure=settings.LANGUAGE_COOKIE_SECURE,
+                httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            )
         return response
 
 
@@ -47,12 +80,13 @@ class DatabaseUnavailableMiddleware:
             return None
         # Drop the broken connection so the next request opens a fresh one.
         connection.close_if_unusable_or_obsolete()
-        message = "The database is unavailable right now; nothing was saved. Please retry in a few seconds."
+        message = gettext("The database is unavailable right now; nothing was saved. Please retry in a few seconds.")
         if request.path.startswith("/api/"):
             response: HttpResponse = JsonResponse({"error": message, "details": None}, status=503)
         else:
+            title = gettext("Temporarily unavailable")
             response = HttpResponse(
-                f"<!doctype html><title>Temporarily unavailable</title><h1>Temporarily unavailable</h1><p>{message}</p>",
+                f"<!doctype html><title>{title}</title><h1>{title}</h1><p>{message}</p>",
                 status=503,
             )
         response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)
@@ -71,6 +105,7 @@ class StorageUnavailableMiddleware:
     disk is full, over quota or read-only. Intake removes what it wrote before the error reaches
     here, so the client is told plainly that nothing was saved."""
 
+    # Machine codes: the API's details carry them as they are; the page and the message translate.
     REASONS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk full", errno.EROFS: "read-only"}
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -86,9 +121,11 @@ class StorageUnavailableMiddleware:
         if reason is None:
             return None
         logger.error("storage cannot be written (%s): %s", reason, exception)
-        message = f"The image store cannot be written right now ({reason}); nothing was saved. Tell your administrator."
+        shown_reason = gettext("disk full") if reason == "disk full" else gettext("read-only")
+        message = gettext(
+            "The image store cannot be written right now (%(reason)s); nothing was saved. Tell your administrator."
+        ) % {"reason": shown_reason}
         if request.path.startswith("/api/"):
             return JsonResponse({"error": message, "details": {"reason": reason}}, status=507)
-        return HttpResponse(
-            f"<!doctype html><title>Storage unavailable</title><h1>Storage unavailable</h1><p>{message}</p>", status=507
-        )
+        title = gettext("Storage unavailable")
+        return HttpResponse(f"<!doctype html><title>{title}</title><h1>{title}</h1><p>{message}</p>", status=507)

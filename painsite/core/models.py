@@ -65,3 +65,16 @@ class AdminNotice(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+class LanguagePreference(models.Model):
+    """The language a user chose with the selector; applied at each sign-in on any device."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="language_preference"
+    )
+    language = models.CharField(max_length=16)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.language}"

@@ -13,6 +13,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext
 
 from painsite.core.roles import ADMIN, ROLES, assign_role, role_of
 from painsite.core.services import record_event
@@ -28,26 +29,31 @@ def generate_password() -> str:
 
 def _check_role(role: str) -> None:
     if role not in ROLES:
-        raise PeopleError(f"unknown role {role!r}; valid roles: {', '.join(ROLES)}")
+        raise PeopleError(
+            gettext("unknown role %(role)s; valid roles: %(roles)s") % {"role": repr(role), "roles": ", ".join(ROLES)}
+        )
 
 
 def _check_may_change(*, actor: User | AnonymousUser | None, user: User) -> None:
     # A superuser holds more than any role; only another superuser may change such an account.
     if user.is_superuser and actor is not None and not getattr(actor, "is_superuser", False):
-        raise PeopleError(f"{user.username} is a superuser: only a superuser may change that account")
+        raise PeopleError(
+            gettext("%(username)s is a superuser: only a superuser may change that account")
+            % {"username": user.username}
+        )
 
 
-def _check_not_self(*, actor: User | AnonymousUser | None, user: User, what: str) -> None:
+def _check_not_self(*, actor: User | AnonymousUser | None, user: User, refusal: str) -> None:
     # Locking oneself out would leave nobody able to undo it on a site with one admin.
     if actor is not None and actor.pk == user.pk:
-        raise PeopleError(f"you cannot {what} your own account: ask another admin")
+        raise PeopleError(refusal)
 
 
 def _validated_password(password: str, user: User) -> str:
     try:
         validate_password(password, user)
     except ValidationError as error:
-        raise PeopleError("password refused: " + " ".join(error.messages)) from None
+        raise PeopleError(gettext("password refused: %(reasons)s") % {"reasons": " ".join(error.messages)}) from None
     return password
 
 
@@ -59,13 +65,16 @@ def create_person(
     username = username.strip()
     _check_role(role)
     if not username:
-        raise PeopleError("a username is required")
+        raise PeopleError(gettext("a username is required"))
     try:
         UnicodeUsernameValidator()(username)
     except ValidationError as error:
-        raise PeopleError(f"username {username!r} refused: " + " ".join(error.messages)) from None
+        raise PeopleError(
+            gettext("username %(username)s refused: %(reasons)s")
+            % {"username": repr(username), "reasons": " ".join(error.messages)}
+        ) from None
     if User.objects.filter(username__iexact=username).exists():
-        raise PeopleError(f"a user named {username!r} already exists")
+        raise PeopleError(gettext("a user named %(username)s already exists") % {"username": repr(username)})
     generated = None
     user = User(username=username, email=email.strip())
     if password is None:
@@ -90,7 +99,11 @@ def change_role(*, actor: User | AnonymousUser | None, user: User, role: str) ->
     if before == role:
         return
     if before == ADMIN:
-        _check_not_self(actor=actor, user=user, what="take the admin role from")
+        _check_not_self(
+            actor=actor,
+            user=user,
+            refusal=gettext("you cannot take the admin role from your own account: ask another admin"),
+        )
     assign_role(user, role)
     # Staff status comes with the admin role and goes with it (superusers keep theirs).
     if role != ADMIN and user.is_staff and not user.is_superuser:
@@ -109,7 +122,9 @@ def set_active(*, actor: User | AnonymousUser | None, user: User, active: bool) 
     """Deactivate (no log-in, no token) or reactivate an account; history stays attached to it."""
     _check_may_change(actor=actor, user=user)
     if not active:
-        _check_not_self(actor=actor, user=user, what="deactivate")
+        _check_not_self(
+            actor=actor, user=user, refusal=gettext("you cannot deactivate your own account: ask another admin")
+        )
     if user.is_active == active:
         return
     user.is_active = active

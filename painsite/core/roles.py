@@ -7,8 +7,12 @@ Admins are also staff (the Django admin) and hold every permission of the PainSi
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser, Group, Permission, User
+from django.utils.translation import gettext_lazy as _
 
 from painsite.core.role_names import ADMIN, CLINICIAN, RESEARCHER, ROLES
+
+# The group names are codes (forms and `create_user --role` use them); people read these.
+ROLE_LABELS = {CLINICIAN: _("clinician"), RESEARCHER: _("researcher"), ADMIN: _("admin")}
 
 CLINICIAN_PERMISSIONS = [
     "annotation.view_patient",

@@ -10,24 +10,27 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 
 from painsite.core import people
 from painsite.core.permissions import page_permissions
-from painsite.core.roles import ROLES, role_of
+from painsite.core.roles import ROLE_LABELS, ROLES, role_of
 
-ROLE_CHOICES = [(role, role) for role in ROLES]
+ROLE_CHOICES = [(role, ROLE_LABELS[role]) for role in ROLES]
 
 
 class PersonForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    email = forms.EmailField(required=False)
-    role = forms.ChoiceField(choices=ROLE_CHOICES)
+    username = forms.CharField(label=_("Username"), max_length=150)
+    email = forms.EmailField(label=_("E-mail"), required=False)
+    role = forms.ChoiceField(label=_("Role"), choices=ROLE_CHOICES)
     password = forms.CharField(
+        label=_("Password"),
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Leave empty to generate one, shown once after saving.",
+        help_text=_("Leave empty to generate one, shown once after saving."),
     )
 
 
@@ -48,7 +51,7 @@ def _people_page(
         "page": page,
         "rows": rows,
         "form": form,
-        "roles": ROLES,
+        "roles": ROLE_CHOICES,
         "search": search,
         "shown_password": shown_password,
     }
@@ -75,7 +78,11 @@ def people_page(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(error))
         else:
             if generated is None:
-                messages.success(request, f"Account {user.username} created as {data['role']}.")
+                messages.success(
+                    request,
+                    gettext("Account %(username)s created as %(role)s.")
+                    % {"username": user.username, "role": ROLE_LABELS[data["role"]]},
+                )
                 return redirect("people")
             # Shown in this answer only (not a redirect), so the password never sits in a message cookie.
             shown = {"username": user.username, "password": generated, "created": True}
@@ -93,14 +100,22 @@ def person_role(request: HttpRequest, user_id: int) -> HttpResponse:
     user = _person(user_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
-        messages.error(request, f"Role not changed for {user.username}: choose one of {', '.join(ROLES)}.")
+        messages.error(
+            request,
+            gettext("Role not changed for %(username)s: choose one of %(roles)s.")
+            % {"username": user.username, "roles": ", ".join(str(ROLE_LABELS[role]) for role in ROLES)},
+        )
         return redirect("people")
     try:
         people.change_role(actor=request.user, user=user, role=form.cleaned_data["role"])
     except people.PeopleError as error:
-        messages.error(request, f"Role not changed: {error}.")
+        messages.error(request, gettext("Role not changed: %(reason)s.") % {"reason": error})
     else:
-        messages.success(request, f"{user.username} is now {form.cleaned_data['role']}.")
+        messages.success(
+            request,
+            gettext("%(username)s is now %(role)s.")
+            % {"username": user.username, "role": ROLE_LABELS[form.cleaned_data["role"]]},
+        )
     return redirect("people")
 
 
@@ -112,11 +127,14 @@ def person_active(request: HttpRequest, user_id: int) -> HttpResponse:
     try:
         people.set_active(actor=request.user, user=user, active=active)
     except people.PeopleError as error:
-        messages.error(request, f"Not changed: {error}.")
+        messages.error(request, gettext("Not changed: %(reason)s.") % {"reason": error})
     else:
-        messages.success(
-            request, f"{user.username} {'may log in again' if active else 'is deactivated: no log-in, no API token'}."
+        message = (
+            gettext("%(username)s may log in again.")
+            if active
+            else gettext("%(username)s is deactivated: no log-in, no API token.")
         )
+        messages.success(request, message % {"username": user.username})
     return redirect("people")
 
 
@@ -127,7 +145,7 @@ def person_password(request: HttpRequest, user_id: int) -> HttpResponse:
     try:
         password = people.reset_password(actor=request.user, user=user)
     except people.PeopleError as error:
-        messages.error(request, f"Password not reset: {error}.")
+        messages.error(request, gettext("Password not reset: %(reason)s.") % {"reason": error})
         return redirect("people")
     if user.pk == request.user.pk:
         update_session_auth_hash(request, user)  # a new own password must not log the admin out

@@ -4,6 +4,8 @@
   "use strict";
 
   const KNOWN_LEVELS = ["none", "mild", "moderate", "severe"];
+  const fill = (text, values) => interpolate(text, values, true);
+  const levelWord = (name) => window.PainSiteWords.level(name);
 
   function csrfToken(root) {
     const input = root.querySelector("input[name=csrfmiddlewaretoken]");
@@ -35,7 +37,7 @@
     try {
       body = await response.json();
     } catch (error) {
-      body = { error: "the server answered " + response.status + " without a readable message" };
+      body = { error: fill(gettext("the server answered %(status)s without a readable message"), { status: response.status }) };
     }
     return { status: response.status, ok: response.ok, body: body };
   }
@@ -49,7 +51,7 @@
       row.setAttribute("role", "listitem");
       const label = document.createElement("span");
       label.className = "bar-label";
-      label.textContent = name;
+      label.textContent = levelWord(name);
       const track = document.createElement("span");
       track.className = "bar-track";
       const fill = document.createElement("span");
@@ -65,20 +67,23 @@
   }
 
   /* No face, no score: the server gives no level, probabilities or alert without a face. */
-  const NO_FACE = "no face in view";
+  const NO_FACE = gettext("no face in view");
 
   function faceText(body) {
-    return body.face_found ? "face found" : NO_FACE + ": not assessed, nothing stored";
+    return body.face_found ? gettext("face found") : gettext("no face in view: not assessed, nothing stored");
   }
 
   function alertText(body) {
-    return "Severe pain likely: level " + body.level + ", P(NRS ≥ 7) = " + percent(body.severe_probability) + ".";
+    return fill(gettext("Severe pain likely: level %(level)s, P(NRS ≥ 7) = %(probability)s."), {
+      level: levelWord(body.level),
+      probability: percent(body.severe_probability),
+    });
   }
 
   /* The device camera, or a message saying why not. */
   async function openCamera(video) {
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      throw new Error("this browser cannot use a camera here (a camera needs HTTPS or localhost)");
+      throw new Error(gettext("this browser cannot use a camera here (a camera needs HTTPS or localhost)"));
     }
     const stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "user" }, audio: false });
     video.srcObject = stream;
@@ -104,7 +109,7 @@
     return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
   }
 
-  window.PainSiteAssess = { NO_FACE, assess, renderBars, faceText, alertText, openCamera, closeCamera, captureFrame, percent, levelClass, csrfToken };
+  window.PainSiteAssess = { NO_FACE, assess, renderBars, faceText, alertText, openCamera, closeCamera, captureFrame, percent, levelClass, levelWord, csrfToken };
 
   /* ---- the /assess/ page ---- */
   const root = document.getElementById("assess");
@@ -134,12 +139,12 @@
   function showPicture() {
     resultImage.src = heatmapToggle.checked && overlayUrl ? overlayUrl : pictureUrl;
     resultImage.alt = heatmapToggle.checked && overlayUrl
-      ? "The assessed image with the heatmap of where the model looked"
-      : "The assessed image";
+      ? gettext("The assessed image with the heatmap of where the model looked")
+      : gettext("The assessed image");
   }
 
   async function send(blob, filename) {
-    status.textContent = "Assessing…";
+    status.textContent = gettext("Assessing…");
     submitButton.disabled = true;
     const fields = {
       patient: patientInput.value.trim(),
@@ -149,19 +154,19 @@
     try {
       const answer = await window.PainSiteAssess.assess(root.dataset.apiUrl, root, blob, filename, fields);
       if (!answer.ok) {
-        status.textContent = "Not assessed: " + answer.body.error;
+        status.textContent = fill(gettext("Not assessed: %(error)s"), { error: answer.body.error });
         return;
       }
       show(answer.body, blob);
       if (!answer.body.face_found) {
-        status.textContent = "No face in view: nothing was assessed and nothing was stored. Frame the patient's face and try again.";
+        status.textContent = gettext("No face in view: nothing was assessed and nothing was stored. Frame the patient's face and try again.");
       } else {
         status.textContent = answer.body.assessment_id
-          ? "Assessed and stored for patient " + fields.patient + "."
-          : "Assessed. Nothing was stored.";
+          ? fill(gettext("Assessed and stored for patient %(patient)s."), { patient: fields.patient })
+          : gettext("Assessed. Nothing was stored.");
       }
     } catch (error) {
-      status.textContent = "Not assessed: the server could not be reached (" + error.message + ").";
+      status.textContent = fill(gettext("Not assessed: the server could not be reached (%(error)s)."), { error: error.message });
     } finally {
       submitButton.disabled = false;
     }
@@ -169,7 +174,7 @@
 
   function show(body, blob) {
     result.hidden = false;
-    document.getElementById("result-level").textContent = body.face_found ? body.level : NO_FACE;
+    document.getElementById("result-level").textContent = body.face_found ? levelWord(body.level) : NO_FACE;
     document.getElementById("result-version").textContent = body.model_version_name;
     document.getElementById("result-face").textContent = window.PainSiteAssess.faceText(body);
     window.PainSiteAssess.renderBars(document.getElementById("result-bars"), body.probabilities || {}, body.level);
@@ -194,7 +199,7 @@
     event.preventDefault();
     const file = fileInput.files[0];
     if (!file) {
-      status.textContent = "Choose a photo first, or use the camera.";
+      status.textContent = gettext("Choose a photo first, or use the camera.");
       fileInput.focus();
       return;
     }
@@ -207,9 +212,9 @@
     try {
       stream = await window.PainSiteAssess.openCamera(video);
       cameraBox.hidden = false;
-      status.textContent = "Camera on. Frame the patient's face, then take the photo.";
+      status.textContent = gettext("Camera on. Frame the patient's face, then take the photo.");
     } catch (error) {
-      status.textContent = "Camera unavailable: " + error.message + ". Upload a photo instead.";
+      status.textContent = fill(gettext("Camera unavailable: %(error)s. Upload a photo instead."), { error: error.message });
     }
   });
 
@@ -222,7 +227,7 @@
   document.getElementById("camera-capture").addEventListener("click", async () => {
     const blob = await window.PainSiteAssess.captureFrame(video);
     if (!blob) {
-      status.textContent = "The camera has no picture yet; try again in a moment.";
+      status.textContent = gettext("The camera has no picture yet; try again in a moment.");
       return;
     }
     send(blob, "camera.jpg");
@@ -232,7 +237,7 @@
     event.preventDefault();
     const nrs = Number(selfReportInput.value);
     if (!Number.isInteger(nrs) || nrs < 0 || nrs > 10 || selfReportInput.value === "") {
-      selfReportStatus.textContent = "Enter a whole number from 0 to 10.";
+      selfReportStatus.textContent = gettext("Enter a whole number from 0 to 10.");
       return;
     }
     const response = await fetch("/api/images/" + imageId + "/labels/", {
@@ -243,7 +248,7 @@
     });
     const body = await response.json().catch(() => ({}));
     selfReportStatus.textContent = response.ok
-      ? "Self-reported NRS " + nrs + " recorded for image " + imageId + "."
-      : "Not recorded: " + (body.error || response.status);
+      ? fill(gettext("Self-reported NRS %(nrs)s recorded for image %(id)s."), { nrs: nrs, id: imageId })
+      : fill(gettext("Not recorded: %(error)s"), { error: body.error || response.status });
   });
 })();

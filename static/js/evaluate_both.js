@@ -7,6 +7,8 @@
   "use strict";
 
   const POLL_MILLISECONDS = 1000;
+  const STATUS_WORDS = { queued: gettext("Queued"), running: gettext("Running"), succeeded: gettext("Succeeded"), failed: gettext("Failed") };
+  const fill = (text, values) => interpolate(text, values, true);
 
   function setUp(root) {
     const button = root.querySelector("[data-evaluate-both-button]");
@@ -23,7 +25,7 @@
         ...options,
       });
       const body = await response.json().catch(() => ({}));
-      if (!response.ok) throw new Error(body.error || `the server answered ${response.status}`);
+      if (!response.ok) throw new Error(body.error || fill(gettext("the server answered %(status)s"), { status: response.status }));
       return body;
     }
 
@@ -34,8 +36,13 @@
     async function current(url, id) {
       const page = await call(url, { method: "GET" });
       const found = page.results.find((evaluation) => evaluation.id === id);
-      if (!found) throw new Error(`evaluation ${id} is no longer listed`);
+      if (!found) throw new Error(fill(gettext("evaluation %(id)s is no longer listed"), { id: id }));
       return found;
+    }
+
+    // The API's progress message is recorded in English; the status word is the page's.
+    function stateText(state) {
+      return state.message || STATUS_WORDS[state.status] || state.status;
     }
 
     function show(text, progress) {
@@ -49,29 +56,29 @@
     async function follow(evaluations) {
       const states = await Promise.all(evaluations.map((evaluation, index) => current(urls[index], evaluation.id)));
       const failed = states.find((state) => state.status === "failed");
-      if (failed) throw new Error(`an evaluation failed: ${failed.error.split("\n")[0] || failed.message}`);
+      if (failed) throw new Error(fill(gettext("an evaluation failed: %(reason)s"), { reason: failed.error.split("\n")[0] || failed.message }));
       const progress = states.reduce((sum, state) => sum + state.progress, 0) / states.length;
       if (states.every((state) => state.status === "succeeded")) {
-        show(`Both evaluated on test snapshot #${states[0].snapshot.id}: loading the paired comparison…`, 1);
+        show(fill(gettext("Both evaluated on test snapshot #%(id)s: loading the paired comparison…"), { id: states[0].snapshot.id }), 1);
         window.location.reload();
         return;
       }
-      show(`A: ${states[0].message || states[0].status}. B: ${states[1].message || states[1].status}.`, progress);
+      show(fill(gettext("A: %(a)s. B: %(b)s."), { a: stateText(states[0]), b: stateText(states[1]) }), progress);
       window.setTimeout(() => follow(evaluations).catch(stop), POLL_MILLISECONDS);
     }
 
     function stop(error) {
-      show(`Could not evaluate both: ${error.message}`);
+      show(fill(gettext("Could not evaluate both: %(reason)s"), { reason: error.message }));
       button.disabled = false;
     }
 
     button.addEventListener("click", async () => {
       button.disabled = true;
-      show("Freezing the current test set…", 0);
+      show(gettext("Freezing the current test set…"), 0);
       try {
         const first = await evaluate(urls[0], "current");
         const second = await evaluate(urls[1], first.snapshot.id);
-        show(`Evaluating both on test snapshot #${first.snapshot.id} (${first.snapshot.n_images} images)…`, 0);
+        show(fill(gettext("Evaluating both on test snapshot #%(id)s (%(images)s images)…"), { id: first.snapshot.id, images: first.snapshot.n_images }), 0);
         await follow([first, second]);
       } catch (error) {
         stop(error);

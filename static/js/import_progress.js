@@ -6,6 +6,13 @@
   const bar = document.getElementById("import-bar");
   const counts = document.getElementById("import-counts");
   const status = document.getElementById("import-status");
+  // The import's status code, as the page names it (annotation.models.ImportStatus).
+  const STATUS_WORDS = {
+    queued: gettext("Queued"),
+    running: gettext("Running"),
+    succeeded: gettext("Succeeded"),
+    failed: gettext("Failed"),
+  };
 
   async function poll() {
     try {
@@ -14,16 +21,25 @@
         const job = await response.json();
         bar.max = Math.max(job.total_rows, 1);
         bar.value = job.processed_rows;
-        status.textContent = job.status;
-        counts.textContent = job.processed_rows + " of " + job.total_rows + " rows: " + job.created_count + " created, " +
-          job.duplicate_count + " duplicates, " + job.rejected_count + " rejected.";
+        status.textContent = STATUS_WORDS[job.status] || job.status;
+        counts.textContent = interpolate(
+          gettext("%(done)s of %(total)s rows: %(created)s created, %(duplicates)s duplicates, %(rejected)s rejected."),
+          {
+            done: job.processed_rows,
+            total: job.total_rows,
+            created: job.created_count,
+            duplicates: job.duplicate_count,
+            rejected: job.rejected_count,
+          },
+          true
+        );
         if (job.is_finished) {
           window.location.reload();
           return;
         }
       }
     } catch (error) {
-      status.textContent = "waiting for the server";
+      status.textContent = gettext("waiting for the server");
     }
     window.setTimeout(poll, 1500);
   }

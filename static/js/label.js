@@ -34,6 +34,8 @@
   // After a "1", wait this long for a "0" before saving NRS 1. Enter saves the 1 at once.
   const TEN_WINDOW_MS = 700;
   const keyFeedback = document.getElementById("key-feedback");
+  const QUEUED = () => (state.busy ? gettext(" (queued)") : "");
+  const fill = (text, values) => interpolate(text, values, true);
 
   function kind() {
     return root.querySelector("input[name=kind]:checked").value;
@@ -41,7 +43,7 @@
 
   function setKind(value) {
     root.querySelector(`input[name=kind][value=${value}]`).checked = true;
-    say(value === "observer" ? "Observer score selected." : "Self-report selected.");
+    say(value === "observer" ? gettext("Observer score selected.") : gettext("Self-report selected."));
   }
 
   // Every key gets an answer on screen: what it did, or that it does nothing here.
@@ -70,7 +72,7 @@
   function enqueue(action, description) {
     state.actions.push(action);
     if (state.busy && description) {
-      say(`Queued: ${description} (waiting for the previous save).`);
+      say(fill(gettext("Queued: %(action)s (waiting for the previous save)."), { action: description }));
     }
     markIdle();
     drain();
@@ -86,7 +88,7 @@
       try {
         done = (await action()) !== false;
       } catch (error) {
-        say(`Something went wrong: ${error}`, true);
+        say(fill(gettext("Something went wrong: %(error)s"), { error: String(error) }), true);
       } finally {
         state.busy = false;
       }
@@ -94,7 +96,14 @@
         // Later keys were typed for the images this one would have led to: apply none of them.
         const dropped = state.actions.length;
         state.actions = [];
-        keyFeedback.textContent = `${dropped} key${dropped === 1 ? "" : "s"} typed after it not applied: check the image and type again.`;
+        keyFeedback.textContent = fill(
+          ngettext(
+            "%(count)s key typed after it not applied: check the image and type again.",
+            "%(count)s keys typed after it not applied: check the image and type again.",
+            dropped
+          ),
+          { count: dropped }
+        );
       }
     }
     markIdle();
@@ -126,7 +135,7 @@
 
   function scoreFromKeyboard(nrs, key) {
     const kindAtKey = kind(); // the kind chosen when the key was pressed, even if the save waits
-    feedback(key, `NRS ${nrs}${state.busy ? " (queued)" : ""}`, `.nrs-${nrs}`);
+    feedback(key, `NRS ${nrs}${QUEUED()}`, `.nrs-${nrs}`);
     enqueue(() => save(nrs, kindAtKey), `NRS ${nrs}`);
   }
 
@@ -162,12 +171,12 @@
     image.hidden = false;
     meta.hidden = false;
     image.src = item.file_url;
-    image.alt = `Face image ${item.id} of patient ${item.patient}`;
+    image.alt = fill(gettext("Face image %(id)s of patient %(patient)s"), { id: item.id, patient: item.patient });
     document.getElementById("image-id").textContent = item.id;
     document.getElementById("image-patient").textContent = item.patient;
     document.getElementById("image-reason").textContent =
-      item.reason === "second_observer" ? "needs a second observer" : "not labeled yet";
-    document.getElementById("image-face").textContent = item.face_box ? "face box shown" : "no face found";
+      item.reason === "second_observer" ? gettext("needs a second observer") : gettext("not labeled yet");
+    document.getElementById("image-face").textContent = item.face_box ? gettext("face box shown") : gettext("no face found");
     placeFaceBox(item);
     setZoom(state.zoomed);
   }
@@ -210,7 +219,7 @@
       show(result.body);
     } else {
       loading.hidden = true;
-      say(`Could not load the next image: ${result.body ? result.body.error : result.status}`, true);
+      say(fill(gettext("Could not load the next image: %(error)s"), { error: result.body ? result.body.error : result.status }), true);
       return false;
     }
     return true;
@@ -220,7 +229,11 @@
     state.saved.set(item.id, item);
     const entry = document.createElement("li");
     entry.dataset.labelId = label.id;
-    entry.textContent = `Image ${label.image}: NRS ${label.nrs} (${label.kind === "observer" ? "observer" : "self-report"})`;
+    entry.textContent = fill(gettext("Image %(id)s: NRS %(nrs)s (%(kind)s)"), {
+      id: label.image,
+      nrs: label.nrs,
+      kind: label.kind === "observer" ? gettext("observer") : gettext("self-report"),
+    });
     recent.prepend(entry);
   }
 
@@ -229,7 +242,7 @@
   async function save(nrs, kindAtKey) {
     const item = state.current;
     if (!item) {
-      say(`Not saved: no image on screen for NRS ${nrs}.`, true);
+      say(fill(gettext("Not saved: no image on screen for NRS %(nrs)s."), { nrs: nrs }), true);
       return false;
     }
     const result = await api(`/api/images/${item.id}/labels/`, {
@@ -237,11 +250,11 @@
       body: JSON.stringify({ nrs: nrs, kind: kindAtKey }),
     });
     if (result.status !== 201) {
-      say(`Not saved: ${result.body ? result.body.error : result.status}`, true);
+      say(fill(gettext("Not saved: %(error)s"), { error: result.body ? result.body.error : result.status }), true);
       return false;
     }
     remember(result.body, item);
-    say(`Saved NRS ${nrs} for image ${item.id}.`);
+    say(fill(gettext("Saved NRS %(nrs)s for image %(id)s."), { nrs: nrs, id: item.id }));
     if (showSuggestion.checked) {
       await showModelSuggestion(item.id);
     } else {
@@ -256,22 +269,28 @@
     suggestion.hidden = false;
     suggestion.textContent = "";
     const heading = document.createElement("strong");
+    const none = fill(gettext("No model suggestion for image %(id)s: "), { id: imageId });
     if (!result.ok) {
-      heading.textContent = `No model suggestion for image ${imageId}: `;
-      suggestion.append(heading, result.body && result.body.error ? result.body.error : `status ${result.status}`);
+      heading.textContent = none;
+      const why = result.body && result.body.error ? result.body.error : fill(gettext("status %(status)s"), { status: result.status });
+      suggestion.append(heading, why);
       return;
     }
     const body = result.body;
     if (!body.face_found) {
-      heading.textContent = `No model suggestion for image ${imageId}: `;
+      heading.textContent = none;
       suggestion.append(heading, body.reason);
       return;
     }
-    heading.textContent = `Production model ${body.model_version_name} suggested "${body.level}" for image ${imageId}.`;
+    heading.textContent = fill(gettext("Production model %(version)s suggested “%(level)s” for image %(id)s."), {
+      version: body.model_version_name,
+      level: window.PainSiteWords.level(body.level),
+      id: imageId,
+    });
     const list = document.createElement("ul");
     for (const [level, probability] of Object.entries(body.probabilities || {})) {
       const line = document.createElement("li");
-      line.textContent = `${level}: ${(100 * probability).toFixed(0)}%`;
+      line.textContent = `${window.PainSiteWords.level(level)}: ${(100 * probability).toFixed(0)}%`;
       list.append(line);
     }
     suggestion.append(heading, list);
@@ -280,7 +299,7 @@
   async function undo() {
     const result = await api(undoUrl, { method: "POST", body: "{}" });
     if (!result.ok) {
-      say(result.body ? result.body.error : `Undo failed (${result.status})`, true);
+      say(result.body ? result.body.error : fill(gettext("Undo failed (%(status)s)"), { status: result.status }), true);
       return false;
     }
     const row = result.body;
@@ -288,8 +307,8 @@
     if (undone) undone.classList.add("undone");
     say(
       row.is_retraction
-        ? `Undone: your score for image ${row.image} is taken back.`
-        : `Undone: your score for image ${row.image} is NRS ${row.nrs} again.`
+        ? fill(gettext("Undone: your score for image %(id)s is taken back."), { id: row.image })
+        : fill(gettext("Undone: your score for image %(id)s is NRS %(nrs)s again."), { id: row.image, nrs: row.nrs })
     );
     state.skipped = state.skipped.filter((id) => id !== row.image);
     const item = state.saved.get(row.image);
@@ -302,7 +321,7 @@
   async function skip() {
     if (!state.current) return;
     state.skipped.push(state.current.id);
-    say(`Skipped image ${state.current.id}.`);
+    say(fill(gettext("Skipped image %(id)s."), { id: state.current.id }));
     await loadNext();
   }
 
@@ -316,32 +335,32 @@
   });
   document.getElementById("skip-button").addEventListener("click", () => {
     commitPendingOne();
-    enqueue(skip, "skip");
+    enqueue(skip, gettext("skip"));
   });
   document.getElementById("undo-button").addEventListener("click", () => {
     if (cancelPendingOne()) return;
-    enqueue(undo, "undo");
+    enqueue(undo, gettext("undo"));
   });
   zoomButton.addEventListener("click", () => setZoom(!state.zoomed));
 
   // Shortcuts are letters no one reads as a digit: no O (0), I or L (1), Z (2), S (5), B (8).
   const LETTER_KEYS = {
     x: { run: (key) => scoreFromKeyboard(10, key) },
-    e: { run: (key) => { setKind("observer"); feedback(key, "observer score (my estimate)", "#kind-observer-label"); } },
-    r: { run: (key) => { setKind("self_report"); feedback(key, "self-report (what the patient said)", "#kind-self-report-label"); } },
-    n: { run: (key) => { feedback(key, `skip${state.busy ? " (queued)" : ""}`, "#skip-button"); enqueue(skip, "skip"); } },
+    e: { run: (key) => { setKind("observer"); feedback(key, gettext("observer score (my estimate)"), "#kind-observer-label"); } },
+    r: { run: (key) => { setKind("self_report"); feedback(key, gettext("self-report (what the patient said)"), "#kind-self-report-label"); } },
+    n: { run: (key) => { feedback(key, gettext("skip") + QUEUED(), "#skip-button"); enqueue(skip, gettext("skip")); } },
     u: { run: (key) => undoFromKeyboard(key) },
-    f: { run: (key) => { setZoom(!state.zoomed); feedback(key, state.zoomed ? "zoomed to the face" : "zoom off", "#zoom-button"); } },
+    f: { run: (key) => { setZoom(!state.zoomed); feedback(key, state.zoomed ? gettext("zoomed to the face") : gettext("zoom off"), "#zoom-button"); } },
   };
 
   function undoFromKeyboard(key) {
     if (cancelPendingOne()) {
-      feedback(key, "NRS 1 not saved (cancelled before saving)", ".nrs-1");
-      say("Cancelled: the typed 1 was not saved.");
+      feedback(key, gettext("NRS 1 not saved (cancelled before saving)"), ".nrs-1");
+      say(gettext("Cancelled: the typed 1 was not saved."));
       return;
     }
-    feedback(key, `undo your last score${state.busy ? " (queued)" : ""}`, "#undo-button");
-    enqueue(undo, "undo");
+    feedback(key, gettext("undo your last score") + QUEUED(), "#undo-button");
+    enqueue(undo, gettext("undo"));
   }
 
   document.addEventListener("keydown", (event) => {
@@ -378,7 +397,7 @@
     }
     if (key === "1") {
       event.preventDefault();
-      feedback("1", "NRS 1 … type 0 now for NRS 10, or Enter to save 1", ".nrs-1");
+      feedback("1", gettext("NRS 1 … type 0 now for NRS 10, or Enter to save 1"), ".nrs-1");
       startPendingOne();
     } else if (/^[0-9]$/.test(key)) {
       event.preventDefault();
@@ -390,7 +409,7 @@
       event.preventDefault();
       LETTER_KEYS[key].run(key.toUpperCase());
     } else if (key.length === 1 && key.trim()) {
-      feedback(key.toUpperCase(), "does nothing here: see Keyboard below for the keys", null);
+      feedback(key.toUpperCase(), gettext("does nothing here: see Keyboard below for the keys"), null);
     }
   });
 

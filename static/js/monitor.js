@@ -10,6 +10,7 @@
   const root = document.getElementById("monitor");
   if (!root || !window.PainSiteAssess) return;
   const helpers = window.PainSiteAssess;
+  const fill = (text, values) => interpolate(text, values, true);
 
   const MAX_POINTS = 60;
   const GAP_INTERVALS = 3;
@@ -52,7 +53,8 @@
   }
 
   function clock(date) {
-    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    // In the page's language, not the browser's (a Chinese page on an English browser).
+    return date.toLocaleTimeString(document.documentElement.lang || [], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   }
 
   function setStatus(text) {
@@ -87,7 +89,7 @@
       points.forEach((point) => {
         const dot = svg("circle", { class: "point", cx: x(point).toFixed(1), cy: y(point.probabilities[level] || 0).toFixed(1), r: 3 });
         const tip = svg("title", {});
-        tip.textContent = clock(point.time) + " " + level + " " + helpers.percent(point.probabilities[level] || 0);
+        tip.textContent = clock(point.time) + " " + helpers.levelWord(level) + " " + helpers.percent(point.probabilities[level] || 0);
         dot.appendChild(tip);
         group.appendChild(dot);
       });
@@ -99,9 +101,18 @@
       chart.appendChild(label);
     });
     const latest = points[points.length - 1];
-    chartTitle.textContent = "Predicted probability of each pain level over the last " + points.length +
-      " assessments; latest at " + clock(latest.time) + ": " +
-      Object.entries(latest.probabilities).map(([level, p]) => level + " " + helpers.percent(p)).join(", ");
+    chartTitle.textContent = fill(
+      ngettext(
+        "Predicted probability of each pain level over the last %(count)s assessment; latest at %(time)s: %(levels)s",
+        "Predicted probability of each pain level over the last %(count)s assessments; latest at %(time)s: %(levels)s",
+        points.length
+      ),
+      {
+        count: points.length,
+        time: clock(latest.time),
+        levels: Object.entries(latest.probabilities).map(([level, p]) => helpers.levelWord(level) + " " + helpers.percent(p)).join(", "),
+      }
+    );
   }
 
   function drawLegend(levels) {
@@ -110,7 +121,7 @@
       const item = document.createElement("li");
       const swatch = document.createElement("span");
       swatch.className = "swatch " + helpers.levelClass(level);
-      item.append(swatch, document.createTextNode(" " + level));
+      item.append(swatch, document.createTextNode(" " + helpers.levelWord(level)));
       legend.appendChild(item);
     });
   }
@@ -124,7 +135,14 @@
     const raise = streak >= seconds(consecutiveInput, 3);
     alertBox.hidden = !raise;
     alertBox.textContent = raise
-      ? "Severe pain persists: " + streak + " severe assessments in a row since " + clock(streakStart) + ". Check on the patient."
+      ? fill(
+        ngettext(
+          "Severe pain persists: %(count)s severe assessment in a row since %(time)s. Check on the patient.",
+          "Severe pain persists: %(count)s severe assessments in a row since %(time)s. Check on the patient.",
+          streak
+        ),
+        { count: streak, time: clock(streakStart) }
+      )
       : "";
   }
 
@@ -140,7 +158,7 @@
     if (!outOfViewSince) outOfViewSince = now;
     document.getElementById("monitor-no-face").textContent = String(noFaceCount);
     document.getElementById("monitor-level").textContent = helpers.NO_FACE;
-    document.getElementById("monitor-updated").textContent = "at " + clock(now) + " · " + helpers.faceText(body);
+    document.getElementById("monitor-updated").textContent = fill(gettext("at %(time)s"), { time: clock(now) }) + " · " + helpers.faceText(body);
     helpers.renderBars(document.getElementById("monitor-bars"), {}, null);
     // No alert for a frame without a face; the run itself is kept until the gap is long.
     alertBox.hidden = true;
@@ -150,14 +168,18 @@
       streakStart = null;
       document.getElementById("monitor-streak").textContent = "0";
       faceNotice.hidden = false;
-      faceNotice.textContent = "No face in view since " + clock(outOfViewSince) + " (" + noFaceRun(now) +
-        "). Check the camera and the patient.";
+      faceNotice.textContent = fill(gettext("No face in view since %(time)s (%(duration)s). Check the camera and the patient."), {
+        time: clock(outOfViewSince),
+        duration: noFaceRun(now),
+      });
     }
   }
 
   function noFaceRun(now) {
     const secondsAway = Math.round((now - outOfViewSince) / 1000);
-    return secondsAway < 120 ? secondsAway + " s" : Math.round(secondsAway / 60) + " min";
+    return secondsAway < 120
+      ? fill(gettext("%(seconds)s s"), { seconds: secondsAway })
+      : fill(gettext("%(minutes)s min"), { minutes: Math.round(secondsAway / 60) });
   }
 
   function record(body) {
@@ -174,9 +196,9 @@
     points.push({ time: now, probabilities: body.probabilities, level: body.level });
     if (points.length > MAX_POINTS) points.shift();
     if (count === 1) drawLegend(Object.keys(body.probabilities));
-    document.getElementById("monitor-level").textContent = body.level;
+    document.getElementById("monitor-level").textContent = helpers.levelWord(body.level);
     document.getElementById("monitor-updated").textContent =
-      "at " + clock(now) + " by " + body.model_version_name + " · " + helpers.faceText(body);
+      fill(gettext("at %(time)s by %(version)s"), { time: clock(now), version: body.model_version_name }) + " · " + helpers.faceText(body);
     document.getElementById("monitor-count").textContent = String(count);
     helpers.renderBars(document.getElementById("monitor-bars"), body.probabilities, body.level);
     if (body.alert) {
@@ -200,7 +222,7 @@
       const blob = await helpers.captureFrame(video);
       if (!current()) return;
       if (!blob) {
-        setStatus("Waiting for the camera picture…");
+        setStatus(gettext("Waiting for the camera picture…"));
       } else {
         const answer = await helpers.assess(root.dataset.apiUrl, root, blob, "frame.jpg", {
           patient: patientInput.value.trim(),
@@ -209,21 +231,24 @@
         if (!current()) return;
         if (answer.ok && !answer.body.face_found) {
           recordNoFace(answer.body);
-          setStatus("No face in view: frame not assessed, nothing stored. Checking every " + seconds(intervalInput, 5) + " s.");
+          setStatus(fill(gettext("No face in view: frame not assessed, nothing stored. Checking every %(seconds)s s."), { seconds: seconds(intervalInput, 5) }));
         } else if (answer.ok) {
           record(answer.body);
-          setStatus((answer.body.assessment_id ? "Recording (each frame stored)" : "Monitoring (nothing stored)") +
-            ": assessing every " + seconds(intervalInput, 5) + " s.");
-        } else if (answer.status === 409 && /production model/.test(answer.body.error || "")) {
-          pause("Paused: " + answer.body.error);
+          const every = { seconds: seconds(intervalInput, 5) };
+          setStatus(answer.body.assessment_id
+            ? fill(gettext("Recording (each frame stored): assessing every %(seconds)s s."), every)
+            : fill(gettext("Monitoring (nothing stored): assessing every %(seconds)s s."), every));
+        } else if (answer.status === 409 && answer.body.details && answer.body.details.promote) {
+          // No production model (any more): the answer says where to get one.
+          pause(fill(gettext("Paused: %(reason)s"), { reason: answer.body.error }));
           return;
         } else {
-          setStatus("Last frame not assessed: " + answer.body.error);
+          setStatus(fill(gettext("Last frame not assessed: %(reason)s"), { reason: answer.body.error }));
         }
       }
     } catch (error) {
       if (!current()) return;
-      setStatus("Last frame not assessed: the server could not be reached (" + error.message + "). Retrying.");
+      setStatus(fill(gettext("Last frame not assessed: the server could not be reached (%(error)s). Retrying."), { error: error.message }));
     }
     if (!current()) return;
     const wait = Math.max(0, seconds(intervalInput, 5) * 1000 - (performance.now() - started));
@@ -235,29 +260,29 @@
     session += 1;
     if (timer) window.clearTimeout(timer);
     timer = null;
-    pauseButton.textContent = "Resume";
+    pauseButton.textContent = gettext("Resume");
     pauseButton.setAttribute("aria-pressed", "true");
-    setStatus(message || "Paused. The camera stays on; nothing is assessed.");
+    setStatus(message || gettext("Paused. The camera stays on; nothing is assessed."));
   }
 
   function resume() {
     paused = false;
-    pauseButton.textContent = "Pause";
+    pauseButton.textContent = gettext("Pause");
     pauseButton.setAttribute("aria-pressed", "false");
-    setStatus("Resumed.");
+    setStatus(gettext("Resumed."));
     tick();
   }
 
   startButton.addEventListener("click", async () => {
     if (recordInput.checked && !patientInput.value.trim()) {
-      setStatus("Recording needs a patient code: enter one, or turn Record off.");
+      setStatus(gettext("Recording needs a patient code: enter one, or turn Record off."));
       patientInput.focus();
       return;
     }
     try {
       stream = await helpers.openCamera(video);
     } catch (error) {
-      setStatus("Camera unavailable: " + error.message + ".");
+      setStatus(fill(gettext("Camera unavailable: %(error)s."), { error: error.message }));
       return;
     }
     running = true;
@@ -272,7 +297,7 @@
     startButton.disabled = true;
     pauseButton.disabled = false;
     stopButton.disabled = false;
-    setStatus("Starting…");
+    setStatus(gettext("Starting…"));
     tick();
   });
 
@@ -289,17 +314,17 @@
     helpers.closeCamera(video, stream);
     stream = null;
     paused = false;
-    pauseButton.textContent = "Pause";
+    pauseButton.textContent = gettext("Pause");
     pauseButton.setAttribute("aria-pressed", "false");
     startButton.disabled = root.dataset.hasModel !== "true";
     pauseButton.disabled = true;
     stopButton.disabled = true;
-    setStatus("Stopped. The camera is off.");
+    setStatus(gettext("Stopped. The camera is off."));
   });
 
   recordInput.addEventListener("change", () => {
     if (recordInput.checked && !patientInput.value.trim()) {
-      setStatus("Recording needs a patient code.");
+      setStatus(gettext("Recording needs a patient code."));
     }
   });
 

@@ -70,7 +70,7 @@
       "font-size": "13",
     });
     const title = el("title", { id }, svg);
-    title.textContent = `${spec.title}. The numbers are listed in the table with this plot.`;
+    title.textContent = interpolate(gettext("%(title)s. The numbers are listed in the table with this plot."), { title: spec.title }, true);
     container.appendChild(svg);
     return svg;
   }
@@ -203,7 +203,7 @@
       text(legend, spec.diagonal, { x: 42, y: y + 4, fill: "#1d2433" });
     }
     if (!series.some((entry) => (entry.points || []).length || (entry.ranges || []).length)) {
-      text(svg, "No points to plot", { x: MARGIN.left + innerWidth / 2, y: MARGIN.top + PLOT_HEIGHT / 2, "text-anchor": "middle", fill: "#5b6475" });
+      text(svg, gettext("No points to plot"), { x: MARGIN.left + innerWidth / 2, y: MARGIN.top + PLOT_HEIGHT / 2, "text-anchor": "middle", fill: "#5b6475" });
     }
     return svg;
   }
@@ -254,7 +254,7 @@
     el("rect", { x: left, y: keyY, width: cell * n, height: 12, fill: `url(#${gradientId})`, stroke: "#5b6475" }, svg);
     text(svg, "0%", { x: left, y: keyY + 26, "text-anchor": "start", fill: "#1d2433" });
     text(svg, "100%", { x: left + cell * n, y: keyY + 26, "text-anchor": "end", fill: "#1d2433" });
-    text(svg, "shade: share of the true level's images; outlined diagonal: correct", {
+    text(svg, gettext("shade: share of the true level's images; outlined diagonal: correct"), {
       x: left + (cell * n) / 2, y: keyY + 44, "text-anchor": "middle", "font-size": "11", fill: "#5b6475",
     });
     return svg;

@@ -5,7 +5,14 @@
   var POLL_MS = 2000;
   var CANCEL_POLL_MS = 400;
   var ACTIVE = { queued: true, running: true };
-  var STATUS_LABELS = { queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", cancelled: "Cancelled" };
+  var STATUS_LABELS = {
+    queued: gettext("Queued"),
+    running: gettext("Running"),
+    succeeded: gettext("Succeeded"),
+    failed: gettext("Failed"),
+    cancelled: gettext("Cancelled"),
+  };
+  function fill(text, values) { return interpolate(text, values, true); }
 
   function percent(progress) { return Math.round((progress || 0) * 100) + "%"; }
 
@@ -13,12 +20,14 @@
     var parts = [percent(run.progress)];
     if (run.epoch && run.status === "succeeded" && run.epochs && run.epoch < run.epochs) {
       // Early stopping: say how far training went, not the configured maximum.
-      parts.push("stopped early after epoch " + run.epoch + " of " + run.epochs);
+      parts.push(fill(gettext("stopped early after epoch %(epoch)s of %(epochs)s"), { epoch: run.epoch, epochs: run.epochs }));
+    } else if (run.epoch && run.epochs) {
+      parts.push(fill(gettext("epoch %(epoch)s/%(epochs)s"), { epoch: run.epoch, epochs: run.epochs }));
     } else if (run.epoch) {
-      parts.push("epoch " + run.epoch + (run.epochs ? "/" + run.epochs : ""));
+      parts.push(fill(gettext("epoch %(epoch)s"), { epoch: run.epoch }));
     }
-    if (run.loss !== null && run.loss !== undefined) { parts.push("loss " + Number(run.loss).toFixed(4)); }
-    if (ACTIVE[run.status] && run.eta_seconds) { parts.push("ETA " + Math.round(run.eta_seconds) + " s"); }
+    if (run.loss !== null && run.loss !== undefined) { parts.push(fill(gettext("loss %(loss)s"), { loss: Number(run.loss).toFixed(4) })); }
+    if (ACTIVE[run.status] && run.eta_seconds) { parts.push(fill(gettext("ETA %(eta)s s"), { eta: Math.round(run.eta_seconds) })); }
     return parts.join(" · ");
   }
 
@@ -33,7 +42,7 @@
     bar.value = run.progress || 0;
     bar.textContent = percent(run.progress);
     field(row, "text").textContent = progressText(run);
-    field(row, "message").textContent = run.message || "";
+    field(row, "message").textContent = run.message_text || run.message || "";
     var cancel = field(row, "cancel");
     if (cancel && (!ACTIVE[run.status] || run.cancel_requested)) {
       cancel.querySelector("button").disabled = true;
@@ -48,7 +57,7 @@
       var details = document.createElement("details");
       var summary = document.createElement("summary");
       summary.className = "error";
-      summary.textContent = "Error";
+      summary.textContent = gettext("Error");
       var pre = document.createElement("pre");
       pre.className = "run-error";
       pre.textContent = run.error;

@@ -17,6 +17,8 @@
   const queue = [];
   let running = 0;
   const counts = { stored: 0, duplicate: 0, rejected: 0 };
+  const fill = (text, values) => interpolate(text, values, true);
+  const imageLink = (id) => ({ href: imageUrl(id), text: fill(gettext("Image %(id)s"), { id: id }) });
 
   function addRow(file) {
     const row = document.createElement("li");
@@ -27,10 +29,10 @@
     const bar = document.createElement("progress");
     bar.max = 100;
     bar.value = 0;
-    bar.setAttribute("aria-label", "Upload progress of " + file.name);
+    bar.setAttribute("aria-label", fill(gettext("Upload progress of %(name)s"), { name: file.name }));
     const status = document.createElement("span");
     status.className = "upload-status";
-    status.textContent = "waiting";
+    status.textContent = gettext("waiting");
     row.append(name, bar, status);
     results.append(row);
     return { row, bar, status };
@@ -47,7 +49,7 @@
       item.status.append(" ", a);
     }
     counts[outcome] += 1;
-    summary.textContent = counts.stored + " stored, " + counts.duplicate + " already stored, " + counts.rejected + " rejected.";
+    summary.textContent = fill(gettext("%(stored)s stored, %(duplicate)s already stored, %(rejected)s rejected."), counts);
     running -= 1;
     next();
   }
@@ -66,19 +68,20 @@
     });
     request.addEventListener("load", () => {
       let data = {};
-      try { data = JSON.parse(request.responseText); } catch (error) { data = { error: "unexpected answer from the server" }; }
+      try { data = JSON.parse(request.responseText); } catch (error) { data = { error: gettext("unexpected answer from the server") }; }
       if (request.status === 201) {
-        const face = data.face_box ? "face found" : "no face found";
-        finish(item, "stored", "Stored (" + face + ").", { href: imageUrl(data.id), text: "Image " + data.id });
+        const stored = data.face_box ? gettext("Stored (face found).") : gettext("Stored (no face found).");
+        finish(item, "stored", stored, imageLink(data.id));
       } else if (request.status === 409) {
         const id = data.details && data.details.existing_id;
-        finish(item, "duplicate", "Already stored.", id ? { href: imageUrl(id), text: "Image " + id } : null);
+        finish(item, "duplicate", gettext("Already stored."), id ? imageLink(id) : null);
       } else {
-        finish(item, "rejected", "Rejected: " + (data.error || "error " + request.status));
+        const why = data.error || fill(gettext("error %(status)s"), { status: request.status });
+        finish(item, "rejected", fill(gettext("Rejected: %(reason)s"), { reason: why }));
       }
     });
-    request.addEventListener("error", () => finish(item, "rejected", "Rejected: the connection failed."));
-    item.status.textContent = "uploading";
+    request.addEventListener("error", () => finish(item, "rejected", gettext("Rejected: the connection failed.")));
+    item.status.textContent = gettext("uploading");
     request.send(body);
   }
 
@@ -92,7 +95,7 @@
   function enqueue(files) {
     const code = patient.value.trim();
     if (!code) {
-      summary.textContent = "Enter the patient code first.";
+      summary.textContent = gettext("Enter the patient code first.");
       patient.focus();
       return;
     }

@@ -7,13 +7,19 @@ import pytest
 from django.urls import reverse
 
 from modeling import gate
-from modeling.models import GateDecision, GateVerdict, ModelVersion, PromotionEvent, Stage
+from modeling.models import GateDecision, GateRule, GateVerdict, ModelVersion, PromotionEvent, Stage
 from painsite.core.models import AdminNotice, AuditEvent
 from tests.modeling.factories import make_model_version, make_predictions, make_test_set
 
 pytestmark = pytest.mark.django_db
 
 SEVERE, NONE = 3, 0
+
+
+@pytest.fixture(autouse=True)
+def fewer_resamples(monkeypatch):
+    """The comparison's 2,000 resamples are for the pages; 400 keep these verdicts' intervals steady."""
+    monkeypatch.setattr("modeling.comparisons.COMPARISON_RESAMPLES", 400)
 
 
 @pytest.fixture
@@ -179,3 +185,28 @@ def test_auto_promotion_never_promotes_a_random_init_backbone(champion, test_set
     challenger = make_model_version(name="v2", predictions=predictions, backbone="random-init", n_bootstrap=50)
     assert gate.judge(challenger).recommends_promotion
     assert ModelVersion.objects.get(pk=challenger.pk).stage == Stage.CANDIDATE
+
+
+def test_versions_made_before_the_gate_existed_are_never_judged(champion, test_set, admin_user):
+    """On an upgrade the migration starts the gate after the newest version: old candidates are not
+    judged against today's production model (nor auto-promoted)."""
+    old = make_model_version(name="v2", predictions=make_predictions(test_set, skill=5.0, seed=2), n_bootstrap=50)
+    GateRule.objects.create(first_version_id=old.pk + 1, auto_promote=True)
+    assert gate.judge(old) is None and gate.judge_waiting() == []
+    gate.set_gate_rule(margin=0.05, alpha=0.05, auto_promote=True, set_by=admin_user)
+    assert gate.rule_in_force().first_version_id == old.pk + 1
+    new = make_model_version(name="v3", predictions=make_predictions(test_set, skill=5.0, seed=3), n_bootstrap=50)
+    [decision] = gate.judge_waiting()
+    assert decision.challenger == new and ModelVersion.objects.get(pk=old.pk).stage == Stage.CANDIDATE
+
+
+def test_the_migration_starts_the_gate_after_the_newest_existing_version(champion):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("modeling.migrations.0007_learning_loop")
+    GateRule.objects.all().delete()
+    migration.start_the_gate_after_existing_versions(apps, None)
+    assert GateRule.objects.get().first_version_id == champion.pk + 1
+    assert (GateRule.objects.get().margin, GateRule.objects.get().auto_promote) == (0.02, False)

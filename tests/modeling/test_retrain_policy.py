@@ -16,11 +16,10 @@ from annotation.services import record_label
 from modeling import retrain_policy
 from modeling.models import RetrainPolicy, RetrainTrigger, RunStatus, TrainingRun
 from painsite.core.models import AuditEvent
+from tests.modeling.training_data import LABELS_PER_DATASET as LABELS_IN_DATASET
 from tests.modeling.training_data import SMALL_CONFIG, make_dataset
 
 pytestmark = pytest.mark.django_db
-
-LABELS_IN_DATASET = 7 * 4  # make_dataset: seven patients, four labelled images each
 
 
 def enable(admin, **triggers):
@@ -170,3 +169,14 @@ def test_researchers_see_the_policy_and_admins_change_it_audited(client, researc
     assert client.post(reverse("learning-loop"), gate_form).status_code == 302
     assert AuditEvent.objects.filter(action="gate_rule.set", details__auto_promote=True).exists()
     assert client.post(reverse("learning-loop"), {"form": "gate", "margin": "2"}).status_code == 422
+
+
+def test_beats_round_of_the_learning_loop_checks_the_policy(clinician, admin_user):
+    from modeling.tasks import run_learning_loop
+
+    make_dataset(clinician)
+    enable(admin_user, min_new_labels=5)
+    first = run_learning_loop()
+    assert first["started_run"] == TrainingRun.objects.get().pk
+    assert first["verdicts"] == [] and first["drift"] == "not_estimable"
+    assert run_learning_loop()["started_run"] is None

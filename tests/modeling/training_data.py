@@ -16,6 +16,8 @@ from painsite.synthetic_faces import draw_face, encode_jpeg, make_identity
 
 # Every patient shows every pain level, so each cohort's test patients cover all four levels.
 EVERY_LEVEL = (0, 2, 5, 8)
+# make_dataset's default: seven patients, one label on each of their four images.
+LABELS_PER_DATASET = 7 * len(EVERY_LEVEL)
 SMALL_CONFIG = {"epochs": 3, "image_size": 64, "batch_size": 8, "patience": 3, "seed": 1}
 
 

@@ -75,6 +75,9 @@ ENDPOINTS: dict[str, Endpoint] = {
     "api/schema/": api(GET=USER),
     "api/docs/": page(GET=CLINICIAN),
     "favicon.ico": page(GET=ANYONE),
+    # The language selector (on the log-in page too) and the scripts' translations.
+    "i18n/setlang/": page(POST=ANYONE),
+    "jsi18n/": page(GET=ANYONE),
     # Images and imports
     "upload/": page(GET=CLINICIAN),
     "upload/archive/": page(POST=CLINICIAN),
