@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from annotation.models import Patient
@@ -170,15 +170,13 @@ def escalate_overdue_alerts(*, now: datetime | None = None) -> list[WardAlert]:
                 continue  # another worker took it
             alert.escalated_at = now
             minutes = max(1, round((now - alert.raised_at).total_seconds() / 60))
+            # Written in the site's language: a notice is stored once and read by every admin.
+            with translation.override(settings.LANGUAGE_CODE):
+                subject, body = _escalation_text(alert, minutes)
             notify_admins(
                 kind="ward",
-                subject=_("Unacknowledged severe-pain alert at bed %(bed)s (patient %(patient)s)")
-                % {"bed": alert.bed, "patient": alert.patient.code},
-                body=_(
-                    "Severe pain persisted at bed %(bed)s (patient %(patient)s) and nobody has acknowledged "
-                    "the alert for %(minutes)s min. Please check on the patient and acknowledge it on the ward board."
-                )
-                % {"bed": alert.bed, "patient": alert.patient.code, "minutes": minutes},
+                subject=subject,
+                body=body,
                 link="/ward/",
                 key=f"ward-alert-{alert.pk}",
             )
@@ -190,3 +188,16 @@ def escalate_overdue_alerts(*, now: datetime | None = None) -> list[WardAlert]:
             )
             escalated.append(alert)
     return escalated
+
+
+def _escalation_text(alert: WardAlert, minutes: int) -> tuple[str, str]:
+    values = {"bed": alert.bed, "patient": alert.patient.code, "minutes": minutes}
+    subject = _("Unacknowledged severe-pain alert at bed %(bed)s (patient %(patient)s)") % values
+    body = (
+        _(
+            "Severe pain persisted at bed %(bed)s (patient %(patient)s) and nobody has acknowledged the alert "
+            "for %(minutes)s min. Please check on the patient and acknowledge it on the ward board."
+        )
+        % values
+    )
+    return subject, body

@@ -7,10 +7,8 @@
 
   const root = document.getElementById("ward");
   if (!root) return;
-  const gettext = window.gettext || function (text) { return text; };
-  const interpolate = function (text, values) {
-    return text.replace(/%\((\w+)\)s/g, function (_, name) { return String(values[name]); });
-  };
+  const fill = (text, values) => interpolate(text, values, true);
+  const levelWord = (name) => window.PainSiteWords.level(name);
   const SVG_NS = "http://www.w3.org/2000/svg";
   const apiUrl = root.dataset.apiUrl;
   const pollMilliseconds = Math.max(1, parseFloat(root.dataset.pollSeconds || "3")) * 1000;
@@ -54,7 +52,7 @@
     svg.setAttribute("viewBox", "0 0 " + width + " " + height);
     svg.setAttribute("preserveAspectRatio", "none");
     svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", interpolate(gettext("P(severe pain) over the last %(hours)s hours"), { hours: hours }));
+    svg.setAttribute("aria-label", fill(gettext("P(severe pain) over the last %(hours)s hours"), { hours: hours }));
     const start = now - hours * 3600 * 1000;
     const x = function (t) { return ((t - start) / (now - start)) * width; };
     const y = function (p) { return height - 2 - p * (height - 4); };
@@ -82,12 +80,12 @@
   function alertBlock(bed, alert) {
     const box = element("div", "bed-alert");
     box.setAttribute("role", "alert");
-    const text = interpolate(gettext("Severe pain persists: %(run)s severe assessments in a row since %(time)s."), {
+    const text = fill(gettext("Severe pain persists: %(run)s severe assessments in a row since %(time)s."), {
       run: alert.severe_run, time: clock(alert.raised_at),
     });
     box.appendChild(element("span", null, text));
     if (alert.escalated) {
-      box.appendChild(element("strong", null, interpolate(gettext("Escalated to the admins at %(time)s."), { time: clock(alert.escalated_at) })));
+      box.appendChild(element("strong", null, fill(gettext("Escalated to the admins at %(time)s."), { time: clock(alert.escalated_at) })));
     }
     if (canAcknowledge) {
       const button = element("button", "acknowledge", gettext("Acknowledge"));
@@ -119,12 +117,14 @@
     top.appendChild(element("span", "bed-name", bed.bed));
     top.appendChild(element("span", "bed-state " + bed.state, STATES[bed.state] || bed.state));
     link.appendChild(top);
-    link.appendChild(element("span", "bed-patient", bed.patient ? interpolate(gettext("Patient %(code)s"), { code: bed.patient }) : gettext("No patient")));
+    link.appendChild(element("span", "bed-patient", bed.patient ? fill(gettext("Patient %(code)s"), { code: bed.patient }) : gettext("No patient")));
     const level = element("div", "bed-level");
     const shown = bed.state === "assessed" ? bed.last_reading : null;
     if (shown && shown.level) {
-      level.appendChild(element("span", "level-name level-text-" + shown.level, shown.level));
-      if (shown.probability !== null) level.appendChild(element("span", "probability", Math.round(shown.probability * 100) + " %"));
+      level.appendChild(element("span", "level-name level-text-" + shown.level, levelWord(shown.level)));
+      if (shown.probability !== null) {
+        level.appendChild(element("span", "probability", Math.round(shown.probability * 100) + " %"));
+      }
       if (shown.level === "severe") article.classList.add("level-severe-card");
     } else if (bed.state === "no_face") {
       level.appendChild(element("span", null, gettext("No face in view")));
@@ -135,9 +135,9 @@
     link.appendChild(sparkline(bed.trend, board.now, board.trend_hours));
     const last = bed.last_assessment;
     link.appendChild(element("span", "bed-meta", last
-      ? interpolate(gettext("Last assessment %(time)s (%(level)s)"), { time: clock(last.time), level: last.level })
+      ? fill(gettext("Last assessment %(time)s (%(level)s)"), { time: clock(last.time), level: levelWord(last.level) })
       : gettext("No assessment yet")));
-    link.appendChild(element("span", "bed-meta", interpolate(gettext("Last frame %(time)s · every %(seconds)s s"), {
+    link.appendChild(element("span", "bed-meta", fill(gettext("Last frame %(time)s · every %(seconds)s s"), {
       time: clock(bed.last_frame_at), seconds: bed.interval_seconds,
     })));
     article.appendChild(link);
@@ -164,14 +164,14 @@
         etag = response.headers.get("ETag");
         render(await response.json());
       } else if (response.status !== 304) {
-        throw new Error(interpolate(gettext("the server answered %(status)s"), { status: response.status }));
+        throw new Error(fill(gettext("the server answered %(status)s"), { status: response.status }));
       }
       errorBox.hidden = true;
-      updated.textContent = interpolate(gettext("Updated %(time)s"), { time: clock(Date.now()) });
+      updated.textContent = fill(gettext("Updated %(time)s"), { time: clock(Date.now()) });
       root.dataset.polls = String(parseInt(root.dataset.polls || "0", 10) + 1);
     } catch (error) {
       errorBox.hidden = false;
-      errorBox.textContent = interpolate(gettext("The board could not be updated (%(reason)s); it keeps trying."), { reason: error.message });
+      errorBox.textContent = fill(gettext("The board could not be updated (%(reason)s); it keeps trying."), { reason: error.message });
     }
     schedule();
   }
@@ -190,7 +190,7 @@
     if (!response.ok && response.status !== 409) {
       button.disabled = false;
       errorBox.hidden = false;
-      errorBox.textContent = interpolate(gettext("The alert was not acknowledged (%(status)s)."), { status: response.status });
+      errorBox.textContent = fill(gettext("The alert was not acknowledged (%(status)s)."), { status: response.status });
       return;
     }
     etag = null;

@@ -324,6 +324,7 @@ def page_routes(data: dict) -> list[str]:
         "/results/paper/",
         "/assess/",
         "/monitor/",
+        "/ward/",
         "/audit/",
         "/people/",
         f"/imports/{data['job'].pk}/",
