@@ -53,6 +53,9 @@ def main() -> dict[str, object]:
     parser.add_argument("--beds", default="10,20,40,60", help="bed counts to try, comma-separated")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per bed count")
     parser.add_argument("--image-size", type=int, default=224, help="network input size the model is trained at")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="faces per forward pass (PAINSITE_WARD_BATCH_SIZE)"
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "ward.json")
     args = parser.parse_args()
     counts = [int(value) for value in args.beds.split(",") if value.strip()]
@@ -92,6 +95,10 @@ def main() -> dict[str, object]:
     from tests.modeling.tiny_model import make_model_version, tiny_model
 
     call_command("migrate", verbosity=0)
+    from django.conf import settings
+
+    if args.batch_size:
+        settings.PAINSITE_WARD_BATCH_SIZE = args.batch_size
     print(f"training a head-mode model at {args.image_size} px on synthetic faces...", flush=True)
     result = tiny_model(image_size=args.image_size)
     make_model_version(result, name="v1", stage=Stage.PRODUCTION)
@@ -178,7 +185,11 @@ def main() -> dict[str, object]:
         "image_size": args.image_size,
         "frame_size": [WIDTH, HEIGHT],
         "model": {"device": "cpu", "feature_path": result.feature_path, "backbone": result.backbone},
-        "worker": {"processes": 1, "torch_threads": torch.get_num_threads()},
+        "worker": {
+            "processes": 1,
+            "torch_threads": torch.get_num_threads(),
+            "batch_size": settings.PAINSITE_WARD_BATCH_SIZE,
+        },
         "measured": measured,
         "most_beds_kept": max(kept) if kept else 0,
         # From the slowest bed count's cost per bed: what one worker could carry at this interval.

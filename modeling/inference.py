@@ -95,10 +95,12 @@ class ServedModel:
         with self.lock:
             return self.model.predict_image(picture, face_box)
 
-    def predict_many(self, pictures: list[PILImage.Image], face_boxes: list[FaceBox | None]) -> np.ndarray:
-        """One batched forward pass for many pictures (a ward round's due beds)."""
+    def predict_many(
+        self, pictures: list[PILImage.Image], face_boxes: list[FaceBox | None], *, batch_size: int = 32
+    ) -> np.ndarray:
+        """Batched forward passes for many pictures (a ward round's due beds)."""
         with self.lock:
-            return self.model.predict_images(pictures, face_boxes)
+            return self.model.predict_images(pictures, face_boxes, batch_size=batch_size)
 
     def heatmap(self, picture: PILImage.Image, face_box: FaceBox | None, *, level: int) -> np.ndarray:
         """Grad-CAM of `level` over the face crop, on the whole picture (its aspect ratio)."""

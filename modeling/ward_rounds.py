@@ -191,7 +191,9 @@ def predict_levels(claims: list[Claim], *, served: ServedModel) -> None:
     if not with_face:
         return
     pictures = [PILImage.fromarray(claim.frame.pixels) for claim in with_face]
-    probabilities = served.predict_many(pictures, [claim.face_box for claim in with_face])
+    probabilities = served.predict_many(
+        pictures, [claim.face_box for claim in with_face], batch_size=settings.PAINSITE_WARD_BATCH_SIZE
+    )
     for claim, row in zip(with_face, probabilities):
         claim.prediction = describe(served, row)[0]
 

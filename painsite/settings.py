@@ -494,6 +494,8 @@ PAINSITE_WARD_ESCALATE_SECONDS = envfloat("PAINSITE_WARD_ESCALATE_SECONDS", "300
 PAINSITE_WARD_KEEP_ALERT_FRAMES = envbool("PAINSITE_WARD_KEEP_ALERT_FRAMES", "0")
 PAINSITE_WARD_TREND_HOURS = envfloat("PAINSITE_WARD_TREND_HOURS", "4")
 PAINSITE_WARD_BOARD_POLL_SECONDS = envfloat("PAINSITE_WARD_BOARD_POLL_SECONDS", "3")
+# Faces per forward pass in a ward round (a round's faces go through in batches of this size).
+PAINSITE_WARD_BATCH_SIZE = envint("PAINSITE_WARD_BATCH_SIZE", "32")
 CELERY_BEAT_SCHEDULE["ward-round"] = {
     "task": "modeling.tasks.run_ward_round",
     "schedule": PAINSITE_WARD_TICK_SECONDS,
