@@ -105,14 +105,19 @@ class PredictionRow:
     level_rank: int
 
 
-def images_to_predict(*, after_id: int = 0, limit: int, image_ids: Iterable[int] | None = None) -> list[Image]:
+def images_to_predict(
+    *, after_id: int = 0, limit: int, image_ids: Iterable[int] | None = None, not_predicted_by: int | None = None
+) -> list[Image]:
     """Never-labeled images with a face, of consenting patients, oldest first from `after_id`
-    (or those of `image_ids` that are): the images the queue's predictions are for."""
+    (or those of `image_ids` that are): the images the queue's predictions are for. With
+    `not_predicted_by`, only those that model version has not predicted yet."""
     found = Image.objects.filter(
         label_count=0, face_box__isnull=False, patient__consent=Consent.GRANTED, pk__gt=after_id
     )
     if image_ids is not None:
         found = found.filter(pk__in=list(image_ids))
+    if not_predicted_by is not None:
+        found = found.exclude(queue_prediction__model_version_id=not_predicted_by)
     return list(found.select_related("patient").order_by("pk")[:limit])
 
 
