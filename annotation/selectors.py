@@ -26,10 +26,11 @@ def next_image_for(user: User, *, skip: Iterable[int] = (), for_update: bool = F
 
     Never-labeled images come first, in the order researchers chose (annotation/queue_order.py:
     arrival, the production model's uncertainty, or level-balanced), then images with exactly one
-    observer score, oldest first (they need a second rater for agreement); images the user holds a score on, images of patients who
-    withdrew consent and images reserved for another clinician (until the reservation ends) are
-    left out; `skip` holds ids the user passed over this session. Each step is an index range
-    scan on a partial index, so the cost does not grow with the number of images or labels.
+    observer score, oldest first (they need a second rater for agreement); images the user holds
+    a score on, images of patients who withdrew consent and images reserved for another
+    clinician (until the reservation ends) are left out; `skip` holds ids the user passed over
+    this session. Each step is an index range scan (a partial index, or an index of the queue's
+    predictions), so the cost does not grow with the number of images or labels.
 
     `for_update` locks the row found, passing over rows another transaction holds, for a caller
     that reserves it in the same transaction (annotation.services.reserve_next_image).
