@@ -132,7 +132,12 @@ def render_queue() -> str:
         (
             f"{cpu(result)}, {load_average(result)}, measured {result['measured_at'][:16].replace('T', ' ')} UTC; "
             f"{settings['clients']} clients, {settings['gunicorn_workers']} gunicorn workers, "
-            f"{settings['warmup_per_client']} warm-up + {settings['steps_per_client']} measured steps per client."
+            f"{settings['warmup_per_client']} warm-up + {settings['steps_per_client']} measured steps per client"
+            + (
+                f" per turn, {settings['rounds_per_order']} turns per order (pooled)."
+                if settings.get("rounds_per_order", 1) > 1
+                else "."
+            )
         ),
         "",
         (
@@ -191,20 +196,26 @@ def render_queue_orders() -> str:
         "",
         (
             f"| order | images | load | steps done / planned | p50 step | p95 step | server CPU per step "
-            f"| p50 / {baseline} | p95 / {baseline} | CPU / {baseline} | queue SQL (predicted / unpredicted step) |"
+            f"| p50 / {baseline} | p95 / {baseline} | CPU / {baseline} | p50 per round: order; {baseline} "
+            "| queue SQL (predicted / unpredicted step) |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    spreads = []
     for order, by_size in result["order_to_baseline"].items():
         for size, loads in sorted(by_size.items(), key=lambda item: int(item[0])):
             for load_name, ratio in loads.items():
                 m = result["sizes"][size]["other_orders"][order][load_name]
+                base = result["sizes"][size]["loads"][load_name]
+                rounds = [m.get("p50_ms_by_round", []), base.get("p50_ms_by_round", [])]
+                spreads += [max(values) / min(values) for values in rounds if len(values) > 1 and min(values)]
                 sql = m.get("queue_sql", {})
                 done = f"{m['steps']} / {m['planned_steps']}" + (" **partial**" if m["partial"] else "")
                 lines.append(
                     f"| {order} | {int(size):,} | {load_name.replace('_', ' ')} | {done} | {ms(m['p50_ms'])} "
                     f"| {ms(m['p95_ms'])} | {ms(m['server_cpu_ms_per_step'])} | **{ratio['p50_ms_ratio']}×** "
                     f"| **{ratio['p95_ms_ratio']}×** | {ratio['server_cpu_ms_per_step_ratio']}× "
+                    f"| {' / '.join(f'{v:.0f}' for v in rounds[0])}; {' / '.join(f'{v:.0f}' for v in rounds[1])} ms "
                     f"| {sql.get('unlabeled_predicted_step_ms', '–')} / {sql.get('unlabeled_unpredicted_step_ms', '–')} ms |"
                 )
     targets = result["targets"]
@@ -214,6 +225,11 @@ def render_queue_orders() -> str:
         lines.append(
             f"- {order}: p50 and p95 within {targets['order_to_baseline_ratio_at_most']}× of {baseline} at every "
             f"size and load: {verdict[met]}."
+        )
+    if spreads:
+        lines.append(
+            f"- noise floor of this run: the p50 of one order's rounds differed by up to {max(spreads):.2f}× "
+            f"(median {sorted(spreads)[len(spreads) // 2]:.2f}×) between its turns."
         )
     return "\n".join(lines) + "\n"
 
