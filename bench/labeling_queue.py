@@ -16,8 +16,8 @@ same load, and writes bench/results/queue.json (or --output).
 Targets: p95 < 50 ms at both sizes; p50 at 100,000 images <= 1.5 x p50 at 1,000 images; web-worker
 CPU per step <= 8 ms at 100,000 images, saturated.
 
-Queue orders (--orders, default `arrival,uncertainty`): every load runs --rounds times (2) per
-order, the orders taking turns on freshly loaded data (A B, then B A), pooled per order; the first
+Queue orders (--orders, default `arrival,uncertainty`): every load runs --rounds times (4) per
+order, the orders taking turns on freshly loaded data (A B, B A, ...), pooled per order; the first
 order (arrival, the default) gives the figures above and each other order is reported beside it. The never-labeled images with a face carry a prediction of the
 production model (annotation_imageprediction, as modeling writes it: random levels, entropy and
 margin; 3% of images have no face and no prediction). The JSON gives each other order's p50, p95
@@ -598,7 +598,7 @@ def main() -> dict:
         default="arrival,uncertainty",
         help="queue orders to run side by side, the first as the baseline: arrival, uncertainty, level-balanced",
     )
-    parser.add_argument("--rounds", type=int, default=2, help="turns each order takes per size and load (pooled)")
+    parser.add_argument("--rounds", type=int, default=4, help="turns each order takes per size and load (pooled)")
     args = parser.parse_args()
     orders = [part.strip() for part in args.orders.split(",") if part.strip()]
     if not orders or any(order not in ("arrival", "uncertainty", "level-balanced") for order in orders):

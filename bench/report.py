@@ -190,8 +190,8 @@ def render_queue_orders() -> str:
     lines = [
         (
             f"{cpu(result)}, {load_average(result)}, measured {result['measured_at'][:16].replace('T', ' ')} UTC; "
-            f"the same run as the table above (its rows are the `{baseline}` order); each order right after "
-            f"{baseline} on the same freshly loaded data; images without a face: {result['settings']['images_without_a_face']}."
+            f"the same run as the table above (its rows are the `{baseline}` order); each order takes "
+            f"turns with {baseline}, each turn on freshly loaded data; images without a face: {result['settings']['images_without_a_face']}."
         ),
         "",
         (
