@@ -480,7 +480,33 @@ def render_time_to_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def render_queue_order_step_cpu() -> str:
+    """labeling_step_cpu.py run in turns on the code before and after the queue orders."""
+    folder = RESULTS / "queue_order_step_cpu"
+    runs = sorted(folder.glob("*.json")) if folder.exists() else []
+    if not runs:
+        return missing("queue_order_step_cpu/*.json", ".venv/bin/python bench/labeling_step_cpu.py (before and after)")
+    lines, means = [], {}
+    for path in sorted(runs, key=lambda p: json.loads(p.read_text())["measured_at"]):
+        run = json.loads(path.read_text())
+        side = path.stem.split("_")[0]
+        means.setdefault(side, []).append(run["cpu_ms_per_step"])
+        statements = run["statements_per_request"]
+        counts = ", ".join(f"{request} {len(found['statements'])}" for request, found in statements.items())
+        lines.append(
+            f"- {side} ({path.name}): {cpu(run)}, {load_average(run)}, measured "
+            f"{run['measured_at'][:16].replace('T', ' ')} UTC; {run['settings']['steps']} steps: "
+            f"**{ms(run['cpu_ms_per_step'])} of CPU per step**; SQL statements: {counts}."
+        )
+    if {"before", "after"} <= set(means):
+        before, after = (sum(means[side]) / len(means[side]) for side in ("before", "after"))
+        verdict = "met" if after <= 1.2 * before else "not met"
+        lines.append(f"- mean after / mean before: **{after / before:.2f}×** (target: within 1.2×): {verdict}.")
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "queue_order_step_cpu": render_queue_order_step_cpu,
     "time_to_table": render_time_to_table,
     "results_index": render_results_index,
     "import_rate": render_import_rate,
