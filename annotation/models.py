@@ -176,6 +176,88 @@ class PainLabel(models.Model):
         return f"NRS {self.nrs} ({self.kind}) on image {self.image_id}"
 
 
+class QueueOrder(models.TextChoices):
+    ARRIVAL = "arrival", _("Arrival: oldest image first")
+    UNCERTAINTY = "uncertainty", _("Uncertainty: the production model's least confident images first")
+    LEVEL_BALANCED = "level-balanced", _("Level-balanced: images spread over the predicted pain levels")
+
+
+class UncertaintyMeasure(models.TextChoices):
+    # Same names as modeling.ml.uncertainty, which computes both.
+    MARGIN = "margin", _("Margin: the two likeliest levels are nearly tied")
+    ENTROPY = "entropy", _("Entropy: the probability is spread over the levels")
+
+
+class QueueSettings(models.Model):
+    """The order of the labeling queue's never-labeled images: one row (id 1), changed by
+    researchers and admins (annotation.queue_order.set_queue_order, audit-logged). No row means
+    the defaults: arrival order, and margin when uncertainty is chosen."""
+
+    SINGLE_ROW_ID = 1
+
+    order = models.CharField(max_length=16, choices=QueueOrder.choices, default=QueueOrder.ARRIVAL)
+    uncertainty_measure = models.CharField(
+        max_length=16, choices=UncertaintyMeasure.choices, default=UncertaintyMeasure.MARGIN
+    )
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("labeling queue settings")
+        verbose_name_plural = _("labeling queue settings")
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="queuesettings_single_row"),
+            models.CheckConstraint(condition=Q(order__in=QueueOrder.values), name="queuesettings_order_valid"),
+            models.CheckConstraint(
+                condition=Q(uncertainty_measure__in=UncertaintyMeasure.values), name="queuesettings_measure_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"queue order {self.order} ({self.uncertainty_measure})"
+
+
+class ImagePrediction(models.Model):
+    """The production model's prediction for a never-labeled image with a face, kept only to
+    order the labeling queue; never shown to a clinician before their own score.
+
+    Written by modeling (modeling/queue_predictions.py) after each promotion and as images arrive;
+    removed when the image gets its first score (annotation.services), so every row is a
+    candidate of the queue's first step and the ordered index scans stay short. Images without a
+    face get no row (no face, no score) and come after the predicted ones.
+    """
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, primary_key=True, related_name="queue_prediction")
+    # A plain integer: annotation does not know modeling's ModelVersion table.
+    model_version_id = models.PositiveIntegerField()
+    predicted_level = models.PositiveSmallIntegerField()
+    predicted_level_name = models.CharField(max_length=64)
+    # Normalised entropy of the level probabilities (0 certain, 1 uniform) and p(top) - p(second).
+    entropy = models.FloatField()
+    margin = models.FloatField()
+    # Place among the images predicted at the same level: ordering by (rank, level) visits the
+    # levels in turn (the level-balanced order).
+    level_rank = models.PositiveIntegerField()
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-entropy", "image"], name="prediction_entropy_idx"),
+            models.Index(fields=["margin", "image"], name="prediction_margin_idx"),
+            models.Index(fields=["level_rank", "predicted_level", "image"], name="prediction_level_rank_idx"),
+            models.Index(fields=["model_version_id"], name="prediction_version_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(entropy__gte=0) & Q(entropy__lte=1), name="prediction_entropy_0_1"),
+            models.CheckConstraint(condition=Q(margin__gte=0) & Q(margin__lte=1), name="prediction_margin_0_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"prediction for image {self.image_id} by model version {self.model_version_id}"
+
+
 class ImportStatus(models.TextChoices):
     QUEUED = "queued", _("Queued")
     RUNNING = "running", _("Running")

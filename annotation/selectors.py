@@ -15,6 +15,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotation.models import Consent, Image, PainLabel, Patient
+from annotation.queue_order import QueueOrderSetting, current_queue_order
 
 QUEUE_UNLABELED = "unlabeled"
 QUEUE_SECOND_OBSERVER = "second_observer"
@@ -23,11 +24,13 @@ QUEUE_SECOND_OBSERVER = "second_observer"
 def next_image_for(user: User, *, skip: Iterable[int] = (), for_update: bool = False) -> Image | None:
     """The next image `user` should label, or None when their queue is empty.
 
-    Never-labeled images come first, then images with exactly one observer score (they need a
-    second rater for agreement); images the user holds a score on, images of patients who
-    withdrew consent and images reserved for another clinician (until the reservation ends) are
-    left out; `skip` holds ids the user passed over this session. Each step is an index range
-    scan on a partial index, so the cost does not grow with the number of images or labels.
+    Never-labeled images come first, in the order researchers chose (annotation/queue_order.py:
+    arrival, the production model's uncertainty, or level-balanced), then images with exactly one
+    observer score, oldest first (they need a second rater for agreement); images the user holds
+    a score on, images of patients who withdrew consent and images reserved for another
+    clinician (until the reservation ends) are left out; `skip` holds ids the user passed over
+    this session. Each step is an index range scan (a partial index, or an index of the queue's
+    predictions), so the cost does not grow with the number of images or labels.
 
     `for_update` locks the row found, passing over rows another transaction holds, for a caller
     that reserves it in the same transaction (annotation.services.reserve_next_image).
@@ -41,9 +44,11 @@ def next_image_for(user: User, *, skip: Iterable[int] = (), for_update: bool = F
 
 
 def queue_steps(
-    user: User, *, skip: Iterable[int] = (), for_update: bool = False
+    user: User, *, skip: Iterable[int] = (), for_update: bool = False, order: QueueOrderSetting | None = None
 ) -> Iterator[tuple[str, QuerySet[Image]]]:
-    """The queue's steps in the order they are asked, each with its images in queue order."""
+    """The queue's steps in the order they are asked, each with its images in queue order.
+    `order` is the chosen queue order (read from the settings row when not given)."""
+    order = order or current_queue_order()
     candidates = (
         Image.objects.filter(patient__consent=Consent.GRANTED)
         .filter(Q(reserved_until__isnull=True) | Q(reserved_until__lte=timezone.now()) | Q(reserved_by=user))
@@ -56,7 +61,15 @@ def queue_steps(
     if for_update:
         candidates = candidates.select_for_update(skip_locked=True, of=("self",))
     # Nobody holds a score on a never-labeled image, the user included: no label lookup needed.
-    yield QUEUE_UNLABELED, candidates.filter(label_count=0)
+    unlabeled = candidates.filter(label_count=0)
+    if order.uses_predictions:
+        # Predicted images first, in the chosen order; then those with no prediction (no face, or
+        # not predicted yet) oldest first. Both steps answer "unlabeled": the reason a clinician
+        # sees says nothing of the model.
+        yield QUEUE_UNLABELED, unlabeled.filter(queue_prediction__isnull=False).order_by(*order.prediction_ordering)
+        yield QUEUE_UNLABELED, unlabeled.filter(queue_prediction__isnull=True)
+    else:
+        yield QUEUE_UNLABELED, unlabeled
     # Built only when the first step found nothing: building a queryset costs CPU too.
     rated_by_user = PainLabel.objects.current().filter(image=OuterRef("pk"), rater=user)
     yield QUEUE_SECOND_OBSERVER, candidates.filter(observer_rater_count=1).filter(~Exists(rated_by_user))

@@ -19,7 +19,16 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from annotation.models import RECORDABLE_CONSENT, Cohort, Consent, Image, LabelKind, PainLabel, Patient
+from annotation.models import (
+    RECORDABLE_CONSENT,
+    Cohort,
+    Consent,
+    Image,
+    ImagePrediction,
+    LabelKind,
+    PainLabel,
+    Patient,
+)
 from annotation.selectors import next_image_for
 from painsite.core.services import record_event
 
@@ -80,7 +89,8 @@ def _standing_kind(head: PainLabel | None) -> str | None:
 
 def _update_queue_state(*, image: Image, rater: User, before: str | None, after: str | None) -> None:
     """Move Image's counters from the rater's old standing score to the new one, and end the
-    rater's reservation of the image, in one UPDATE.
+    rater's reservation of the image, in one UPDATE (and drop the queue's prediction of an image
+    that got its first score).
 
     F() expressions make the change relative, so two raters labeling the same image at the same
     moment both count; the caller also holds the image row lock, so the chain read and
@@ -98,6 +108,10 @@ def _update_queue_state(*, image: Image, rater: User, before: str | None, after:
         changes.update(reserved_by=None, reserved_until=None)
     if changes:
         Image.objects.filter(pk=image.pk).update(**changes)
+    if label_delta > 0 and image.label_count == 0:
+        # The first score: the image leaves the never-labeled step, and with it the queue's
+        # prediction, so the ordered scans over the predictions never pass labeled images.
+        ImagePrediction.objects.filter(image_id=image.pk).delete()
 
 
 def reserve_next_image(*, rater: User, skip: Iterable[int] = ()) -> Image | None:

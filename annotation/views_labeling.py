@@ -7,12 +7,15 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from annotation import services
 from annotation.agreement import agreement_report
-from annotation.models import Cohort, Consent, Patient
+from annotation.models import Cohort, Consent, Patient, QueueOrder, UncertaintyMeasure
+from annotation.queue_order import QueueOrderError, set_queue_order
 from annotation.selectors import patients_with_counts
 from painsite.core.permissions import page_permissions
 
@@ -20,6 +23,42 @@ from painsite.core.permissions import page_permissions
 class PatientForm(forms.Form):
     code = forms.CharField(label=_("Code"), max_length=64, help_text=_("Pseudonymous code only, never a name."))
     cohort = forms.ChoiceField(label=_("Cohort"), choices=Cohort.choices)
+
+
+class QueueOrderForm(forms.Form):
+    order = forms.ChoiceField(choices=QueueOrder.choices, label=_("Order of never-labeled images"))
+    uncertainty_measure = forms.ChoiceField(
+        choices=UncertaintyMeasure.choices,
+        label=_("Uncertainty measure"),
+        help_text=_("Used by the uncertainty order."),
+    )
+
+
+@page_permissions(POST="annotation.change_queuesettings")
+def queue_order_change(request: HttpRequest) -> HttpResponse:
+    """The queue order form (on the training page): back to the page it was sent from."""
+    form = QueueOrderForm(request.POST)
+    if form.is_valid():
+        try:
+            setting = set_queue_order(actor=request.user, **form.cleaned_data)
+        except QueueOrderError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(
+                request,
+                gettext("The labeling queue now orders never-labeled images by %(order)s.")
+                % {"order": QueueOrder(setting.order).label},
+            )
+    else:
+        messages.error(
+            request,
+            gettext("The queue order was not changed: %(problems)s")
+            % {"problems": "; ".join(str(p) for problems in form.errors.values() for p in problems)},
+        )
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+        target = reverse("label")
+    return redirect(target)
 
 
 @page_permissions(GET="annotation.add_painlabel")

@@ -15,6 +15,13 @@ steps they served) and the share of steps that scored an image another client al
 same load, and writes bench/results/queue.json (or --output).
 Targets: p95 < 50 ms at both sizes; p50 at 100,000 images <= 1.5 x p50 at 1,000 images; web-worker
 CPU per step <= 8 ms at 100,000 images, saturated.
+
+Queue orders (--orders, default `arrival,uncertainty`): every load runs --rounds times (4) per
+order, the orders taking turns on freshly loaded data (A B, B A, ...), pooled per order; the first
+order (arrival, the default) gives the figures above and each other order is reported beside it. The never-labeled images with a face carry a prediction of the
+production model (annotation_imageprediction, as modeling writes it: random levels, entropy and
+margin; 3% of images have no face and no prediction). The JSON gives each other order's p50, p95
+and server CPU per step divided by arrival's, per size and load; target: at most 1.2.
 The server runs with the deployment defaults (persistent, health-checked database connections).
 
 Data shape per size (by image): 20% never labeled, 10% one observer score (they need a second),
@@ -59,6 +66,11 @@ BACKGROUND_RATERS = 22
 # Think time per client between steps, seconds: a clinician looking at the face, and none at all.
 LOADS = {"clinician_pace": (0.25, 0.75), "saturated": (0.0, 0.0)}
 BASE_SHAPE = {"never_labeled": 0.2, "one_observer": 0.1, "two_observers": 0.5, "self_report_and_observer": 0.2}
+TARGET_ORDER_RATIO = 1.2
+# One image in NO_FACE_EVERY has no face box, so no prediction: the uncertainty orders hand those
+# out after the predicted ones, from their own step.
+NO_FACE_EVERY = 33
+LEVEL_NAMES = ("none", "mild", "moderate", "severe")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -115,8 +127,9 @@ def fill(n_images: int, rater_ids: list[int], shape: dict[str, float], seed: int
     rng = random.Random(seed)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     patients = max(1, n_images // 7)
-    images, labels = [], []
+    images, labels, predictions = [], [], []
     label_id = 0
+    next_rank = [0] * len(LEVEL_NAMES)
     # The first images (the oldest, served first) are the never-labeled ones, exactly as many as
     # the shape says; the others are drawn.
     never_labeled = round(shape["never_labeled"] * n_images)
@@ -149,6 +162,23 @@ def fill(n_images: int, rater_ids: list[int], shape: dict[str, float], seed: int
                 )
             )
         observers = kinds.count("observer")
+        has_face = image_id % NO_FACE_EVERY != 0
+        if has_face and not kinds:
+            level = rng.randrange(len(LEVEL_NAMES))
+            top = rng.uniform(0.25, 1.0)
+            predictions.append(
+                (
+                    image_id,
+                    1,
+                    level,
+                    LEVEL_NAMES[level],
+                    round(rng.random(), 6),
+                    round(rng.uniform(0.0, top), 6),
+                    next_rank[level],
+                    start,
+                )
+            )
+            next_rank[level] += 1
         images.append(
             (
                 image_id,
@@ -158,7 +188,7 @@ def fill(n_images: int, rater_ids: list[int], shape: dict[str, float], seed: int
                 f"{image_id:064x}",
                 640,
                 480,
-                "[200, 120, 240, 240]",
+                "[200, 120, 240, 240]" if has_face else None,
                 None,
                 None,
                 start + timedelta(seconds=image_id),
@@ -168,7 +198,8 @@ def fill(n_images: int, rater_ids: list[int], shape: dict[str, float], seed: int
         )
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE annotation_painlabel, annotation_image, annotation_patient, core_auditevent RESTART IDENTITY CASCADE"
+            "TRUNCATE annotation_imageprediction, annotation_painlabel, annotation_image, annotation_patient, "
+            "core_auditevent RESTART IDENTITY CASCADE"
         )
         raw = cursor.cursor
         copy_rows(
@@ -203,19 +234,48 @@ def fill(n_images: int, rater_ids: list[int], shape: dict[str, float], seed: int
             ["id", "image_id", "rater_id", "nrs", "kind", "created_at", "supersedes_id", "is_undo", "is_retraction"],
             labels,
         )
+        copy_rows(
+            raw,
+            "annotation_imageprediction",
+            [
+                "image_id",
+                "model_version_id",
+                "predicted_level",
+                "predicted_level_name",
+                "entropy",
+                "margin",
+                "level_rank",
+                "computed_at",
+            ],
+            predictions,
+        )
         for table in ("annotation_patient", "annotation_image", "annotation_painlabel"):
             cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
-        cursor.execute("ANALYZE annotation_patient, annotation_image, annotation_painlabel")
-    return {"images": n_images, "labels": len(labels), "patients": patients, "never_labeled": never_labeled}
+        cursor.execute("ANALYZE annotation_patient, annotation_image, annotation_painlabel, annotation_imageprediction")
+    return {
+        "images": n_images,
+        "labels": len(labels),
+        "patients": patients,
+        "never_labeled": never_labeled,
+        "predictions": len(predictions),
+    }
 
 
 def explain_queue(user) -> dict[str, float]:
-    """Execution time of the queue's two steps inside PostgreSQL, for one bench user."""
+    """Execution time of the queue's steps inside PostgreSQL, for one bench user. With an order
+    that uses predictions the never-labeled step is two: predicted images, then the others."""
     from django.db import connection
 
+    from annotation.queue_order import current_queue_order
     from annotation.selectors import queue_steps
 
-    steps = {f"{reason}_step": step[:1] for reason, step in queue_steps(user)}
+    order = current_queue_order()
+    steps = {}
+    for reason, step in queue_steps(user, order=order):
+        name = f"{reason}_step"
+        if order.uses_predictions and reason == "unlabeled":
+            name = "unlabeled_unpredicted_step" if "unlabeled_predicted_step" in steps else "unlabeled_predicted_step"
+        steps[name] = step[:1]
     timings = {}
     for name, queryset in steps.items():
         sql, params = queryset.query.sql_with_params()
@@ -411,7 +471,113 @@ def run_clients(
         "post_p50_ms": round(statistics.median(merged["post_ms"]), 2) if steps_done else None,
         "errors": merged["errors"][:5],
         "error_count": len(merged["errors"]),
+        # The samples themselves, for pooling rounds (removed before the JSON is written).
+        "_samples": {key: merged[key] for key in ("step_ms", "get_ms", "post_ms")},
     }
+
+
+def set_order(order: str) -> None:
+    from annotation.queue_order import set_queue_order
+
+    set_queue_order(order=order, actor=None)
+
+
+def measure_load(size, shape, order, load, think, rater_ids, clients, tokens, server, port, args) -> dict:
+    """Fill the data afresh, choose the queue order, and run one load against the server."""
+    from django.db import connection
+
+    # Every load starts from the same data: the one before it labeled part of it.
+    loaded_at = time.perf_counter()
+    filled = fill(size, rater_ids, shape)
+    set_order(order)
+    fill_seconds = round(time.perf_counter() - loaded_at, 1)
+    plan = explain_queue(clients[0])
+    connection.close()
+    cpu_before = worker_cpu_seconds(server.pid)
+    measured = run_clients(port, tokens, args.steps, args.warmup, args.seconds, think)
+    # Warm-up steps are included: every step the workers served costs CPU.
+    served = measured["steps"] + args.warmup * len(tokens)
+    cpu_seconds = [after - before for after, before in zip(worker_cpu_seconds(server.pid), cpu_before)]
+    user, system = (1000 * seconds / served for seconds in cpu_seconds)
+    measured["_cpu"] = {"user_seconds": cpu_seconds[0], "system_seconds": cpu_seconds[1], "served": served}
+    # System time is the kernel working for the workers: sockets, and each sync worker woken for
+    # every new connection.
+    measured.update(
+        order=order,
+        server_cpu_ms_per_step=round(user + system, 2),
+        server_user_cpu_ms_per_step=round(user, 2),
+        server_system_cpu_ms_per_step=round(system, 2),
+        fill_seconds=fill_seconds,
+        queue_sql=plan,
+    )
+    partial = " PARTIAL" if measured["partial"] else ""
+    print(
+        f"{size:>7} images, {filled['labels']} labels, {order}, {load}: {measured['steps']}/"
+        f"{measured['planned_steps']} steps{partial}, p50 {measured['p50_ms']} ms, "
+        f"p95 {measured['p95_ms']} ms (GET p50 {measured['get_p50_ms']} ms, POST p50 "
+        f"{measured['post_p50_ms']} ms), {measured['steps_per_second']} steps/s, server CPU "
+        f"{measured['server_cpu_ms_per_step']} ms/step (user {measured['server_user_cpu_ms_per_step']}, "
+        f"system {measured['server_system_cpu_ms_per_step']}), on an image another client scored "
+        f"{measured['share_on_an_image_another_client_scored']}, errors {measured['error_count']}, "
+        f"queue SQL {plan}",
+        flush=True,
+    )
+    measured.update({key: filled[key] for key in ("labels", "patients", "never_labeled", "predictions")})
+    return measured
+
+
+def pooled(runs: list[dict]) -> dict:
+    """One order's rounds of a load as one measurement: latency percentiles over every measured
+    step of every round, CPU per step over every served step; each round's p50 kept beside it."""
+    samples = {
+        key: [value for run in runs for value in run["_samples"][key]] for key in ("step_ms", "get_ms", "post_ms")
+    }
+    cpu = {key: sum(run["_cpu"][key] for run in runs) for key in ("user_seconds", "system_seconds", "served")}
+    steps, seconds = sum(run["steps"] for run in runs), sum(run["seconds"] for run in runs)
+    reasons: Counter = sum((Counter(run["measured_steps_by_queue_reason"]) for run in runs), Counter())
+    shared = sum(run["steps_on_an_image_another_client_scored"] for run in runs)
+    user, system = (1000 * cpu[key] / cpu["served"] for key in ("user_seconds", "system_seconds"))
+    return {
+        **{key: value for key, value in runs[0].items() if not key.startswith("_")},
+        "rounds": len(runs),
+        "p50_ms_by_round": [run["p50_ms"] for run in runs],
+        "steps": steps,
+        "planned_steps": sum(run["planned_steps"] for run in runs),
+        "partial": any(run["partial"] for run in runs),
+        "clients_stopped_by_empty_queue": sum(run["clients_stopped_by_empty_queue"] for run in runs),
+        "clients_stopped_by_time_limit": sum(run["clients_stopped_by_time_limit"] for run in runs),
+        "measured_steps_by_queue_reason": dict(reasons),
+        "steps_on_an_image_another_client_scored": shared,
+        "share_on_an_image_another_client_scored": round(shared / steps, 4) if steps else None,
+        "seconds": round(seconds, 2),
+        "steps_per_second": round(steps / seconds, 1) if seconds else None,
+        "p50_ms": round(statistics.median(samples["step_ms"]), 2) if steps else None,
+        "p95_ms": round(percentile(samples["step_ms"], 0.95), 2) if steps else None,
+        "get_p50_ms": round(statistics.median(samples["get_ms"]), 2) if steps else None,
+        "post_p50_ms": round(statistics.median(samples["post_ms"]), 2) if steps else None,
+        "errors": [error for run in runs for error in run["errors"]][:5],
+        "error_count": sum(run["error_count"] for run in runs),
+        "server_cpu_ms_per_step": round(user + system, 2),
+        "server_user_cpu_ms_per_step": round(user, 2),
+        "server_system_cpu_ms_per_step": round(system, 2),
+        "fill_seconds": runs[0]["fill_seconds"],
+    }
+
+
+def order_ratios(sizes: dict, baseline: str) -> dict:
+    """Each other order's p50, p95 and server CPU per step over the baseline's, per size and load."""
+    ratios: dict = {}
+    for size, data in sizes.items():
+        for order, loads in data.get("other_orders", {}).items():
+            for load, measured in loads.items():
+                base = data["loads"][load]
+                ratios.setdefault(order, {}).setdefault(size, {})[load] = {
+                    f"{figure}_ratio": round(measured[figure] / base[figure], 3)
+                    if measured[figure] and base[figure]
+                    else None
+                    for figure in ("p50_ms", "p95_ms", "server_cpu_ms_per_step")
+                } | {"partial": measured["partial"] or base["partial"]}
+    return ratios
 
 
 def main() -> dict:
@@ -427,8 +593,17 @@ def main() -> dict:
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured steps per client first")
     parser.add_argument("--seconds", type=float, default=90.0, help="time limit per size and load")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
+    parser.add_argument(
+        "--orders",
+        default="arrival,uncertainty",
+        help="queue orders to run side by side, the first as the baseline: arrival, uncertainty, level-balanced",
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="turns each order takes per size and load (pooled)")
     args = parser.parse_args()
-    if min(args.clients, args.workers, args.steps) < 1 or args.warmup < 0 or args.seconds <= 0:
+    orders = [part.strip() for part in args.orders.split(",") if part.strip()]
+    if not orders or any(order not in ("arrival", "uncertainty", "level-balanced") for order in orders):
+        parser.error("--orders lists arrival, uncertainty and/or level-balanced")
+    if min(args.clients, args.workers, args.steps, args.rounds) < 1 or args.warmup < 0 or args.seconds <= 0:
         parser.error("--clients, --workers and --steps must be at least 1, --warmup at least 0, --seconds positive")
     started_machine = machine()
 
@@ -447,7 +622,6 @@ def main() -> dict:
         django.setup()
         from django.contrib.auth.models import User
         from django.core.management import call_command
-        from django.db import connection
         from rest_framework.authtoken.models import Token
 
         from painsite.core.roles import CLINICIAN, assign_role
@@ -468,44 +642,27 @@ def main() -> dict:
             server, port = start_server(database_url, args.workers, scratch)
             try:
                 for load, think in LOADS.items():
-                    # Every load starts from the same data: the one before it labeled part of it.
-                    loaded_at = time.perf_counter()
-                    filled = fill(size, rater_ids, shape)
-                    data.update(
-                        labels=filled["labels"], patients=filled["patients"], never_labeled=filled["never_labeled"]
-                    )
-                    fill_seconds = round(time.perf_counter() - loaded_at, 1)
-                    plan = explain_queue(clients[0])
-                    connection.close()
-                    cpu_before = worker_cpu_seconds(server.pid)
-                    measured = run_clients(port, tokens, args.steps, args.warmup, args.seconds, think)
-                    # Warm-up steps are included: every step the workers served costs CPU.
-                    served = measured["steps"] + args.warmup * len(tokens)
-                    user, system = (
-                        1000 * (after - before) / served
-                        for after, before in zip(worker_cpu_seconds(server.pid), cpu_before)
-                    )
-                    # System time is the kernel working for the workers: sockets, and each sync
-                    # worker woken for every new connection.
-                    measured.update(
-                        server_cpu_ms_per_step=round(user + system, 2),
-                        server_user_cpu_ms_per_step=round(user, 2),
-                        server_system_cpu_ms_per_step=round(system, 2),
-                    )
-                    measured.update(fill_seconds=fill_seconds, queue_sql=plan)
-                    data["loads"][load] = measured
-                    partial = " PARTIAL" if measured["partial"] else ""
-                    print(
-                        f"{size:>7} images, {data['labels']} labels, {load}: {measured['steps']}/"
-                        f"{measured['planned_steps']} steps{partial}, p50 {measured['p50_ms']} ms, "
-                        f"p95 {measured['p95_ms']} ms (GET p50 {measured['get_p50_ms']} ms, POST p50 "
-                        f"{measured['post_p50_ms']} ms), {measured['steps_per_second']} steps/s, server CPU "
-                        f"{measured['server_cpu_ms_per_step']} ms/step (user {measured['server_user_cpu_ms_per_step']}, "
-                        f"system {measured['server_system_cpu_ms_per_step']}), on an image another client scored "
-                        f"{measured['share_on_an_image_another_client_scored']}, errors {measured['error_count']}, "
-                        f"queue SQL {plan}",
-                        flush=True,
-                    )
+                    # The orders take turns, one right after the other on the same data, and every
+                    # other round in reverse (A B, B A, ...), so the machine's load drifting during
+                    # the run weighs on every order alike.
+                    runs: dict[str, list[dict]] = {order: [] for order in orders}
+                    for number in range(args.rounds):
+                        for order in orders if number % 2 == 0 else list(reversed(orders)):
+                            measured = measure_load(
+                                size, shape, order, load, think, rater_ids, clients, tokens, server, port, args
+                            )
+                            data.update(
+                                {
+                                    key: measured.pop(key)
+                                    for key in ("labels", "patients", "never_labeled", "predictions")
+                                }
+                            )
+                            runs[order].append(measured)
+                    for order, order_runs in runs.items():
+                        if order == orders[0]:
+                            data["loads"][load] = pooled(order_runs)
+                        else:
+                            data.setdefault("other_orders", {}).setdefault(order, {})[load] = pooled(order_runs)
             finally:
                 stop_server(server)
             sizes[str(size)] = data
@@ -536,6 +693,19 @@ def main() -> dict:
     cpu_met = (
         None if largest_saturated["partial"] else largest_saturated["server_cpu_ms_per_step"] <= TARGET_CPU_MS_PER_STEP
     )
+    by_order = order_ratios(sizes, orders[0])
+    order_met = {
+        order: all(
+            figures["p50_ms_ratio"] is not None
+            and figures["p95_ms_ratio"] is not None
+            and max(figures["p50_ms_ratio"], figures["p95_ms_ratio"]) <= TARGET_ORDER_RATIO
+            for loads in by_size.values()
+            for figures in loads.values()
+        )
+        if not any(figures["partial"] for loads in by_size.values() for figures in loads.values())
+        else None
+        for order, by_size in by_order.items()
+    }
     result = {
         "benchmark": "labeling queue: GET /api/queue/next/ then POST /api/images/<id>/labels/",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -547,10 +717,17 @@ def main() -> dict:
             "steps_per_client": args.steps,
             "warmup_per_client": args.warmup,
             "think_seconds": {load: list(think) for load, think in LOADS.items()},
+            "orders": orders,
+            "baseline_order": orders[0],
+            "rounds_per_order": args.rounds,
+            "images_without_a_face": f"1 in {NO_FACE_EVERY}",
         },
         "sizes": sizes,
         "p50_ratio_large_to_small": ratios,
+        "order_to_baseline": by_order,
         "targets": {
+            "order_to_baseline_ratio_at_most": TARGET_ORDER_RATIO,
+            "order_ratio_met": order_met,
             "p95_ms_below": TARGET_P95_MS,
             "p50_ratio_at_most": TARGET_P50_RATIO,
             "server_cpu_ms_per_step_at_most": TARGET_CPU_MS_PER_STEP,
@@ -564,6 +741,7 @@ def main() -> dict:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"p50 ratio {large}/{small} images: {ratios} (target <= {TARGET_P50_RATIO})")
+    print(f"each order / {orders[0]}: {json.dumps(by_order)} (target <= {TARGET_ORDER_RATIO}): {order_met}")
     print(
         f"p95 target < {TARGET_P95_MS} ms met: {p95_met}; web-worker CPU per step at {large} images, saturated, "
         f"{largest_saturated['server_cpu_ms_per_step']} ms (target <= {TARGET_CPU_MS_PER_STEP}): {cpu_met}; "

@@ -132,7 +132,12 @@ def render_queue() -> str:
         (
             f"{cpu(result)}, {load_average(result)}, measured {result['measured_at'][:16].replace('T', ' ')} UTC; "
             f"{settings['clients']} clients, {settings['gunicorn_workers']} gunicorn workers, "
-            f"{settings['warmup_per_client']} warm-up + {settings['steps_per_client']} measured steps per client."
+            f"{settings['warmup_per_client']} warm-up + {settings['steps_per_client']} measured steps per client"
+            + (
+                f" per turn, {settings['rounds_per_order']} turns per order (pooled)."
+                if settings.get("rounds_per_order", 1) > 1
+                else "."
+            )
         ),
         "",
         (
@@ -174,6 +179,102 @@ def render_queue() -> str:
             f"- web-worker CPU per step at {int(largest):,} images, saturated: {ms(figure)} "
             f"(target ≤ {targets['server_cpu_ms_per_step_at_most']:.0f} ms): {verdict[targets['server_cpu_met']]}."
         )
+    return "\n".join(lines) + "\n"
+
+
+def render_queue_orders() -> str:
+    result = load("queue.json")
+    if result is None or "order_to_baseline" not in result:
+        return missing("queue.json", ".venv/bin/python bench/labeling_queue.py")
+    baseline = result["settings"]["baseline_order"]
+    lines = [
+        (
+            f"{cpu(result)}, {load_average(result)}, measured {result['measured_at'][:16].replace('T', ' ')} UTC; "
+            f"the same run as the table above (its rows are the `{baseline}` order); each order takes "
+            f"turns with {baseline}, each turn on freshly loaded data; images without a face: {result['settings']['images_without_a_face']}."
+        ),
+        "",
+        (
+            f"| order | images | load | steps done / planned | p50 step | p95 step | server CPU per step "
+            f"| p50 / {baseline} | p95 / {baseline} | CPU / {baseline} | p50 per round: order; {baseline} "
+            "| queue SQL (predicted / unpredicted step) |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    spreads = []
+    for order, by_size in result["order_to_baseline"].items():
+        for size, loads in sorted(by_size.items(), key=lambda item: int(item[0])):
+            for load_name, ratio in loads.items():
+                m = result["sizes"][size]["other_orders"][order][load_name]
+                base = result["sizes"][size]["loads"][load_name]
+                rounds = [m.get("p50_ms_by_round", []), base.get("p50_ms_by_round", [])]
+                spreads += [max(values) / min(values) for values in rounds if len(values) > 1 and min(values)]
+                sql = m.get("queue_sql", {})
+                done = f"{m['steps']} / {m['planned_steps']}" + (" **partial**" if m["partial"] else "")
+                lines.append(
+                    f"| {order} | {int(size):,} | {load_name.replace('_', ' ')} | {done} | {ms(m['p50_ms'])} "
+                    f"| {ms(m['p95_ms'])} | {ms(m['server_cpu_ms_per_step'])} | **{ratio['p50_ms_ratio']}×** "
+                    f"| **{ratio['p95_ms_ratio']}×** | {ratio['server_cpu_ms_per_step_ratio']}× "
+                    f"| {' / '.join(f'{v:.0f}' for v in rounds[0])}; {' / '.join(f'{v:.0f}' for v in rounds[1])} ms "
+                    f"| {sql.get('unlabeled_predicted_step_ms', '–')} / {sql.get('unlabeled_unpredicted_step_ms', '–')} ms |"
+                )
+    targets = result["targets"]
+    verdict = {True: "met", False: "**not met**", None: "not judged (partial run)"}
+    lines.append("")
+    for order, met in targets["order_ratio_met"].items():
+        lines.append(
+            f"- {order}: p50 and p95 within {targets['order_to_baseline_ratio_at_most']}× of {baseline} at every "
+            f"size and load: {verdict[met]}."
+        )
+    if spreads:
+        lines.append(
+            f"- noise floor of this run: the p50 of one order's rounds differed by up to {max(spreads):.2f}× "
+            f"(median {sorted(spreads)[len(spreads) // 2]:.2f}×) between its turns."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_active_learning() -> str:
+    result = load("active_learning.json")
+    if result is None:
+        return missing("active_learning.json", ".venv/bin/python bench/active_learning.py")
+    run, reference = result["run"], result["reference"]
+    lines = [
+        (
+            f"{cpu(result)}, {load_average(result)}, measured {result['measured_at'][:16].replace('T', ' ')} UTC, "
+            f"{result['seconds']['total'] / 60:.1f} min in all; backbone {run['backbone']}, features "
+            f"{run['feature_path']} at {run['image_size']} px (faces drawn at {run['drawn_size']} px)."
+        ),
+        "",
+        (
+            f"{run['patients']} synthetic patients × {run['images_per_patient']} images: {run['test_patients']} "
+            f"locked test patients ({run['test_images']} images), a pool of {run['pool_images']} images "
+            f"({run['pool_images_without_a_face']} without a face); {run['start_labels']} labeled at first, "
+            f"{run['labels_per_round']} more per round, {run['rounds']} rounds; seeds {run['seeds']} (the arrival "
+            f"order, the first labels and the training); head: {run['head']}, {run['cold_epochs']} epochs cold, "
+            f"{run['warm_epochs']} warm each round."
+        ),
+        "",
+        (
+            f"Reference (a cold head on every pool label): macro AUROC {reference['macro_auroc_mean']:.3f} "
+            f"(mean of the seeds); target {reference['target_share']:.0%} of it = {reference['target_macro_auroc']:.3f}."
+        ),
+        "",
+        "| order | labels to reach the target (mean curve) | per seed | mean AUROC over the rounds | last round |",
+        "|---|---|---|---|---|",
+    ]
+    for name, summary in result["strategies"].items():
+        reached = summary["labels_to_95_percent_of_reference"]
+        per_seed = ", ".join(
+            "–" if value is None else str(value) for value in summary["labels_to_95_percent_by_seed"].values()
+        )
+        last = summary["mean_curve"][-1]
+        lines.append(
+            f"| {name} | {'not reached' if reached is None else f'**{reached}**'} | {per_seed} "
+            f"| {summary['mean_macro_auroc_over_rounds']:.3f} | {last['macro_auroc']:.3f} ± {last['macro_auroc_sd']:.3f} "
+            f"({last['labels']} labels) |"
+        )
+    lines += ["", f"Fewest labels to the target: {', '.join(result['fewest_labels']) or 'none reached it'}."]
     return "\n".join(lines) + "\n"
 
 
@@ -417,11 +518,39 @@ def render_time_to_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def render_queue_order_step_cpu() -> str:
+    """labeling_step_cpu.py run in turns on the code before and after the queue orders."""
+    folder = RESULTS / "queue_order_step_cpu"
+    runs = sorted(folder.glob("*.json")) if folder.exists() else []
+    if not runs:
+        return missing("queue_order_step_cpu/*.json", ".venv/bin/python bench/labeling_step_cpu.py (before and after)")
+    lines, means = [], {}
+    for path in sorted(runs, key=lambda p: json.loads(p.read_text())["measured_at"]):
+        run = json.loads(path.read_text())
+        side = path.stem.split("_")[0]
+        means.setdefault(side, []).append(run["cpu_ms_per_step"])
+        statements = run["statements_per_request"]
+        counts = ", ".join(f"{request} {len(found['statements'])}" for request, found in statements.items())
+        lines.append(
+            f"- {side} ({path.name}): {cpu(run)}, {load_average(run)}, measured "
+            f"{run['measured_at'][:16].replace('T', ' ')} UTC; {run['settings']['steps']} steps: "
+            f"**{ms(run['cpu_ms_per_step'])} of CPU per step**; SQL statements: {counts}."
+        )
+    if {"before", "after"} <= set(means):
+        before, after = (sum(means[side]) / len(means[side]) for side in ("before", "after"))
+        verdict = "met" if after <= 1.2 * before else "not met"
+        lines.append(f"- mean after / mean before: **{after / before:.2f}×** (target: within 1.2×): {verdict}.")
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "queue_order_step_cpu": render_queue_order_step_cpu,
     "time_to_table": render_time_to_table,
     "results_index": render_results_index,
     "import_rate": render_import_rate,
     "queue": render_queue,
+    "queue_orders": render_queue_orders,
+    "active_learning": render_active_learning,
     "labeling_step_cpu": render_labeling_step_cpu,
     "assess": render_assess,
     "ward": render_ward,

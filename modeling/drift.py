@@ -1,7 +1,7 @@
 """Drift watch: is the production model seeing a different mix of pain levels than on its test set?
 
-The production version's predicted-level distribution on recent assessments (a window of
-PAINSITE_DRIFT_WINDOW_DAYS) is compared with its predicted-level distribution on the test snapshot
+The production version's predicted-level distribution on recent assessments and uploads (a window
+of PAINSITE_DRIFT_WINDOW_DAYS; uploads count through the queue's predictions of never-labeled faces) is compared with its predicted-level distribution on the test snapshot
 it was last evaluated on, by the population stability index:
 
     PSI = Σ_levels (recent − reference) · ln(recent / reference)
@@ -26,6 +26,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
+from annotation.models import ImagePrediction
 from modeling.models import Assessment, Evaluation, EvaluationStatus, ModelVersion, Stage
 from modeling.results import pain_level_names
 from modeling.stored_text import translated_reason
@@ -131,6 +132,13 @@ def drift_report(*, now: datetime.datetime | None = None) -> DriftReport:
     for level in Assessment.objects.filter(
         model_version=version, face_found=True, created_at__gte=since, created_at__lte=now
     ).values_list("level", flat=True):
+        if level in index:
+            recent[index[level]] += 1
+    # Recent uploads the production model predicted for the labeling queue (never-labeled faces;
+    # a prediction goes once the image is scored, and its label then feeds the next version).
+    for level in ImagePrediction.objects.filter(
+        model_version_id=version.pk, image__uploaded_at__gte=since, image__uploaded_at__lte=now
+    ).values_list("predicted_level_name", flat=True):
         if level in index:
             recent[index[level]] += 1
     report.reference_counts, report.recent_counts = reference, recent

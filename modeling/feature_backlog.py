@@ -18,6 +18,8 @@ first retrain after an import finds a warm cache and trains in seconds.
   computes what is still missing itself.
 - Bounded: a batch that fails is retried up to MAX_ATTEMPTS times, then dropped with its error
   logged (training computes those features itself if the image is still usable).
+- Then predicted: each batch's never-labeled images get the production model's prediction for the
+  labeling queue's order (queue_predictions.py), a head-only pass on the features just cached.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 
 from annotation.models import Image
-from modeling import selectors
+from modeling import queue_predictions, selectors
 from modeling.artifacts import feature_cache_dir, local_image_path
 from modeling.models import ACTIVE_STATUSES, PendingFeatures, TrainingRun
 from modeling.training_config import default_training_config
@@ -200,9 +202,20 @@ def work_through_backlog(*, max_batches: int | None = None) -> BacklogReport:
         report.skipped += warmed.skipped
         report.feature_path = warmed.feature_path
         PendingFeatures.objects.filter(claimed_by=token, id__in=[row.pk for row in rows]).delete()
+        _predict_for_queue([row.image_id for row in rows])
     if report.batches:
         logger.info("image features: %s", report.as_dict())
     return report
+
+
+def _predict_for_queue(image_ids: list[int]) -> None:
+    """The production model's predictions for the labeling queue's order, on the features just
+    cached; a failure leaves those images unpredicted (they come after the predicted ones) and
+    never costs the features."""
+    try:
+        queue_predictions.predict_new_images(image_ids)
+    except Exception:
+        logger.exception("predicting %d new images for the labeling queue failed", len(image_ids))
 
 
 def _give_back(rows: list[PendingFeatures], error: Exception) -> int:

@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from modeling import selectors
+from modeling import queue_predictions, selectors
 from modeling.artifacts import remove_run_files, run_work_dir
 from modeling.ml.levels import PainLevels
 from modeling.ml.splits import assign_splits
@@ -403,6 +403,7 @@ def promote_model_version(
         _change_stage(
             version, Stage.PRODUCTION, actor=actor, reason=reason, random_init_confirmed=version.is_random_init
         )
+        queue_predictions.after_promotion(version)
     return version
 
 

@@ -8,7 +8,17 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from modeling import drift, evaluations, feature_backlog, gate, retrain_policy, services, training_runner, ward_rounds
+from modeling import (
+    drift,
+    evaluations,
+    feature_backlog,
+    gate,
+    queue_predictions,
+    retrain_policy,
+    services,
+    training_runner,
+    ward_rounds,
+)
 from modeling.models import Evaluation, EvaluationStatus, RunStatus, TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -84,6 +94,13 @@ def compute_pending_features() -> dict[str, object]:
     if more:
         feature_backlog.kick(force=True)
     return {**report.as_dict(), "more_pending": more}
+
+
+@shared_task(name=queue_predictions.PREDICT_QUEUE_TASK)
+def predict_queue_images(version_id: int) -> dict[str, object]:
+    """Predict the never-labeled images with newly promoted version `version_id`, for the labeling
+    queue's order (the `default` queue; see queue_predictions.py)."""
+    return queue_predictions.predict_unlabeled(version_id=version_id).as_dict()
 
 
 @worker_ready.connect

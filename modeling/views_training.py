@@ -10,6 +10,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext
 
+from annotation.queue_order import current_queue_order, prediction_counts
+from annotation.views_labeling import QueueOrderForm
 from modeling import retrain_policy, selectors, services
 from modeling.forms_training import TrainingRunForm
 from modeling.models import ModelVersion, TrainingRun
@@ -53,8 +55,19 @@ def training_page(request: HttpRequest) -> HttpResponse:
         if last_config and "seed" in last_config:
             form.initial["seed"] = last_config["seed"]
     runs = list(selectors.training_runs()[:RUNS_SHOWN])
-    context = {"form": form, "runs": runs, "active_runs": [run for run in runs if run.is_active]}
-    context |= {"loop_policy": retrain_policy.policy_in_force(), "loop_state": retrain_policy.policy_state()}
+    queue_order = current_queue_order()
+    context = {
+        "form": form,
+        "runs": runs,
+        "active_runs": [run for run in runs if run.is_active],
+        "queue_order": queue_order,
+        "queue_order_form": QueueOrderForm(
+            initial={"order": queue_order.order, "uncertainty_measure": queue_order.uncertainty_measure}
+        ),
+        "queue_predictions": prediction_counts(),
+        "loop_policy": retrain_policy.policy_in_force(),
+        "loop_state": retrain_policy.policy_state(),
+    }
     return render(request, "modeling/training.html", context, status=status)
 
 

@@ -22,6 +22,8 @@ CLINICIAN_PERMISSIONS = [
     "annotation.add_image",
     "annotation.view_painlabel",
     "annotation.add_painlabel",
+    # The labeling queue's order: clinicians see which order is in use, researchers choose it.
+    "annotation.view_queuesettings",
     "modeling.view_assessment",
     "modeling.add_assessment",
     # The ward board and its alerts (/ward/).
@@ -30,6 +32,7 @@ CLINICIAN_PERMISSIONS = [
 ]
 RESEARCHER_PERMISSIONS = CLINICIAN_PERMISSIONS + [
     "annotation.export_labels",
+    "annotation.change_queuesettings",
     "modeling.view_trainingrun",
     "modeling.add_trainingrun",
     "modeling.cancel_trainingrun",

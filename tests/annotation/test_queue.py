@@ -140,15 +140,16 @@ def test_skipped_images_are_passed_over(patient, clinician):
 def test_the_queue_query_count_does_not_depend_on_the_data(patient, clinician, clinician2, django_assert_num_queries):
     for _ in range(3):
         make_label(make_image(patient), clinician2, nrs=3)
-    with django_assert_num_queries(2):  # the unlabeled step finds nothing, the second-observer step finds one
+    # The chosen order (one row), then the unlabeled step finds nothing, the second-observer step finds one.
+    with django_assert_num_queries(3):
         assert next_image_for(clinician) is not None
 
 
-def test_handing_out_an_image_takes_two_statements(patient, clinician, django_assert_num_queries):
+def test_handing_out_an_image_takes_three_statements(patient, clinician, django_assert_num_queries):
     make_image(patient)
-    # The transaction's begin and end (or savepoint and release), the queue step's
-    # SELECT ... FOR UPDATE and the reserving UPDATE.
-    with django_assert_num_queries(4):
+    # The transaction's begin and end (or savepoint and release), the chosen queue order, the
+    # queue step's SELECT ... FOR UPDATE and the reserving UPDATE.
+    with django_assert_num_queries(5):
         assert reserve_next_image(rater=clinician) is not None
 
 
@@ -176,7 +177,7 @@ def statements(captured: CaptureQueriesContext) -> list[str]:
     return [query["sql"] for query in captured.captured_queries if not query["sql"].startswith(TRANSACTION_CONTROL)]
 
 
-def test_a_labeling_step_takes_at_most_eleven_statements(patient, clinician):
+def test_a_labeling_step_takes_at_most_thirteen_statements(patient, clinician):
     """GET the next image and POST its score with an API token, as the labeling clients do."""
     for _ in range(3):
         make_image(patient)
@@ -187,11 +188,13 @@ def test_a_labeling_step_takes_at_most_eleven_statements(patient, clinician):
     with CaptureQueriesContext(connection) as scored:
         saved = client.post(f"/api/images/{offered.json()['id']}/labels/", {"nrs": 5}, format="json")
     assert (offered.status_code, saved.status_code) == (200, 201)
-    # The token with its user, the user's permissions, the queue step, the reservation.
-    assert len(statements(asked)) <= 4, statements(asked)
+    # The token with its user, the user's permissions, the chosen queue order, the queue step,
+    # the reservation.
+    assert len(statements(asked)) <= 5, statements(asked)
     # The token with its user, the permissions, the image lock, the rater's chain head, the label,
-    # the image's counters with the reservation's release in one UPDATE, the audit event.
-    assert len(statements(scored)) <= 7, statements(scored)
+    # the image's counters with the reservation's release in one UPDATE, the queue prediction of
+    # an image scored for the first time, the audit event.
+    assert len(statements(scored)) <= 8, statements(scored)
 
 
 def test_the_api_answers_204_when_the_queue_is_empty(clinician):

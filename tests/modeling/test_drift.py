@@ -117,3 +117,25 @@ def test_a_major_shift_is_sent_to_admins_once_a_day(
     page = client.get("/").content.decode()
     assert 'data-verdict="major"' in page and "PSI 0.913" in page
     assert 'id="admin-notices"' not in page  # notices are the admins'
+
+
+def test_recent_uploads_predicted_for_the_queue_count_with_the_assessments(settings):
+    from annotation.models import ImagePrediction
+
+    settings.PAINSITE_DRIFT_MIN_ASSESSMENTS = 30
+    version = production_predicting(TEST_SET_MIX)
+    assess(version, (10, 20, 30, 0))
+    patient = make_patient("U0001")
+    for _ in range(40):
+        ImagePrediction.objects.create(
+            image=make_image(patient), model_version_id=version.pk, predicted_level=3,
+            predicted_level_name="severe", entropy=0.5, margin=0.2, level_rank=0, computed_at=timezone.now(),
+        )  # fmt: skip
+    old = make_image(patient)
+    type(old).objects.filter(pk=old.pk).update(uploaded_at=timezone.now() - datetime.timedelta(days=30))
+    ImagePrediction.objects.create(
+        image=old, model_version_id=version.pk, predicted_level=0, predicted_level_name="none",
+        entropy=0.5, margin=0.2, level_rank=0, computed_at=timezone.now(),
+    )  # fmt: skip
+    report = drift.drift_report()
+    assert report.recent_counts == [10, 20, 30, 40] and report.psi == pytest.approx(HAND_PSI, abs=1e-6)

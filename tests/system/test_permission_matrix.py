@@ -98,6 +98,9 @@ ENDPOINTS: dict[str, Endpoint] = {
     "api/patients/": api(GET=CLINICIAN, POST=CLINICIAN),
     "api/patients/<str:code>/": api(GET=CLINICIAN, PATCH=CLINICIAN),
     "api/queue/next/": api(GET=CLINICIAN),
+    # Which order the queue uses is no secret to whoever labels; choosing it is for researchers.
+    "api/queue/order/": api(GET=CLINICIAN, PUT=RESEARCHER),
+    "queue/order/": page(POST=RESEARCHER),
     "api/images/<int:image_id>/labels/": api(GET=CLINICIAN, POST=CLINICIAN),
     "api/labels/": api(GET=CLINICIAN),
     "api/labels/undo/": api(POST=CLINICIAN),
