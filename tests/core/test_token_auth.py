@@ -30,9 +30,10 @@ def test_a_token_carries_the_same_permissions_django_grants(persona, request):
 
 def test_authentication_and_the_permission_check_take_two_queries(clinician, django_assert_num_queries):
     client = token_client(clinician)
-    # the token with its user, the user's permissions, then the queue's hand-out: its
-    # transaction's begin and end around the two steps (both empty)
-    with django_assert_num_queries(6):
+    # the token with its user, the user's permissions, then the queue's hand-out: the chosen
+    # order (annotation/queue_order.py), its transaction's begin and end around the two steps
+    # (both empty)
+    with django_assert_num_queries(7):
         assert client.get(reverse("api-queue-next")).status_code == 204
 
 

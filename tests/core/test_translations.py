@@ -402,7 +402,10 @@ def test_a_sites_notices_are_written_and_e_mailed_in_its_default_language(
         decision = gate.judge(site_with_data["v2"])
     [message] = mail.outbox
     assert message.subject == "[PainSite] v2：无法估计：不作推荐"
-    assert "门控规则 1：无法估计：不作推荐。" in message.body and "挑战者 v2 对比生产模型 v1。" in message.body
+    assert (
+        f"门控规则 {decision.rule_id}：无法估计：不作推荐。" in message.body
+        and "挑战者 v2 对比生产模型 v1。" in message.body
+    )
     assert "DeLong 检验，按患者聚类的方差（Obuchowski 1997）" in message.body
     assert AdminNotice.objects.get(key=f"gate:{decision.challenger_id}").subject == "v2：无法估计：不作推荐"
 
