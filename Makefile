@@ -98,10 +98,10 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Three test processes by default (PYTEST_WORKERS=0: one), each taking whole files: many tests
-# wait on workers, servers or the browser rather than use a core, so a third process fills the
-# two cores that two leave idle part of the time (the suite grew past CI's 20 minutes on two).
-PYTEST_WORKERS ?= 3
+# Two test processes by default (PYTEST_WORKERS=0: one), each taking whole files: most tests
+# keep one core busy, and tests that wait on workers, servers or the browser overlap (three were
+# slower on two cores). The longest files go first (tests/conftest.py), so none is handed out last.
+PYTEST_WORKERS ?= 2
 test: install-test browser ldap lint
 	$(BIN)/python -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 

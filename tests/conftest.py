@@ -106,3 +106,33 @@ def test_broker_url(session_broker, tmp_path) -> Iterator[str]:
 @pytest.fixture
 def worker_log_dir(tmp_path) -> Path:
     return tmp_path / "worker-logs"
+
+
+# The longest files first: with whole files per test process (`--dist loadfile`), a long file
+# handed out last keeps one process busy while the others have finished.
+LONGEST_FILES = (
+    "tests/system/test_permission_matrix.py",
+    "tests/ml/test_feature_paths.py",
+    "tests/ml/test_training.py",
+    "tests/system/test_training_worker.py",
+    "tests/system/test_faults.py",
+    "tests/system/test_features_on_arrival.py",
+    "tests/ml/test_cli.py",
+    "tests/system/test_evaluation_worker.py",
+    "tests/system/test_ward_worker.py",
+    "tests/browser/test_learning_loop.py",
+)
+SLOW_FOLDERS = ("tests/system/", "tests/ml/", "tests/browser/")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    root = Path(__file__).resolve().parent.parent
+
+    def first_the_longest(item) -> tuple[int, int]:
+        path = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
+        if path in LONGEST_FILES:
+            return (0, LONGEST_FILES.index(path))
+        folder = next((i for i, folder in enumerate(SLOW_FOLDERS) if path.startswith(folder)), len(SLOW_FOLDERS))
+        return (1 + folder, 0)
+
+    items.sort(key=first_the_longest)
