@@ -76,8 +76,10 @@ def test_a_researcher_reads_the_results_in_chinese_plots_included(page_for, rese
     assert left == [], left
 
     # The switcher in the header: English at once, and the choice is kept for this account.
-    page.select_option("#language-select", "en")
-    page.wait_for_load_state("load")
+    # The switch posts a form and the page reloads: wait for that navigation, not for the
+    # load state of the page that is already there.
+    with page.expect_navigation():
+        page.select_option("#language-select", "en")
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.inner_text("h1") == "Compare two model versions"
     assert "cohort=clinical" in page.url
