@@ -10,6 +10,12 @@ captures open between rounds and reopens one only after it failed. Two kinds of 
   frame shown at second t is frame (t × fps) modulo the file's length, so the file loops and two
   workers reading it at one moment see the same frame. A file removed or emptied gives no frame,
   like a camera that went away.
+
+A live stream is opened with FFmpeg's open and read timeouts set to
+PAINSITE_WARD_CAMERA_TIMEOUT_SECONDS: without them a camera that is switched off mid-stream, or
+a host that never answers, holds its reader for FFmpeg's default 30 s. Each camera has its own
+lock, so a round reads its cameras side by side (modeling/ward_rounds.py) and a camera that hangs
+costs the round one timeout, not one per camera behind it.
 """
 
 from __future__ import annotations
@@ -41,16 +47,20 @@ class Frame:
 
 
 class CameraReader:
-    """The open captures of this process, by camera id. Not shared between threads."""
+    """The open captures of this process, by camera id. Threads may read different cameras at
+    once; reads of one camera wait for each other."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, timeout_seconds: float | None = None) -> None:
+        # None: PAINSITE_WARD_CAMERA_TIMEOUT_SECONDS, read when a stream is opened.
+        self.timeout_seconds = timeout_seconds
         self._captures: dict[int, tuple[str, cv2.VideoCapture]] = {}
-        self._lock = threading.Lock()
+        self._locks: dict[int, threading.Lock] = {}
+        self._guard = threading.Lock()
 
     def read(self, camera_id: int, url: str, *, now: float | None = None) -> Frame | None:
         """The camera's current frame, or None when it gives none (the capture is then closed, so
         the next read reconnects)."""
-        with self._lock:
+        with self._camera_lock(camera_id):
             if not is_live(url) and not _file_readable(url):
                 self.close(camera_id)
                 return None
@@ -63,22 +73,44 @@ class CameraReader:
                 return None
             return Frame(pixels=cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), grabbed_at=time.time())
 
+    def _camera_lock(self, camera_id: int) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(camera_id, threading.Lock())
+
     def _capture(self, camera_id: int, url: str) -> cv2.VideoCapture | None:
         known = self._captures.get(camera_id)
         if known is not None and known[0] == url:
             return known[1]
         self.close(camera_id)
-        capture = cv2.VideoCapture(url)
+        capture = self._open_stream(url) if is_live(url) else cv2.VideoCapture(url)
         if not capture.isOpened():
             capture.release()
             return None
-        if is_live(url):
-            capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-        self._captures[camera_id] = (url, capture)
+        with self._guard:
+            self._captures[camera_id] = (url, capture)
         return capture
 
+    def _open_stream(self, url: str) -> cv2.VideoCapture:
+        timeout_ms = int(self._timeout_seconds() * 1000)
+        capture = cv2.VideoCapture(
+            url,
+            cv2.CAP_FFMPEG,
+            [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms],
+        )
+        if capture.isOpened():
+            capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        return capture
+
+    def _timeout_seconds(self) -> float:
+        if self.timeout_seconds is not None:
+            return self.timeout_seconds
+        from django.conf import settings
+
+        return settings.PAINSITE_WARD_CAMERA_TIMEOUT_SECONDS
+
     def close(self, camera_id: int) -> None:
-        known = self._captures.pop(camera_id, None)
+        with self._guard:
+            known = self._captures.pop(camera_id, None)
         if known is not None:
             known[1].release()
 

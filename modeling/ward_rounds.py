@@ -9,8 +9,9 @@ Beat sends a round to the `monitoring` queue every PAINSITE_WARD_TICK_SECONDS. A
    (no worker ran, the worker was busy or dead) are written as one `missed` row: a gap is
    recorded, never silently skipped. A slot whose worker died after claiming it becomes `missed`
    when the next slot is claimed, or is taken again if it is still current once the claim ran out;
-2. reads a frame from each (modeling/ward_frames.py), finds the face, and runs the production
-   model once over all frames with a face (one batched VGG16 forward pass);
+2. reads a frame from each (modeling/ward_frames.py) and finds the face, several cameras at a
+   time, and runs the production model once over all frames with a face (batched VGG16 forward
+   passes);
 3. records each slot: `assessed` with level and probabilities; `no_face` (no level: no face, no
    score); `no_frame` (the camera gave nothing: after two in a row it is shown offline; the first
    frame back brings it online again);
@@ -25,6 +26,7 @@ import logging
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -179,10 +181,22 @@ def _claim(source: CameraSource, *, current: int, worker: str, now: datetime, re
 
 
 def read_frames(claims: list[Claim], *, reader: CameraReader) -> None:
-    for claim in claims:
+    """Read each camera and find the face, PAINSITE_WARD_READ_THREADS cameras at a time: waiting on
+    the network and OpenCV's decoding and detection release the GIL, and a camera that hangs holds
+    one thread for its timeout while the others go on."""
+
+    def read_one(claim: Claim) -> None:
         claim.frame = reader.read(claim.source.pk, claim.source.url)
         if claim.frame is not None:
             claim.face_box = detect_face(PILImage.fromarray(claim.frame.pixels))
+
+    threads = min(settings.PAINSITE_WARD_READ_THREADS, len(claims))
+    if threads <= 1:
+        for claim in claims:
+            read_one(claim)
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ward-camera") as pool:
+        list(pool.map(read_one, claims))
 
 
 def predict_levels(claims: list[Claim], *, served: ServedModel) -> None:

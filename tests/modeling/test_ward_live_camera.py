@@ -1,0 +1,119 @@
+"""Network cameras: an HTTP motion-JPEG stream on a real socket (tests/modeling/live_camera.py),
+read by the same OpenCV code a ward's IP cameras are. The newest frame is assessed, not one that
+waited in a buffer; a camera that freezes costs a round its timeout and no more; a camera unplugged
+and plugged back is read again without a worker restart."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.utils import timezone
+
+from modeling.ward_frames import CameraReader
+from modeling.ward_models import ReadingKind, SourceStatus, StreamAssessment
+from modeling.ward_rounds import run_ward_round
+from painsite.synthetic_faces.video import face_frames
+from tests.annotation.factories import make_patient
+from tests.modeling.live_camera import MJPEGCamera, frame_number
+from tests.modeling.ward_data import FACE_SEED, face_video, make_camera, production_model
+
+pytestmark = pytest.mark.django_db
+
+TIMEOUT = 1.0  # PAINSITE_WARD_CAMERA_TIMEOUT_SECONDS in these tests
+INTERVAL = 10
+
+
+@pytest.fixture
+def camera():
+    with MJPEGCamera(face_frames(seed=FACE_SEED, nrs=8)[0], fps=10) as live:
+        yield live
+
+
+@pytest.fixture
+def reader():
+    cameras = CameraReader(timeout_seconds=TIMEOUT)
+    yield cameras
+    cameras.close_all()
+
+
+def test_a_live_camera_gives_its_newest_frame_not_the_ones_buffered_while_nobody_read(camera, reader):
+    first = reader.read(1, camera.url)
+    assert first is not None and first.pixels.shape == (240, 320, 3)
+
+    time.sleep(1.5)  # about fifteen frames arrive while the worker does other things
+    sent_before = camera.sent
+    second = reader.read(1, camera.url)
+    assert second is not None
+    # The frame the camera sent last when the read began (or one sent during it), not the
+    # frame that followed the first read in the buffer.
+    assert frame_number(second.pixels) >= sent_before, (frame_number(second.pixels), sent_before)
+    assert frame_number(second.pixels) > frame_number(first.pixels) + 10
+
+
+def test_a_frozen_camera_gives_no_frame_after_its_timeout_and_an_unplugged_one_comes_back(camera, reader):
+    assert reader.read(1, camera.url) is not None
+
+    camera.stalled.set()  # the connection stays open, nothing arrives
+    started = time.monotonic()
+    assert reader.read(1, camera.url) is None
+    waited = time.monotonic() - started
+    # The configured timeout, not FFmpeg's default of 30 s (generous bounds: this checks which
+    # timeout applied, not how fast the machine is).
+    assert TIMEOUT * 0.8 <= waited < 15, waited
+    assert reader.open_cameras() == []  # closed, so the next read reconnects
+
+    camera.stalled.clear()
+    camera.unplug()
+    assert reader.read(1, camera.url) is None  # connection refused
+    camera.plug_in()
+    back = reader.read(1, camera.url)
+    assert back is not None and frame_number(back.pixels) <= camera.sent
+
+
+def test_a_round_assesses_a_live_camera_and_a_frozen_one_does_not_hold_up_the_other_beds(admin_user, camera, settings):
+    settings.PAINSITE_WARD_CAMERA_TIMEOUT_SECONDS = TIMEOUT
+    production_model()
+    frozen = MJPEGCamera(face_frames(seed=FACE_SEED, nrs=8)[0], fps=10).plug_in()
+    try:
+        live = make_camera(admin_user, bed="1", url=camera.url, patient=make_patient("P-201"), interval=INTERVAL)
+        stuck = make_camera(admin_user, bed="2", url=frozen.url, patient=make_patient("P-202"), interval=INTERVAL)
+        recorded = make_camera(admin_user, bed="3", url=face_video(), patient=make_patient("P-203"), interval=INTERVAL)
+        reader = CameraReader()  # the timeout from the settings, as in the worker
+        slot = int(timezone.now().timestamp() // INTERVAL)
+
+        first = run_ward_round(reader=reader, worker="test", now=at_slot(slot))
+        assert (first.assessed, first.no_frame) == (3, 0), first.as_dict()
+
+        frozen.stalled.set()
+        started = time.monotonic()
+        second = run_ward_round(reader=reader, worker="test", now=at_slot(slot + 1))
+        held = time.monotonic() - started
+        assert (second.assessed, second.no_frame) == (2, 1), second.as_dict()
+        # The frozen camera cost the round one timeout, read beside the others (not 30 s).
+        assert held < 15, held
+
+        kinds = {row.source_id: row.kind for row in StreamAssessment.objects.filter(slot=slot + 1)}
+        assert kinds == {
+            live.pk: ReadingKind.ASSESSED,
+            stuck.pk: ReadingKind.NO_FRAME,
+            recorded.pk: ReadingKind.ASSESSED,
+        }
+        newest = StreamAssessment.objects.get(source=live, slot=slot + 1)
+        assert newest.level and newest.probabilities
+
+        run_ward_round(reader=reader, worker="test", now=at_slot(slot + 2))
+        stuck.refresh_from_db()
+        assert stuck.status == SourceStatus.OFFLINE  # two slots in a row without a frame
+
+        frozen.stalled.clear()
+        run_ward_round(reader=reader, worker="test", now=at_slot(slot + 3))
+        stuck.refresh_from_db()
+        assert stuck.status == SourceStatus.ONLINE
+        reader.close_all()
+    finally:
+        frozen.unplug()
+
+
+def at_slot(slot: int):
+    return timezone.datetime.fromtimestamp(slot * INTERVAL + 1, tz=timezone.get_current_timezone())
