@@ -3,8 +3,6 @@ constructed predictions; what a clinician sees of it (nothing); who may change i
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.db import connection
 
@@ -20,6 +18,7 @@ from annotation.selectors import QUEUE_UNLABELED, next_image_for, queue_steps
 from annotation.serializers import QueueItemSerializer
 from painsite.core.models import AuditEvent
 from tests.annotation.factories import make_image, make_label, make_patient
+from tests.annotation.plans import image_rows_read
 from tests.conftest import api_client_for
 
 pytestmark = pytest.mark.django_db
@@ -254,22 +253,6 @@ def test_a_clinician_cannot_post_the_order_form(clinician, client):
 
 
 # PostgreSQL plans -----------------------------------------------------------------------------
-
-
-def image_rows_read(queryset) -> int:
-    sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
-        plan = cursor.fetchone()[0]
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-
-    def walk(node: dict) -> int:
-        own = 0
-        if node.get("Relation Name") == "annotation_image":
-            own = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
-        return own + sum(walk(child) for child in node.get("Plans", []))
-
-    return walk(plan[0]["Plan"])
 
 
 @pytest.mark.skipif(

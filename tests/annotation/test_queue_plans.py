@@ -7,14 +7,13 @@ image on every request; the queue's partial indexes keep it at the first matchin
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.db import connection
 
 from annotation.models import Image
 from annotation.selectors import QUEUE_SECOND_OBSERVER, QUEUE_UNLABELED, queue_steps
 from tests.annotation.factories import make_patient
+from tests.annotation.plans import image_rows_read
 
 pytestmark = [
     pytest.mark.django_db,
@@ -24,23 +23,6 @@ pytestmark = [
 ]
 
 N_IMAGES = 5000
-
-
-def image_rows_read(queryset) -> int:
-    """Rows of annotation_image that PostgreSQL read (returned or filtered out) to answer `queryset`."""
-    sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
-        plan = cursor.fetchone()[0]
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-
-    def walk(node: dict) -> int:
-        own = 0
-        if node.get("Relation Name") == "annotation_image":
-            own = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
-        return own + sum(walk(child) for child in node.get("Plans", []))
-
-    return walk(plan[0]["Plan"])
 
 
 @pytest.fixture
