@@ -255,6 +255,7 @@ def record_claim(claim: Claim, *, version_id: int, report: RoundReport) -> None:
 
 def _update_state(source: CameraSource, reading: StreamAssessment, frame_at: datetime | None, *, severe: bool) -> None:
     source.last_reading = reading
+    was = source.status
     if frame_at is not None:
         source.status = SourceStatus.ONLINE
         source.failed_grabs = 0
@@ -263,6 +264,13 @@ def _update_state(source: CameraSource, reading: StreamAssessment, frame_at: dat
         source.failed_grabs += 1
         if source.failed_grabs >= OFFLINE_AFTER_FAILED_READS:
             source.status = SourceStatus.OFFLINE
+    # The worker's log says what changed, not that a round ran (painsite/core/log_filters.py).
+    if source.status != was and source.status == SourceStatus.OFFLINE:
+        logger.warning(
+            "camera %s (bed %s) is offline: no frame in %s slots in a row", source.pk, source.bed, source.failed_grabs
+        )
+    elif source.status != was and was == SourceStatus.OFFLINE:
+        logger.info("camera %s (bed %s) is online again", source.pk, source.bed)
     face_gap = source.last_face_slot is None or reading.slot - source.last_face_slot >= GAP_SLOTS
     if reading.kind == ReadingKind.ASSESSED:
         if source.last_face_slot is not None and reading.slot - source.last_face_slot > GAP_SLOTS:
@@ -291,6 +299,9 @@ def _raise_alert(source: CameraSource, reading: StreamAssessment) -> WardAlert |
             )
     except IntegrityError:
         return None  # raised by another worker a moment ago
+    logger.warning(
+        "ward alert %s raised: bed %s, %s severe assessments in a row", alert.pk, source.bed, source.severe_run
+    )
     record_event(
         actor=None,
         action="ward.alert.raise",

@@ -434,9 +434,17 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
-    "filters": {"refusals_without_traceback": {"()": "painsite.core.log_filters.RefusalsWithoutTraceback"}},
+    "filters": {
+        "refusals_without_traceback": {"()": "painsite.core.log_filters.RefusalsWithoutTraceback"},
+        "quiet_routine_tasks": {"()": "painsite.core.log_filters.QuietRoutineTasks"},
+    },
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Celery's lines about each ward round (every PAINSITE_WARD_TICK_SECONDS).
+        "celery.beat": {"filters": ["quiet_routine_tasks"]},
+        "celery.worker.strategy": {"filters": ["quiet_routine_tasks"]},
+        "celery.app.trace": {"filters": ["quiet_routine_tasks"]},
+        "celery.worker.request": {"filters": ["quiet_routine_tasks"]},  # rounds that expired in the queue
         # Django's own console handler (DEBUG only) would print each record a second time beside root's.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.request": {"filters": ["refusals_without_traceback"]},
