@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -21,6 +22,20 @@ from painsite.core.services import record_event
 
 class PeopleError(ValueError):
     """A change to an account that was refused; the message says why. Nothing was changed."""
+
+
+DIRECTORY_BACKEND = "painsite.core.directory.DirectoryBackend"
+
+
+def directory_sign_in_on() -> bool:
+    return DIRECTORY_BACKEND in settings.AUTHENTICATION_BACKENDS
+
+
+def from_directory(user: User) -> bool:
+    """An account the hospital directory built at a first sign-in: PainSite keeps no password for
+    it (every account made here, by the People page or a command, has one), and its role follows
+    the directory groups at each sign-in (painsite/core/directory.py)."""
+    return not user.has_usable_password()
 
 
 def generate_password() -> str:
@@ -139,8 +154,17 @@ def set_active(*, actor: User | AnonymousUser | None, user: User, active: bool) 
 
 @transaction.atomic
 def reset_password(*, actor: User | AnonymousUser | None, user: User) -> str:
-    """Give the account a new generated password, returned once to show to the admin."""
+    """Give the account a new generated password, returned once to show to the admin.
+
+    Refused for a directory account while directory sign-in is on: a local password would make it a
+    local account, cut off from the directory's password and groups. With directory sign-in off, a
+    new password is how such a person signs in again."""
     _check_may_change(actor=actor, user=user)
+    if directory_sign_in_on() and from_directory(user):
+        raise PeopleError(
+            gettext("%(username)s signs in through the hospital directory, which keeps the password")
+            % {"username": user.username}
+        )
     password = generate_password()
     user.set_password(password)
     user.save(update_fields=["password"])

@@ -46,8 +46,9 @@ def _people_page(
     if search:
         accounts = accounts.filter(Q(username__icontains=search) | Q(email__icontains=search))
     page = Paginator(accounts, 50).get_page(request.GET.get("page"))
-    rows = [{"user": user, "role": role_of(user)} for user in page]
+    rows = [{"user": user, "role": role_of(user), "directory": people.from_directory(user)} for user in page]
     context = {
+        "directory_on": people.directory_sign_in_on(),
         "page": page,
         "rows": rows,
         "form": form,

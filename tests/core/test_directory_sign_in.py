@@ -373,6 +373,46 @@ def test_a_role_change_made_on_the_people_page_is_replaced_by_the_directory_at_t
     assert role_of(User.objects.get(username="dora")) == CLINICIAN
 
 
+def person_row(page: str, username: str) -> str:
+    row = page[page.index(f'id="person-{username}"') :]
+    return row[: row.index("</tr>")]
+
+
+def test_the_people_page_marks_directory_accounts_and_gives_them_no_local_password(client, directory, admin_user):
+    sign_in(client, "dora")
+    client.logout()
+    assert sign_in(client, "ada", PASSWORD).status_code == 302  # the local admin
+    page = client.get(reverse("people")).content.decode()
+    dora_row, ada_row = person_row(page, "dora"), person_row(page, "ada")
+    assert "hospital directory" in dora_row and "Reset password" not in dora_row
+    assert "Set again from the directory groups" in dora_row
+    assert "hospital directory" not in ada_row and "Reset password" in ada_row
+
+    dora = User.objects.get(username="dora")
+    refused = client.post(reverse("person-password", args=[dora.pk]), follow=True)
+    assert "dora signs in through the hospital directory" in refused.content.decode()
+    dora.refresh_from_db()
+    assert not dora.has_usable_password()
+    assert not AuditEvent.objects.filter(action="user.password_reset").exists()
+    client.logout()
+    assert sign_in(client, "dora").status_code == 302  # still the directory's account
+
+
+def test_with_directory_sign_in_off_a_directory_account_can_be_given_a_local_password(
+    client, directory, admin_user, settings
+):
+    sign_in(client, "dora")
+    client.logout()
+    settings.AUTHENTICATION_BACKENDS = ["painsite.core.auth.LockoutBackend", "painsite.core.auth.RolePermissionBackend"]
+    assert sign_in(client, "ada", PASSWORD).status_code == 302
+    dora = User.objects.get(username="dora")
+    assert "Reset password" in person_row(client.get(reverse("people")).content.decode(), "dora")
+    shown = client.post(reverse("person-password", args=[dora.pk]))
+    assert shown.status_code == 200
+    dora.refresh_from_db()
+    assert dora.has_usable_password()
+
+
 @pytest.mark.parametrize(
     ("mapping", "message"),
     [
