@@ -48,7 +48,6 @@ os.environ.setdefault("PAINSITE_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 
 from annotation.faces import detect_face  # noqa: E402
 from bench.machine import load_average, machine  # noqa: E402
@@ -56,14 +55,14 @@ from modeling.ml.backbone import open_backbone  # noqa: E402
 from modeling.ml.config import TrainConfig  # noqa: E402
 from modeling.ml.data import Record, load_image, read_manifest  # noqa: E402
 from modeling.ml.device import configure_threads, intra_op_threads  # noqa: E402
-from modeling.ml.engine import Trainee, class_weights, macro_auroc, make_optimizer, train_one_epoch  # noqa: E402
+from modeling.ml.engine import macro_auroc, train_one_epoch  # noqa: E402
 from modeling.ml.feature_paths import choose_feature_path  # noqa: E402
 from modeling.ml.features import FeatureCache, extract_features  # noqa: E402
 from modeling.ml.levels import PainLevels  # noqa: E402
 from modeling.ml.network import PainHead  # noqa: E402
 from modeling.ml.progress import Reporter  # noqa: E402
 from modeling.ml.splits import patient_max_levels, split_patients  # noqa: E402
-from modeling.ml.training import warm_feature_cache  # noqa: E402
+from modeling.ml.training import head_trainee, warm_feature_cache  # noqa: E402
 from modeling.ml.transforms import EvalPreset  # noqa: E402
 from modeling.ml.uncertainty import ENTROPY, MARGIN, level_balanced_order, most_uncertain_first  # noqa: E402
 from painsite.synthetic_faces import write_dataset  # noqa: E402
@@ -151,21 +150,7 @@ def fit_head(
         if warm is not None:
             head.load_state_dict(warm)
         head.set_standardisation(inputs)
-
-        def batches():
-            order = torch.randperm(len(inputs))
-            return [(inputs[index], targets[index]) for index in order.split(config.batch_size)]
-
-        trainee = Trainee(
-            model=head,
-            optimizer=make_optimizer(config, list(head.parameters())),
-            loss_fn=nn.CrossEntropyLoss(weight=class_weights(targets.numpy(), n_levels)),
-            forward=head,
-            batches=batches,
-            n_batches=-(-len(inputs) // config.batch_size),
-            validation_inputs=lambda: [],
-            levels_val=np.zeros(0, dtype=np.int64),
-        )
+        trainee = head_trainee(config, head, inputs, targets)
         reporter = Reporter(None, None, epochs)
         # One thread, as training's head mode: the batches are tiny (modeling/ml/training.py).
         with intra_op_threads(1):

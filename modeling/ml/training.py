@@ -249,6 +249,34 @@ def _result(
     )
 
 
+def head_trainee(
+    config: TrainConfig,
+    head: PainHead,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    val_inputs: torch.Tensor | None = None,
+    levels_val: np.ndarray | None = None,
+) -> Trainee:
+    """The head of head mode, trained on feature vectors in shuffled mini-batches with class-weighted
+    cross-entropy (also used by bench/active_learning.py's rounds)."""
+
+    def batches() -> list[Batch]:
+        order = torch.randperm(len(inputs))
+        return [(inputs[index], targets[index]) for index in order.split(config.batch_size)]
+
+    return Trainee(
+        model=head,
+        optimizer=make_optimizer(config, list(head.parameters())),
+        loss_fn=nn.CrossEntropyLoss(weight=class_weights(targets.numpy(), len(config.pain_levels))),
+        forward=head,
+        batches=batches,
+        n_batches=-(-len(inputs) // config.batch_size),
+        validation_inputs=lambda: [] if val_inputs is None else [val_inputs],
+        levels_val=np.zeros(0, dtype=np.int64) if levels_val is None else levels_val,
+    )
+
+
 def _head_mode(
     config: TrainConfig,
     train_records: Sequence[Record],
@@ -308,18 +336,12 @@ def _head_mode(
         head = PainHead(n_levels, hidden=config.head_hidden, dropout=config.dropout)
     head.set_standardisation(inputs)
 
-    def batches() -> list[Batch]:
-        order = torch.randperm(len(inputs))
-        return [(inputs[index], targets[index]) for index in order.split(config.batch_size)]
-
-    trainee = Trainee(
-        model=head,
-        optimizer=make_optimizer(config, list(head.parameters())),
-        loss_fn=nn.CrossEntropyLoss(weight=class_weights(targets.numpy(), n_levels)),
-        forward=head,
-        batches=batches,
-        n_batches=-(-len(inputs) // config.batch_size),
-        validation_inputs=lambda: [val_inputs],
+    trainee = head_trainee(
+        config,
+        head,
+        inputs,
+        targets,
+        val_inputs=val_inputs,
         levels_val=np.array([record.level for record in val_features.records], dtype=np.int64),
     )
     reporter.start_epochs(fraction_from=EXTRACTION_SHARE * computed[0] / n_images, batches_per_epoch=trainee.n_batches)
