@@ -30,6 +30,7 @@ from django_auth_ldap.backend import LDAPBackend, ldap_error
 
 from painsite.core.auth import note_sign_in_refusal
 from painsite.core.directory_config import normalize_dn
+from painsite.core.models import DirectoryAccount
 from painsite.core.role_names import ADMIN, ROLES
 from painsite.core.services import record_event
 
@@ -141,6 +142,7 @@ class DirectoryBackend(LDAPBackend):
         )
         if role is None:
             raise DirectoryRefusal(no_role_message())
+        DirectoryAccount.objects.update_or_create(user=user, defaults={"directory_dn": ldap_user.dn or ""})
         return user
 
     def get_user(self, user_id) -> User | None:

@@ -67,6 +67,22 @@ class AdminNotice(models.Model):
         return self.subject
 
 
+class DirectoryAccount(models.Model):
+    """An account the hospital directory signs in (painsite/core/directory.py): written at its
+    first directory sign-in and touched at each one after. The People page marks these accounts
+    and offers them no local password while directory sign-in is on."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="directory_account"
+    )
+    directory_dn = models.CharField(max_length=512)
+    first_sign_in_at = models.DateTimeField(auto_now_add=True)
+    last_sign_in_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.directory_dn}"
+
+
 class LanguagePreference(models.Model):
     """The language a user chose with the selector; applied at each sign-in on any device."""
 

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext
 
+from painsite.core.models import DirectoryAccount
 from painsite.core.roles import ADMIN, ROLES, assign_role, role_of
 from painsite.core.services import record_event
 
@@ -32,10 +33,11 @@ def directory_sign_in_on() -> bool:
 
 
 def from_directory(user: User) -> bool:
-    """An account the hospital directory built at a first sign-in: PainSite keeps no password for
-    it (every account made here, by the People page or a command, has one), and its role follows
-    the directory groups at each sign-in (painsite/core/directory.py)."""
-    return not user.has_usable_password()
+    """An account the hospital directory signs in (a DirectoryAccount row, written at its first
+    directory sign-in): its password is the directory's and its role follows the directory groups
+    at each sign-in (painsite/core/directory.py). Accounts without a password for other reasons
+    (raters restored from a backup, demo accounts) are not directory accounts."""
+    return DirectoryAccount.objects.filter(user_id=user.pk).exists()
 
 
 def generate_password() -> str:

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 
 from painsite.core import people
+from painsite.core.models import DirectoryAccount
 from painsite.core.permissions import page_permissions
 from painsite.core.roles import ROLE_LABELS, ROLES, role_of
 
@@ -46,7 +47,8 @@ def _people_page(
     if search:
         accounts = accounts.filter(Q(username__icontains=search) | Q(email__icontains=search))
     page = Paginator(accounts, 50).get_page(request.GET.get("page"))
-    rows = [{"user": user, "role": role_of(user), "directory": people.from_directory(user)} for user in page]
+    directory_ids = set(DirectoryAccount.objects.filter(user__in=list(page)).values_list("user_id", flat=True))
+    rows = [{"user": user, "role": role_of(user), "directory": user.pk in directory_ids} for user in page]
     context = {
         "directory_on": people.directory_sign_in_on(),
         "page": page,

@@ -227,6 +227,7 @@ def test_a_directory_clinician_signs_in_on_the_login_page_and_gets_the_clinician
     assert role_of(dora) == CLINICIAN and not dora.is_staff
     assert (dora.first_name, dora.last_name, dora.email) == ("Dora", "Nurse", "dora@hospital.example.org")
     assert not dora.has_usable_password()
+    assert dora.directory_account.directory_dn == f"uid=dora,ou=people,{SUFFIX}"
     assert client.get(reverse("patients")).status_code == 200
 
 
@@ -379,6 +380,7 @@ def person_row(page: str, username: str) -> str:
 
 
 def test_the_people_page_marks_directory_accounts_and_gives_them_no_local_password(client, directory, admin_user):
+    User.objects.create_user("restored-rater", password=None)
     sign_in(client, "dora")
     client.logout()
     assert sign_in(client, "ada", PASSWORD).status_code == 302  # the local admin
@@ -387,6 +389,10 @@ def test_the_people_page_marks_directory_accounts_and_gives_them_no_local_passwo
     assert "hospital directory" in dora_row and "Reset password" not in dora_row
     assert "Set again from the directory groups" in dora_row
     assert "hospital directory" not in ada_row and "Reset password" in ada_row
+    # An account without a password that the directory never signed in (a rater restored from a
+    # backup) is not a directory account: the admin gives it a password here.
+    restored_row = person_row(page, "restored-rater")
+    assert "hospital directory" not in restored_row and "Reset password" in restored_row
 
     dora = User.objects.get(username="dora")
     refused = client.post(reverse("person-password", args=[dora.pk]), follow=True)
