@@ -13,9 +13,10 @@ captures open between rounds and reopens one only after it failed. Two kinds of 
 
 A live stream is opened with FFmpeg's open and read timeouts set to
 PAINSITE_WARD_CAMERA_TIMEOUT_SECONDS: without them a camera that is switched off mid-stream, or
-a host that never answers, holds its reader for FFmpeg's default 30 s. Each camera has its own
-lock, so a round reads its cameras side by side (modeling/ward_rounds.py) and a camera that hangs
-costs the round one timeout, not one per camera behind it.
+a host that never answers, holds its reader for FFmpeg's default 30 s (a camera named by host name
+still waits for the name lookup, which these timeouts do not cover: give cameras IP addresses).
+Each camera has its own lock, so a round reads its cameras side by side (modeling/ward_rounds.py)
+and cameras that hang cost the round one timeout, not one each.
 """
 
 from __future__ import annotations
@@ -115,11 +116,16 @@ class CameraReader:
             known[1].release()
 
     def close_all(self) -> None:
-        for camera_id in list(self._captures):
-            self.close(camera_id)
+        """Close every capture, each once no read of that camera is under way."""
+        with self._guard:
+            camera_ids = list(self._captures)
+        for camera_id in camera_ids:
+            with self._camera_lock(camera_id):
+                self.close(camera_id)
 
     def open_cameras(self) -> list[int]:
-        return sorted(self._captures)
+        with self._guard:
+            return sorted(self._captures)
 
 
 def _file_readable(path: str) -> bool:

@@ -103,7 +103,9 @@ def run_ward_round(
         version = inference.resolve_version(None)
     except NoProductionModel:
         report.reason = "no production model"
+        _say_when_rounds_stop_or_resume(report.reason)
         return report
+    _say_when_rounds_stop_or_resume("")
     # Loaded before any slot is taken, and the slots taken by the time after it: a first load takes
     # seconds, and each frame must be read inside its own slot.
     served = inference.models.get(version)
@@ -118,8 +120,29 @@ def run_ward_round(
         for claim in claims:
             record_claim(claim, version_id=served.version_id, report=report)
         report.timed("record", phase)
+    if report.missed_rows:
+        logger.warning(
+            "ward round: %s gap(s) of camera slots nobody assessed recorded as missed (no worker ran, or it was busy)",
+            report.missed_rows,
+        )
     report.seconds = round(time.monotonic() - started, 3)
     return report
+
+
+# Why this process's rounds last assessed nothing ("" while they assess): the log says when that
+# changes, once, since Celery's line for each round is not logged (painsite/core/log_filters.py).
+_stopped_because = ""
+
+
+def _say_when_rounds_stop_or_resume(reason: str) -> None:
+    global _stopped_because
+    if reason == _stopped_because:
+        return
+    if reason:
+        logger.warning("ward rounds assess no camera: %s", reason)
+    else:
+        logger.info("ward rounds assess the cameras again")
+    _stopped_because = reason
 
 
 def claim_due_slots(*, worker: str, report: RoundReport, now: datetime | None = None) -> list[Claim]:
@@ -181,22 +204,19 @@ def _claim(source: CameraSource, *, current: int, worker: str, now: datetime, re
 
 
 def read_frames(claims: list[Claim], *, reader: CameraReader) -> None:
-    """Read each camera and find the face, PAINSITE_WARD_READ_THREADS cameras at a time: waiting on
-    the network and OpenCV's decoding and detection release the GIL, and a camera that hangs holds
-    one thread for its timeout while the others go on."""
-
-    def read_one(claim: Claim) -> None:
-        claim.frame = reader.read(claim.source.pk, claim.source.url)
-        if claim.frame is not None:
-            claim.face_box = detect_face(PILImage.fromarray(claim.frame.pixels))
-
+    """Read the cameras PAINSITE_WARD_READ_THREADS at a time (waiting on a camera and decoding its
+    frame release the GIL), so cameras that hang cost the round one timeout, not one each; then
+    find the faces here, one frame after the other (OpenCV's detector already uses every core)."""
     threads = min(settings.PAINSITE_WARD_READ_THREADS, len(claims))
     if threads <= 1:
-        for claim in claims:
-            read_one(claim)
-        return
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ward-camera") as pool:
-        list(pool.map(read_one, claims))
+        frames = [reader.read(claim.source.pk, claim.source.url) for claim in claims]
+    else:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ward-camera") as pool:
+            frames = list(pool.map(lambda claim: reader.read(claim.source.pk, claim.source.url), claims))
+    for claim, frame in zip(claims, frames):
+        claim.frame = frame
+        if frame is not None:
+            claim.face_box = detect_face(PILImage.fromarray(frame.pixels))
 
 
 def predict_levels(claims: list[Claim], *, served: ServedModel) -> None:
@@ -264,13 +284,15 @@ def _update_state(source: CameraSource, reading: StreamAssessment, frame_at: dat
         source.failed_grabs += 1
         if source.failed_grabs >= OFFLINE_AFTER_FAILED_READS:
             source.status = SourceStatus.OFFLINE
-    # The worker's log says what changed, not that a round ran (painsite/core/log_filters.py).
+    # The worker's log says what changed, not that a round ran (painsite/core/log_filters.py), once
+    # the change is committed.
+    camera, bed, failed = source.pk, source.bed, source.failed_grabs
     if source.status != was and source.status == SourceStatus.OFFLINE:
-        logger.warning(
-            "camera %s (bed %s) is offline: no frame in %s slots in a row", source.pk, source.bed, source.failed_grabs
+        transaction.on_commit(
+            lambda: logger.warning("camera %s (bed %s) is offline: no frame in %s slots in a row", camera, bed, failed)
         )
     elif source.status != was and was == SourceStatus.OFFLINE:
-        logger.info("camera %s (bed %s) is online again", source.pk, source.bed)
+        transaction.on_commit(lambda: logger.info("camera %s (bed %s) is online again", camera, bed))
     face_gap = source.last_face_slot is None or reading.slot - source.last_face_slot >= GAP_SLOTS
     if reading.kind == ReadingKind.ASSESSED:
         if source.last_face_slot is not None and reading.slot - source.last_face_slot > GAP_SLOTS:
@@ -299,8 +321,9 @@ def _raise_alert(source: CameraSource, reading: StreamAssessment) -> WardAlert |
             )
     except IntegrityError:
         return None  # raised by another worker a moment ago
-    logger.warning(
-        "ward alert %s raised: bed %s, %s severe assessments in a row", alert.pk, source.bed, source.severe_run
+    alert_id, bed, run = alert.pk, source.bed, source.severe_run
+    transaction.on_commit(
+        lambda: logger.warning("ward alert %s raised: bed %s, %s severe assessments in a row", alert_id, bed, run)
     )
     record_event(
         actor=None,

@@ -506,7 +506,7 @@ PAINSITE_WARD_BOARD_POLL_SECONDS = envfloat("PAINSITE_WARD_BOARD_POLL_SECONDS", 
 PAINSITE_WARD_BATCH_SIZE = envint("PAINSITE_WARD_BATCH_SIZE", "32")
 # Cameras a round reads at once, and how long a network camera may take to connect or to give a
 # frame before it counts as giving none (modeling/ward_frames.py).
-PAINSITE_WARD_READ_THREADS = envint("PAINSITE_WARD_READ_THREADS", "8")
+PAINSITE_WARD_READ_THREADS = envint("PAINSITE_WARD_READ_THREADS", "32")
 PAINSITE_WARD_CAMERA_TIMEOUT_SECONDS = envfloat("PAINSITE_WARD_CAMERA_TIMEOUT_SECONDS", "5")
 CELERY_BEAT_SCHEDULE["ward-round"] = {
     "task": "modeling.tasks.run_ward_round",

@@ -10,7 +10,6 @@ camera that froze) and be unplugged and plugged back on the same port.
 from __future__ import annotations
 
 import io
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,7 +51,7 @@ class MJPEGCamera:
         self.stalled = threading.Event()
         self._stopped = threading.Event()
         self._server: ThreadingHTTPServer | None = None
-        self.port = _free_port()
+        self.port = 0
 
     @property
     def url(self) -> str:
@@ -76,8 +75,10 @@ class MJPEGCamera:
                 pass
 
         self._stopped.clear()
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        # The first time on a port the system picks; plugged back, on the same port (HTTPServer
+        # reuses the address), so the camera's URL does not change.
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port or 0), Handler)
+        self.port = self._server.server_address[1]
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -118,9 +119,3 @@ class MJPEGCamera:
 
     def __exit__(self, *exc) -> None:
         self.unplug()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -3,6 +3,7 @@ the board endpoint and the camera API. The worker process itself: tests/system/t
 
 from __future__ import annotations
 
+import logging
 import shutil
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotation.models import Image, Patient
+from modeling.models import ModelVersion, Stage
 from modeling.patient_timeline import patient_timeline
 from modeling.ward import escalate_overdue_alerts, put_patient_in_bed
 from modeling.ward_frames import CameraReader
@@ -328,3 +330,21 @@ def test_clinicians_see_the_board_but_cannot_register_cameras(clinician, outside
     refused = api_client_for(clinician).post("/api/ward/sources/", {"name": "x", "url": "rtsp://a", "bed": "9"})
     assert refused.status_code == 403 and not CameraSource.objects.exists()
     assert api_client_for(outsider).get("/api/ward/beds/").status_code == 403
+
+
+def test_the_log_says_once_when_rounds_stop_for_want_of_a_production_model_and_when_they_resume(
+    admin_user, production, reader, patient, caplog
+):
+    make_camera(admin_user, bed="1", url=face_video(), patient=patient, interval=INTERVAL)
+    caplog.set_level(logging.INFO, logger="modeling.ward_rounds")
+    round_at(FIRST, reader)  # assessing: nothing to say
+    ModelVersion.objects.filter(pk=production.pk).update(stage=Stage.CANDIDATE)
+    for slot in (FIRST + 1, FIRST + 2, FIRST + 3):
+        assert round_at(slot, reader).reason == "no production model"
+    ModelVersion.objects.filter(pk=production.pk).update(stage=Stage.PRODUCTION)
+    round_at(FIRST + 4, reader)
+
+    said = [record.getMessage() for record in caplog.records if record.name == "modeling.ward_rounds"]
+    assert said[:2] == ["ward rounds assess no camera: no production model", "ward rounds assess the cameras again"]
+    # The slots passed without an assessment are on record, and the log says so.
+    assert any("recorded as missed" in line for line in said[2:]), said

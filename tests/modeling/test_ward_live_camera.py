@@ -45,10 +45,10 @@ def test_a_live_camera_gives_its_newest_frame_not_the_ones_buffered_while_nobody
     sent_before = camera.sent
     second = reader.read(1, camera.url)
     assert second is not None
-    # The frame the camera sent last when the read began (or one sent during it), not the
-    # frame that followed the first read in the buffer.
-    assert frame_number(second.pixels) >= sent_before, (frame_number(second.pixels), sent_before)
-    assert frame_number(second.pixels) > frame_number(first.pixels) + 10
+    # About the frame the camera sent last when the read began (a few frames of slack for a busy
+    # machine), not the frame that followed the first read in the buffer.
+    assert frame_number(second.pixels) >= sent_before - 5, (frame_number(second.pixels), sent_before)
+    assert frame_number(second.pixels) > frame_number(first.pixels) + 3
 
 
 def test_a_frozen_camera_gives_no_frame_after_its_timeout_and_an_unplugged_one_comes_back(camera, reader):
@@ -71,32 +71,52 @@ def test_a_frozen_camera_gives_no_frame_after_its_timeout_and_an_unplugged_one_c
     assert back is not None and frame_number(back.pixels) <= camera.sent
 
 
-def test_a_round_assesses_a_live_camera_and_a_frozen_one_does_not_hold_up_the_other_beds(admin_user, camera, settings):
+class TimedReader(CameraReader):
+    """The worker's reader, noting when each read began and ended, by camera."""
+
+    def __init__(self) -> None:
+        super().__init__()  # the timeout from the settings, as in the worker
+        self.reads: dict[int, list[tuple[float, float]]] = {}
+
+    def read(self, camera_id: int, url: str, *, now: float | None = None):
+        began = time.monotonic()
+        try:
+            return super().read(camera_id, url, now=now)
+        finally:
+            self.reads.setdefault(camera_id, []).append((began, time.monotonic()))
+
+
+def test_a_round_assesses_a_live_camera_and_frozen_ones_do_not_hold_up_the_other_beds(admin_user, camera, settings):
     settings.PAINSITE_WARD_CAMERA_TIMEOUT_SECONDS = TIMEOUT
     production_model()
-    frozen = MJPEGCamera(face_frames(seed=FACE_SEED, nrs=8)[0], fps=10).plug_in()
+    frozen = [MJPEGCamera(face_frames(seed=FACE_SEED, nrs=8)[0], fps=10).plug_in() for _ in range(2)]
+    reader = TimedReader()
     try:
         live = make_camera(admin_user, bed="1", url=camera.url, patient=make_patient("P-201"), interval=INTERVAL)
-        stuck = make_camera(admin_user, bed="2", url=frozen.url, patient=make_patient("P-202"), interval=INTERVAL)
+        stuck = make_camera(admin_user, bed="2", url=frozen[0].url, patient=make_patient("P-202"), interval=INTERVAL)
+        also_stuck = make_camera(
+            admin_user, bed="4", url=frozen[1].url, patient=make_patient("P-204"), interval=INTERVAL
+        )
         recorded = make_camera(admin_user, bed="3", url=face_video(), patient=make_patient("P-203"), interval=INTERVAL)
-        reader = CameraReader()  # the timeout from the settings, as in the worker
         slot = int(timezone.now().timestamp() // INTERVAL)
 
         first = run_ward_round(reader=reader, worker="test", now=at_slot(slot))
-        assert (first.assessed, first.no_frame) == (3, 0), first.as_dict()
+        assert (first.assessed, first.no_frame) == (4, 0), first.as_dict()
 
-        frozen.stalled.set()
-        started = time.monotonic()
+        for each in frozen:
+            each.stalled.set()
+        reader.reads.clear()
         second = run_ward_round(reader=reader, worker="test", now=at_slot(slot + 1))
-        held = time.monotonic() - started
-        assert (second.assessed, second.no_frame) == (2, 1), second.as_dict()
-        # The frozen camera cost the round one timeout, read beside the others (not 30 s).
-        assert held < 15, held
+        assert (second.assessed, second.no_frame) == (2, 2), second.as_dict()
+        # The two frozen cameras waited out their timeouts at the same time, not one after the other.
+        [(began, ended)], [(also_began, also_ended)] = reader.reads[stuck.pk], reader.reads[also_stuck.pk]
+        assert began < also_ended and also_began < ended, reader.reads
 
         kinds = {row.source_id: row.kind for row in StreamAssessment.objects.filter(slot=slot + 1)}
         assert kinds == {
             live.pk: ReadingKind.ASSESSED,
             stuck.pk: ReadingKind.NO_FRAME,
+            also_stuck.pk: ReadingKind.NO_FRAME,
             recorded.pk: ReadingKind.ASSESSED,
         }
         newest = StreamAssessment.objects.get(source=live, slot=slot + 1)
@@ -106,13 +126,15 @@ def test_a_round_assesses_a_live_camera_and_a_frozen_one_does_not_hold_up_the_ot
         stuck.refresh_from_db()
         assert stuck.status == SourceStatus.OFFLINE  # two slots in a row without a frame
 
-        frozen.stalled.clear()
+        for each in frozen:
+            each.stalled.clear()
         run_ward_round(reader=reader, worker="test", now=at_slot(slot + 3))
         stuck.refresh_from_db()
         assert stuck.status == SourceStatus.ONLINE
-        reader.close_all()
     finally:
-        frozen.unplug()
+        reader.close_all()
+        for each in frozen:
+            each.unplug()
 
 
 def at_slot(slot: int):
