@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from modeling.api_ward import ACKNOWLEDGE, VIEW_BOARD
+from modeling.inference import production_version
 from painsite.core.permissions import page_permissions
 
 
@@ -20,5 +21,6 @@ def ward_page(request: HttpRequest) -> HttpResponse:
             "poll_seconds": settings.PAINSITE_WARD_BOARD_POLL_SECONDS,
             "can_acknowledge": request.user.has_perm(ACKNOWLEDGE),
             "can_manage": request.user.has_perm("modeling.change_camerasource"),
+            "no_production_model": production_version() is None,
         },
     )

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db.models import Count, ExpressionWrapper, F, IntegerField, Max, Q
 from django.utils import timezone
 
+from modeling.inference import production_version
 from modeling.ward_models import CameraSource, ReadingKind, SourceStatus, StreamAssessment, WardAlert
 
 TREND_BUCKET_SECONDS = 300
@@ -138,8 +139,11 @@ def ward_board() -> dict[str, Any]:
                 ],
             }
         )
+    production = production_version()
     return {
         "now": _ms(now),
+        # None: rounds assess nothing (modeling/ward_rounds.py), and the board says so.
+        "production_model": None if production is None else {"id": production.pk, "name": production.name},
         "trend_hours": settings.PAINSITE_WARD_TREND_HOURS,
         "alert_consecutive": settings.PAINSITE_MONITOR_ALERT_CONSECUTIVE,
         "escalate_seconds": settings.PAINSITE_WARD_ESCALATE_SECONDS,

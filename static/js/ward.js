@@ -150,6 +150,7 @@
     root.querySelectorAll("article.bed").forEach(function (node) { node.remove(); });
     cards.forEach(function (node) { root.appendChild(node); });
     document.getElementById("ward-empty").hidden = board.beds.length > 0;
+    document.getElementById("ward-no-model").hidden = board.production_model !== null;
     const alerts = board.beds.reduce(function (sum, bed) { return sum + bed.alerts.length; }, 0);
     document.title = (alerts ? "(" + alerts + ") " : "") + gettext("Ward") + " · PainSite";
   }

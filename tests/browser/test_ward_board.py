@@ -44,7 +44,7 @@ def test_the_board_follows_the_beds_without_reloading_and_an_alert_is_acknowledg
     page_for, clinician, admin_user, artifacts_dir, settings
 ):
     settings.PAINSITE_MONITOR_ALERT_CONSECUTIVE = 2
-    version = make_model_version("v1")
+    version = make_model_version("v1", stage="production")
     for bed, code in (("1", "P-W1"), ("2", "P-W2"), ("3", "P-W3")):
         register_source(
             actor=admin_user, name=f"camera {bed}", url=f"rtsp://camera-{bed}/", bed=bed, patient=make_patient(code)
@@ -57,6 +57,7 @@ def test_the_board_follows_the_beds_without_reloading_and_an_alert_is_acknowledg
     bed1.locator(".bed-level:has-text('severe')").wait_for()
     assert "85 %" in bed1.inner_text() and "P-W1" in bed1.inner_text()
     assert "No face in view" in bed2.locator(".bed-level").inner_text()
+    assert page.locator("#ward-no-model").is_hidden()  # a model is in production
     page.evaluate("window.notReloaded = true")
 
     record_round(version, {"1": "severe", "2": "mild", "3": None}, slot_offset=1)

@@ -348,3 +348,19 @@ def test_the_log_says_once_when_rounds_stop_for_want_of_a_production_model_and_w
     assert said[:2] == ["ward rounds assess no camera: no production model", "ward rounds assess the cameras again"]
     # The slots passed without an assessment are on record, and the log says so.
     assert any("recorded as missed" in line for line in said[2:]), said
+
+
+def test_the_board_says_when_no_model_is_in_production_and_so_no_bed_is_assessed(
+    admin_user, clinician, production, patient, client
+):
+    make_camera(admin_user, bed="1", url=face_video(), patient=patient, interval=INTERVAL)
+    client.force_login(clinician)
+    board = client.get("/api/ward/beds/").json()
+    assert board["production_model"] == {"id": production.pk, "name": production.name}
+    assert 'id="ward-no-model" class="notice no-model" role="alert" hidden' in client.get("/ward/").content.decode()
+
+    ModelVersion.objects.filter(pk=production.pk).update(stage=Stage.ARCHIVED)
+    assert client.get("/api/ward/beds/").json()["production_model"] is None
+    page = client.get("/ward/").content.decode()
+    assert 'role="alert">' in page[page.index('id="ward-no-model"') :][:80]
+    assert "There is no model in production" in page
