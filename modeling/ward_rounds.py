@@ -9,9 +9,9 @@ Beat sends a round to the `monitoring` queue every PAINSITE_WARD_TICK_SECONDS. A
    (no worker ran, the worker was busy or dead) are written as one `missed` row: a gap is
    recorded, never silently skipped. A slot whose worker died after claiming it becomes `missed`
    when the next slot is claimed, or is taken again if it is still current once the claim ran out;
-2. reads a frame from each (modeling/ward_frames.py) and finds the face, several cameras at a
-   time, and runs the production model once over all frames with a face (batched VGG16 forward
-   passes);
+2. reads a frame from each (modeling/ward_frames.py), PAINSITE_WARD_READ_THREADS cameras at a
+   time, finds the faces, and runs the production model over all frames with a face (batched
+   VGG16 forward passes);
 3. records each slot: `assessed` with level and probabilities; `no_face` (no level: no face, no
    score); `no_frame` (the camera gave nothing: after two in a row it is shown offline; the first
    frame back brings it online again);

@@ -17,9 +17,10 @@ class RefusalsWithoutTraceback(logging.Filter):
 
 class QuietRoutineTasks(logging.Filter):
     """Beat sends a ward round every second or so: Celery's own "sending due task", "received",
-    "succeeded" and "discarding revoked" (expired in the queue) lines for it would bury everything else in a worker's log. They are dropped at INFO
-    and below; a failed round is still logged, and a round logs what changed itself (a camera
-    offline or back, an alert: modeling/ward_rounds.py)."""
+    "succeeded" and "discarding revoked" (expired in the queue) lines for it would bury everything
+    else in a worker's log. They are dropped at INFO and below; a failed round is still logged, and
+    a round logs what changed itself (a camera offline or back, an alert, missed slots, no
+    production model: modeling/ward_rounds.py)."""
 
     ROUTINE_TASKS = ("modeling.tasks.run_ward_round",)
 
