@@ -43,7 +43,7 @@ needs_redis = pytest.mark.skipif(not redis_available(), reason="needs redis-serv
 # Fast heartbeats and a short staleness limit, so a lost worker is noticed in seconds; many short
 # epochs leave time to act while the run is in them.
 RECOVERY_ENV = {"PAINSITE_TRAINING_HEARTBEAT_SECONDS": "0.5", "PAINSITE_TRAINING_STALE_SECONDS": "4"}
-LONG_RUN = {**SMALL_CONFIG, "epochs": 40, "patience": 40, "batch_size": 4}
+LONG_RUN = {**SMALL_CONFIG, "epochs": 120, "patience": 120, "batch_size": 4}  # over a second of epochs
 
 
 def run_row(run_id: int) -> TrainingRun:

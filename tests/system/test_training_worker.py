@@ -29,8 +29,13 @@ RECOVERY_ENV = {
     "PAINSITE_REAPER_INTERVAL_SECONDS": "1",
     "PAINSITE_TRAINING_MAX_ATTEMPTS": "3",
 }
-# Many short epochs leave time to act while the run is in its epochs.
-LONG_RUN = {**SMALL_CONFIG, "epochs": 40, "patience": 40, "batch_size": 4}
+# Many short epochs leave time to act while the run is in its epochs. An epoch on this tiny data
+# takes about 13 ms (checkpoint and row write included), so 120 epochs last over a second.
+LONG_RUN = {**SMALL_CONFIG, "epochs": 120, "patience": 120, "batch_size": 4}
+# The cancel test's run must still be in its epochs when the cancel arrives, on the fastest CPU too:
+# 40 epochs once ended before it (the run was then cancelled while evaluating). The most epochs a
+# run may have last several seconds; the cancel is seen within a quarter of a second.
+LONGEST_RUN = {**LONG_RUN, "epochs": 500, "patience": 500}
 
 
 def run_row(run_id: int) -> TrainingRun:
@@ -126,8 +131,8 @@ def test_a_run_succeeds_on_a_training_worker_with_the_threads_pool(
 def test_cancel_stops_a_running_run_on_the_worker(researcher, clinician, test_broker_url, worker_log_dir):
     make_dataset(clinician, splits={"clinical": ["train", "val", "test"]})
     with celery_worker(broker_url=test_broker_url, queues=("training",), log_dir=worker_log_dir, **RECOVERY_ENV):
-        run_id = start_run(researcher, **LONG_RUN)["id"]
-        wait_for(lambda: run_row(run_id).epoch >= 1, timeout=180, message="the run's first epoch")
+        run_id = start_run(researcher, **LONGEST_RUN)["id"]
+        wait_for(lambda: run_row(run_id).epoch >= 1, timeout=180, interval=0.05, message="the run's first epoch")
         asked = time.monotonic()
         response = api_client_for(researcher).post(reverse("api-training-run-cancel", args=[run_id]))
         assert response.status_code == 200 and response.json()["cancel_requested"] is True
@@ -140,7 +145,8 @@ def test_cancel_stops_a_running_run_on_the_worker(researcher, clinician, test_br
         {"seconds_from_cancel_to_cancelled": round(stopped_after, 2)},
         broker=test_broker_url.split(":", 1)[0],
     )
-    assert run.status == RunStatus.CANCELLED and run.epoch < LONG_RUN["epochs"]
+    assert run.status == RunStatus.CANCELLED and run.message == "cancelled during training", run.message
+    assert run.epoch < LONGEST_RUN["epochs"]
     assert not ModelVersion.objects.exists()
     assert leftover_files(run_id) == [] and not artifacts.run_artifact_dir(run_id).exists()
 
