@@ -1,7 +1,7 @@
 """What the ward board shows: every bed's state, its trend and its open alerts, as plain JSON.
 
 The board polls this every few seconds from many screens, so it is built in a fixed number of
-queries whatever the number of beds, and `board_etag` (two aggregate queries) answers most polls
+queries whatever the number of beds, and `board_etag` (three small queries) answers most polls
 with 304 before anything else is read. The trend is P(severe) per `TREND_BUCKET_SECONDS`
 (the highest in each bucket: a spike must not be averaged away) over PAINSITE_WARD_TREND_HOURS.
 """
@@ -18,6 +18,7 @@ from django.db.models import Count, ExpressionWrapper, F, IntegerField, Max, Q
 from django.utils import timezone
 
 from modeling.inference import production_version
+from modeling.models import ModelVersion, Stage
 from modeling.ward_models import CameraSource, ReadingKind, SourceStatus, StreamAssessment, WardAlert
 
 TREND_BUCKET_SECONDS = 300
@@ -35,7 +36,9 @@ def board_etag() -> str:
         escalated=Max("escalated_at"),
         open=Count("id", filter=Q(acknowledged_at__isnull=True)),
     )
-    text = f"{sources}|{alerts}|{int(time.time() // ETAG_SECONDS)}"
+    # A promotion or demotion changes what the board says ("no model in production") at once.
+    production = ModelVersion.objects.filter(stage=Stage.PRODUCTION).values_list("pk", flat=True).first()
+    text = f"{sources}|{alerts}|{production}|{int(time.time() // ETAG_SECONDS)}"
     return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from annotation.models import Image, Patient
 from modeling.models import ModelVersion, Stage
 from modeling.patient_timeline import patient_timeline
+from modeling.services import promote_model_version
 from modeling.ward import escalate_overdue_alerts, put_patient_in_bed
 from modeling.ward_frames import CameraReader
 from modeling.ward_models import CameraSource, ReadingKind, SourceStatus, StreamAssessment, WardAlert
@@ -21,6 +22,7 @@ from modeling.ward_rounds import RoundReport, claim_due_slots, run_ward_round
 from painsite.core.models import AdminNotice, AuditEvent
 from tests.annotation.factories import make_patient
 from tests.conftest import api_client_for
+from tests.modeling.tiny_model import make_model_version, tiny_model
 from tests.modeling.ward_data import empty_bed_video, face_video, make_camera, production_model
 
 pytestmark = pytest.mark.django_db
@@ -285,6 +287,20 @@ def test_the_board_answers_304_while_nothing_changed_in_a_fixed_number_of_querie
     round_at(FIRST + 1, reader)
     again = client.get("/api/ward/beds/", HTTP_IF_NONE_MATCH=etag)
     assert again.status_code == 200 and again.headers["ETag"] != etag
+
+
+def test_a_promotion_reaches_an_open_board_at_its_next_poll(admin_user, clinician, production):
+    """The board says which model is in production (or that none is); a screen that already holds
+    the board's ETag must not keep the old answer until the ETag's time bucket turns."""
+    client = api_client_for(clinician)
+    first = client.get("/api/ward/beds/")
+    assert first.json()["production_model"]["name"] == "v1"
+    successor = make_model_version(tiny_model(feature_path="float32"), name="v2", stage=Stage.CANDIDATE)
+    promote_model_version(
+        version=successor, actor=admin_user, reason="better on the shared test snapshot", confirm_random_init=True
+    )
+    again = client.get("/api/ward/beds/", HTTP_IF_NONE_MATCH=first.headers["ETag"])
+    assert again.status_code == 200 and again.json()["production_model"]["name"] == "v2"
 
 
 def test_admins_register_and_change_cameras_and_every_change_of_patient_is_audited(admin_user, patient):
