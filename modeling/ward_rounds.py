@@ -11,7 +11,8 @@ Beat sends a round to the `monitoring` queue every PAINSITE_WARD_TICK_SECONDS. A
    when the next slot is claimed, or is taken again if it is still current once the claim ran out;
 2. reads a frame from each (modeling/ward_frames.py), PAINSITE_WARD_READ_THREADS cameras at a
    time, finds the faces, and runs the production model over all frames with a face (batched
-   VGG16 forward passes);
+   VGG16 forward passes). Cameras shown offline are read too, but the other beds are assessed and
+   recorded without waiting for them: a dead camera's timeout never delays a live bed's reading;
 3. records each slot: `assessed` with level and probabilities; `no_face` (no level: no face, no
    score); `no_frame` (the camera gave nothing: after two in a row it is shown offline; the first
    frame back brings it online again);
@@ -26,6 +27,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -80,8 +82,9 @@ class RoundReport:
     reason: str = ""
 
     def timed(self, name: str, since: float) -> float:
+        """Add the time since `since` to phase `name` (a round may go through a phase twice)."""
         now = time.monotonic()
-        self.phases[name] = round(now - since, 4)
+        self.phases[name] = round(self.phases.get(name, 0.0) + now - since, 4)
         return now
 
     def as_dict(self) -> dict[str, object]:
@@ -112,14 +115,13 @@ def run_ward_round(
     phase = time.monotonic()
     claims = claim_due_slots(worker=worker or worker_name(), report=report, now=now or timezone.now())
     phase = report.timed("claim", phase)
-    if claims:
-        read_frames(claims, reader=reader)
+    for group in read_frames(claims, reader=reader):
         phase = report.timed("read_and_detect", phase)
-        predict_levels(claims, served=served)
+        predict_levels(group, served=served)
         phase = report.timed("forward", phase)
-        for claim in claims:
+        for claim in group:
             record_claim(claim, version_id=served.version_id, report=report)
-        report.timed("record", phase)
+        phase = report.timed("record", phase)
     if report.missed_rows:
         logger.warning(
             "ward round: %s gap(s) of camera slots nobody assessed recorded as missed (no worker ran, or it was busy)",
@@ -203,20 +205,30 @@ def _claim(source: CameraSource, *, current: int, worker: str, now: datetime, re
     return None
 
 
-def read_frames(claims: list[Claim], *, reader: CameraReader) -> None:
+def read_frames(claims: list[Claim], *, reader: CameraReader) -> Iterator[list[Claim]]:
     """Read the cameras PAINSITE_WARD_READ_THREADS at a time (waiting on a camera and decoding its
-    frame release the GIL), so cameras that hang cost the round one timeout, not one each; then
-    find the faces here, one frame after the other (OpenCV's detector already uses every core)."""
-    threads = min(settings.PAINSITE_WARD_READ_THREADS, len(claims))
-    if threads <= 1:
-        frames = [reader.read(claim.source.pk, claim.source.url) for claim in claims]
-    else:
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ward-camera") as pool:
-            frames = list(pool.map(lambda claim: reader.read(claim.source.pk, claim.source.url), claims))
-    for claim, frame in zip(claims, frames):
-        claim.frame = frame
-        if frame is not None:
-            claim.face_box = detect_face(PILImage.fromarray(frame.pixels))
+    frame release the GIL), so cameras that hang cost the round one timeout, not one each, and
+    find the faces here, one frame after the other (OpenCV's detector already uses every core).
+
+    Yields the claims in two groups, each once its frames are in and its faces found: first the
+    cameras not shown offline, then those shown offline. A camera that stopped giving frames waits
+    out its timeout on every round until it returns; the live beds are assessed meanwhile."""
+    if not claims:
+        return
+    live = [claim for claim in claims if claim.source.status != SourceStatus.OFFLINE]
+    waiting = [claim for claim in claims if claim.source.status == SourceStatus.OFFLINE]
+    threads = max(1, min(settings.PAINSITE_WARD_READ_THREADS, len(claims)))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ward-camera") as pool:
+        # Submitted live cameras first: with one thread they are read first too.
+        reads = [pool.submit(reader.read, claim.source.pk, claim.source.url) for claim in live + waiting]
+        for group, group_reads in ((live, reads[: len(live)]), (waiting, reads[len(live) :])):
+            if not group:
+                continue
+            for claim, read in zip(group, group_reads):
+                claim.frame = read.result()
+                if claim.frame is not None:
+                    claim.face_box = detect_face(PILImage.fromarray(claim.frame.pixels))
+            yield group
 
 
 def predict_levels(claims: list[Claim], *, served: ServedModel) -> None:

@@ -1,7 +1,8 @@
 """Network cameras: an HTTP motion-JPEG stream on a real socket (tests/modeling/live_camera.py),
 read by the same OpenCV code a ward's IP cameras are. The newest frame is assessed, not one that
-waited in a buffer; a camera that freezes costs a round its timeout and no more; a camera unplugged
-and plugged back is read again without a worker restart."""
+waited in a buffer; a camera that freezes costs a round its timeout and no more, and once it is
+shown offline not even that to the other beds; a camera unplugged and plugged back is read again
+without a worker restart."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from modeling.ward_frames import CameraReader
-from modeling.ward_models import ReadingKind, SourceStatus, StreamAssessment
+from modeling.ward_models import CameraSource, ReadingKind, SourceStatus, StreamAssessment
 from modeling.ward_rounds import run_ward_round
 from painsite.synthetic_faces.video import face_frames
 from tests.annotation.factories import make_patient
@@ -77,6 +78,7 @@ class TimedReader(CameraReader):
     def __init__(self) -> None:
         super().__init__()  # the timeout from the settings, as in the worker
         self.reads: dict[int, list[tuple[float, float]]] = {}
+        self.last_read_ended_at: dict[int, float] = {}  # wall clock, to compare with rows' times
 
     def read(self, camera_id: int, url: str, *, now: float | None = None):
         began = time.monotonic()
@@ -84,6 +86,7 @@ class TimedReader(CameraReader):
             return super().read(camera_id, url, now=now)
         finally:
             self.reads.setdefault(camera_id, []).append((began, time.monotonic()))
+            self.last_read_ended_at[camera_id] = time.time()
 
 
 def test_a_round_assesses_a_live_camera_and_frozen_ones_do_not_hold_up_the_other_beds(admin_user, camera, settings):
@@ -135,6 +138,40 @@ def test_a_round_assesses_a_live_camera_and_frozen_ones_do_not_hold_up_the_other
         reader.close_all()
         for each in frozen:
             each.unplug()
+
+
+def test_a_camera_shown_offline_is_still_tried_but_the_live_beds_are_recorded_before_its_timeout(
+    admin_user, camera, settings
+):
+    settings.PAINSITE_WARD_CAMERA_TIMEOUT_SECONDS = TIMEOUT
+    production_model()
+    dead = MJPEGCamera(face_frames(seed=FACE_SEED, nrs=8)[0], fps=10).plug_in()
+    dead.stalled.set()  # it accepts the connection and sends nothing
+    reader = TimedReader()
+    try:
+        live = make_camera(admin_user, bed="1", url=camera.url, patient=make_patient("P-211"), interval=INTERVAL)
+        stuck = make_camera(admin_user, bed="2", url=dead.url, patient=make_patient("P-212"), interval=INTERVAL)
+        CameraSource.objects.filter(pk=stuck.pk).update(status=SourceStatus.OFFLINE, failed_grabs=2)
+        slot = int(timezone.now().timestamp() // INTERVAL)
+
+        report = run_ward_round(reader=reader, worker="test", now=at_slot(slot))
+        assert (report.assessed, report.no_frame) == (1, 1), report.as_dict()
+        assessed = StreamAssessment.objects.get(source=live, slot=slot)
+        assert assessed.kind == ReadingKind.ASSESSED
+        # Recorded while the dead camera was still being waited for, not after its timeout.
+        assert assessed.assessed_at.timestamp() < reader.last_read_ended_at[stuck.pk], (
+            assessed.assessed_at.timestamp(),
+            reader.last_read_ended_at[stuck.pk],
+        )
+        assert StreamAssessment.objects.get(source=stuck, slot=slot).kind == ReadingKind.NO_FRAME
+
+        dead.stalled.clear()
+        run_ward_round(reader=reader, worker="test", now=at_slot(slot + 1))
+        stuck.refresh_from_db()
+        assert stuck.status == SourceStatus.ONLINE  # tried every round, so back by itself
+    finally:
+        reader.close_all()
+        dead.unplug()
 
 
 def at_slot(slot: int):
