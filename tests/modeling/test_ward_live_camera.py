@@ -108,6 +108,11 @@ def test_a_round_assesses_a_live_camera_and_frozen_ones_do_not_hold_up_the_other
 
         for each in frozen:
             each.stalled.set()
+        # The frames they sent while round one assessed and recorded wait in the open connections,
+        # and a busy machine can take one of them for a fresh frame (modeling/ward_frames.py,
+        # BUFFERED_GRAB_SECONDS): the round connects anew to cameras that now send nothing.
+        reader.close(stuck.pk)
+        reader.close(also_stuck.pk)
         reader.reads.clear()
         second = run_ward_round(reader=reader, worker="test", now=at_slot(slot + 1))
         assert (second.assessed, second.no_frame) == (2, 2), second.as_dict()
