@@ -55,6 +55,11 @@ def production_version() -> ModelVersion | None:
     return ModelVersion.objects.filter(stage=Stage.PRODUCTION).first()
 
 
+def production_version_id() -> int | None:
+    """The production version's id alone (one indexed read, for ETags and other cheap checks)."""
+    return ModelVersion.objects.filter(stage=Stage.PRODUCTION).values_list("pk", flat=True).first()
+
+
 def resolve_version(requested: int | str | None = None) -> ModelVersion:
     """The version to assess with: the production one by default, or the one asked for by id or
     name, as long as it is not archived."""

@@ -17,8 +17,7 @@ from django.conf import settings
 from django.db.models import Count, ExpressionWrapper, F, IntegerField, Max, Q
 from django.utils import timezone
 
-from modeling.inference import production_version
-from modeling.models import ModelVersion, Stage
+from modeling.inference import production_version, production_version_id
 from modeling.ward_models import CameraSource, ReadingKind, SourceStatus, StreamAssessment, WardAlert
 
 TREND_BUCKET_SECONDS = 300
@@ -37,8 +36,7 @@ def board_etag() -> str:
         open=Count("id", filter=Q(acknowledged_at__isnull=True)),
     )
     # A promotion or demotion changes what the board says ("no model in production") at once.
-    production = ModelVersion.objects.filter(stage=Stage.PRODUCTION).values_list("pk", flat=True).first()
-    text = f"{sources}|{alerts}|{production}|{int(time.time() // ETAG_SECONDS)}"
+    text = f"{sources}|{alerts}|{production_version_id()}|{int(time.time() // ETAG_SECONDS)}"
     return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
 
 
