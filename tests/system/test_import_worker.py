@@ -33,6 +33,9 @@ def test_a_worker_imports_an_archive_with_threads_in_manifest_order(
         assert response.status_code == 202, response.json()
         job_id = response.json()["id"]
         wait_for(lambda: ImportJob.objects.get(pk=job_id).is_finished, timeout=120, message="the import to finish")
+        # The task removes the uploaded archive just after the job's final commit: stopping the
+        # worker in between would leave it (a retry of the task removes it).
+        wait_for(lambda: not ImportJob.objects.get(pk=job_id).archive, timeout=30, message="the archive to go")
         log = worker.log()
 
     job = ImportJob.objects.get(pk=job_id)
